@@ -1,0 +1,48 @@
+/** Every file is cut into pieces of this size; the last piece may be shorter (DESIGN.md). */
+export const PIECE_SIZE = 512 * 1024;
+
+/** Length of a SHA1 digest in bytes. */
+export const SHA1_LENGTH = 20;
+
+/**
+ * Largest peer-wire frame: one whole piece plus its `piece` header, with slack.
+ * A larger length prefix is refused before a byte of the body is buffered.
+ */
+export const MAX_FRAME_LENGTH = PIECE_SIZE + 64;
+
+/** Largest ticket carried in a handshake (a signed JSON payload is ~250 bytes). */
+export const MAX_TICKET_LENGTH = 2048;
+
+/** Peer-wire protocol version carried in every handshake. */
+export const WIRE_VERSION = 1;
+
+/** Ids: 1..32 characters from this set (documented in `help`). */
+export const ID_PATTERN = /^[A-Za-z0-9_.-]{1,32}$/;
+export const ID_RULE = "1-32 characters: letters, digits, '_', '-' or '.'";
+
+/** Passwords: 1..128 characters, anything printable but they may not be empty. */
+export const MAX_PASSWORD_LENGTH = 128;
+
+/** File names within a group (see validateFileName). */
+export const MAX_FILE_NAME_LENGTH = 255;
+
+/**
+ * Largest file the tracker registers: the piece list travels in one JSON body
+ * (27 base64 characters a piece), and this keeps that body under MAX_BODY_BYTES.
+ */
+export const MAX_PIECES = 131_072; // 64 GiB
+export const MAX_FILE_SIZE = MAX_PIECES * PIECE_SIZE;
+
+/** Tracker HTTP body bound: the piece list of the largest file, with slack. */
+export const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+/** A peer not heard from (heartbeat) within this many ms is offline and never handed out. */
+export const PEER_TTL_MS = 30_000;
+/** Clients send a heartbeat this often (a third of the TTL, so one lost beat is harmless). */
+export const HEARTBEAT_INTERVAL_MS = 10_000;
+
+/** Download tickets are short-lived; downloaders fetch a fresh one with each peer-list refresh. */
+export const TICKET_TTL_MS = 10 * 60_000;
+
+/** Client → tracker request timeout before failing over to the next tracker. */
+export const TRACKER_TIMEOUT_MS = 3_000;

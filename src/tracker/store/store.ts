@@ -1,0 +1,139 @@
+/**
+ * The tracker's store: every rule of DESIGN.md ("Rules the tracker enforces")
+ * that needs the directory's state is one method here, run atomically, so that
+ * two trackers racing on the same action get one success and one GsError.
+ *
+ * One implementation of the rules (SqlStore) runs over two SQL drivers
+ * (SQLite, PostgreSQL); test/compliance runs the same suite against both.
+ * Times are passed in (`now`, ms since the epoch) so tests control the clock.
+ */
+
+export interface UserRecord {
+  userId: string;
+  /** scrypt hash with its salt and parameters, encoded by tracker/passwords.ts. */
+  passwordHash: string;
+}
+
+export interface SessionRecord {
+  userId: string;
+  /** ip:port of the client's peer server, handed to downloaders while online. */
+  peerAddr: string;
+  createdAt: number;
+  lastSeen: number;
+}
+
+export type GroupRole = "owner" | "member" | "pending" | "none";
+
+export interface GroupSummary {
+  groupId: string;
+  owner: string;
+  members: number;
+  /** The asking user's relation to the group. */
+  role: GroupRole;
+}
+
+export interface JoinRequest {
+  userId: string;
+  requestedAt: number;
+}
+
+export interface LeaveResult {
+  /** The member who became owner when the owner left. */
+  newOwner?: string;
+  /** True when the last member left and the group is gone. */
+  deleted: boolean;
+}
+
+export interface FileMeta {
+  name: string;
+  size: number;
+  /** Whole-file SHA1, 40 lowercase hex characters. */
+  sha1: string;
+  /** Every piece's SHA1, 20 bytes each, concatenated in piece order. */
+  pieces: Buffer;
+}
+
+export interface FileSummary {
+  name: string;
+  size: number;
+  sha1: string;
+  /** Sharers (complete or partial) whose session is online now. */
+  sharersOnline: number;
+  /** Of those, the ones holding the whole file. */
+  seedersOnline: number;
+}
+
+export interface PeerRecord {
+  userId: string;
+  peerAddr: string;
+  complete: boolean;
+}
+
+export interface SigningKey {
+  /** Ed25519 keys, PEM (SPKI / PKCS8). */
+  publicKey: string;
+  privateKey: string;
+}
+
+export interface Store {
+  /** USER_EXISTS when taken. */
+  createUser(user: UserRecord, now: number): Promise<void>;
+  getUser(userId: string): Promise<UserRecord | undefined>;
+
+  /**
+   * A user is logged in from one client at a time: this replaces any earlier
+   * session of the user (the old token stops working, its address stops being
+   * handed out) and clears the user's shares, which the new client announces again.
+   */
+  createSession(tokenHash: string, userId: string, peerAddr: string, now: number): Promise<void>;
+  /** The session if it exists (online or not: callers compare lastSeen). */
+  getSession(tokenHash: string): Promise<SessionRecord | undefined>;
+  /** Heartbeat: false when the session no longer exists. */
+  touchSession(tokenHash: string, now: number): Promise<boolean>;
+  /** Logout: the session ends and the user's shares are cleared. */
+  deleteSession(tokenHash: string): Promise<void>;
+
+  /** GROUP_EXISTS when taken; the creator owns the group and is its first member. */
+  createGroup(groupId: string, owner: string, now: number): Promise<void>;
+  /** Every group, with the asking user's role in each, ordered by id. */
+  listGroups(userId: string): Promise<GroupSummary[]>;
+  /** GROUP_NOT_FOUND, ALREADY_MEMBER, REQUEST_EXISTS. */
+  requestJoin(groupId: string, userId: string, now: number): Promise<void>;
+  /** GROUP_NOT_FOUND, NOT_OWNER. Oldest first. */
+  listRequests(groupId: string, ownerId: string): Promise<JoinRequest[]>;
+  /** GROUP_NOT_FOUND, NOT_OWNER, ALREADY_MEMBER, REQUEST_NOT_FOUND. */
+  acceptRequest(groupId: string, ownerId: string, userId: string, now: number): Promise<void>;
+  /**
+   * GROUP_NOT_FOUND, NOT_MEMBER (a pending request is withdrawn instead, with
+   * deleted=false). The leaver's shares in the group end; an owner who leaves hands
+   * the group to the member who joined earliest; the last member's leaving deletes it.
+   */
+  leaveGroup(groupId: string, userId: string): Promise<LeaveResult>;
+  /** GROUP_NOT_FOUND, NOT_MEMBER. */
+  assertMember(groupId: string, userId: string): Promise<void>;
+
+  /**
+   * Registers a file (or, for the same content under the same name, adds the user
+   * as a sharer) and makes the user a sharer. FILE_EXISTS when the name is taken by
+   * other content. GROUP_NOT_FOUND, NOT_MEMBER.
+   */
+  addFile(groupId: string, userId: string, file: FileMeta, complete: boolean, now: number): Promise<void>;
+  /** Every file of the group, by name, with online sharer counts. GROUP_NOT_FOUND, NOT_MEMBER. */
+  listFiles(groupId: string, userId: string, now: number): Promise<FileSummary[]>;
+  /** GROUP_NOT_FOUND, NOT_MEMBER, FILE_NOT_FOUND. */
+  getFile(groupId: string, name: string, userId: string): Promise<FileMeta>;
+  /** Online sharers of a file, the asking user excluded. */
+  listPeers(groupId: string, name: string, userId: string, now: number): Promise<PeerRecord[]>;
+  /** Announce a (partial or complete) share of a registered file. GROUP_NOT_FOUND, NOT_MEMBER, FILE_NOT_FOUND. */
+  addShare(groupId: string, name: string, userId: string, complete: boolean, now: number): Promise<void>;
+  /** stop_share. NOT_SHARING when the user does not share it. */
+  removeShare(groupId: string, name: string, userId: string): Promise<void>;
+
+  /**
+   * The one ticket-signing key that every tracker uses: the first caller's
+   * `generated` key is stored; every caller, racing or not, gets the stored one.
+   */
+  signingKey(generated: SigningKey): Promise<SigningKey>;
+
+  close(): Promise<void>;
+}
