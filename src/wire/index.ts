@@ -1,0 +1,38 @@
+// The peer wire: frame codec and messages, no sockets, no files (depends only on shared/).
+export {
+  decodeMessage,
+  encodeBitfield,
+  encodeCancel,
+  encodeHandshake,
+  encodeHave,
+  encodeKeepAlive,
+  encodePieceHeader,
+  encodeReject,
+  encodeRequest,
+  FrameDecoder,
+  type FrameDecoderOptions,
+  PIECE_HEADER_LENGTH,
+} from "./frames.js";
+export {
+  type BitfieldMessage,
+  type CancelMessage,
+  type FileGeometry,
+  fileGeometry,
+  type HandshakeMessage,
+  type HaveMessage,
+  isRejectCode,
+  MAX_REJECT_REASON_LENGTH,
+  type Message,
+  MessageId,
+  type PieceMessage,
+  pieceLength,
+  RejectCode,
+  type RejectCodeName,
+  type RejectMessage,
+  type RequestMessage,
+  rejectCodeName,
+  WIRE_ERROR_CODES,
+  WireError,
+  type WireErrorCode,
+} from "./messages.js";
+export { Wire, type WireEvents, type WireOptions } from "./wire.js";
