@@ -1,0 +1,420 @@
+import type { KeyObject } from "node:crypto";
+import { stat } from "node:fs/promises";
+import { basename, resolve } from "node:path";
+import { Bitfield } from "../shared/bitfield.js";
+import { HEARTBEAT_INTERVAL_MS } from "../shared/constants.js";
+import { GsError } from "../shared/errors.js";
+import { checkFileName, checkId } from "../shared/ids.js";
+import { publicKeyFromPem } from "../shared/tickets.js";
+import { formatHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
+import { DownloadManager, type DownloadStatus } from "./download/manager.js";
+import { formatBytes } from "./format.js";
+import { hashFile } from "./hasher.js";
+import { PeerServer } from "./peerServer.js";
+import { pieceCountOf, ShareRegistry } from "./shares.js";
+import { type ShareState, StateFile, type UserState } from "./state.js";
+import { quoteWord } from "./tokenize.js";
+import { TrackerClient } from "./trackerClient.js";
+
+/** Where the client's asynchronous news goes (download ends, warnings). */
+export interface ClientEvents {
+  event(line: string): void;
+  warn(line: string): void;
+  progress?(label: string, done: number, total: number): void;
+}
+
+export interface ClientOptions {
+  trackers: TrackerAddress[];
+  host: string;
+  port: number;
+  stateDir: string;
+  events: ClientEvents;
+  trackerTimeoutMs?: number;
+}
+
+interface GroupSummary {
+  groupId: string;
+  owner: string;
+  members: number;
+  role: string;
+}
+
+interface FileSummary {
+  name: string;
+  size: number;
+  sha1: string;
+  sharersOnline: number;
+  seedersOnline: number;
+}
+
+interface Login {
+  userId: string;
+  state: UserState;
+  stateFile: StateFile;
+  heartbeat: NodeJS.Timeout;
+}
+
+/**
+ * One user's client: the tracker session, what it shares, its downloads and its
+ * peer server. Each command method returns the lines to print, or throws GsError.
+ */
+export class GroupshareClient {
+  readonly tracker: TrackerClient;
+  readonly shares = new ShareRegistry();
+  readonly peerServer: PeerServer;
+  readonly downloads: DownloadManager;
+  readonly #opts: ClientOptions;
+  #login: Login | undefined;
+  #publicKey: KeyObject | undefined;
+
+  constructor(opts: ClientOptions) {
+    this.#opts = opts;
+    this.tracker = new TrackerClient({ trackers: opts.trackers, timeoutMs: opts.trackerTimeoutMs });
+    this.peerServer = new PeerServer({
+      shares: this.shares,
+      publicKey: () => this.#publicKey,
+      warn: (line) => opts.events.warn(line),
+    });
+    this.downloads = new DownloadManager({
+      tracker: this.tracker,
+      shares: this.shares,
+      events: opts.events,
+      selfAddr: this.peerAddr,
+      onStateChange: () => void this.#saveState(),
+      onComplete: (share) => this.recordCompletedShare(share),
+    });
+  }
+
+  get peerAddr(): string {
+    return formatHostPort(this.#opts.host, this.#opts.port);
+  }
+
+  get userId(): string | undefined {
+    return this.#login?.userId;
+  }
+
+  /** Starts the peer server on IP:PORT; a port in use is an error here, at start. */
+  async start(): Promise<void> {
+    await this.peerServer.listen(this.#opts.host, this.#opts.port);
+  }
+
+  #requireLogin(): Login {
+    if (!this.#login) throw new GsError("UNAUTHORIZED", "not logged in");
+    return this.#login;
+  }
+
+  async createUser(userId: string, password: string): Promise<string[]> {
+    checkId("user id", userId);
+    await this.tracker.call("POST", "/v1/users", { userId, password });
+    return [`user ${userId} created; log in with: login ${userId} <passwd>`];
+  }
+
+  async login(userId: string, password: string): Promise<string[]> {
+    checkId("user id", userId);
+    if (this.#login) {
+      throw new GsError("BAD_REQUEST", `already logged in as ${this.#login.userId}: logout first`);
+    }
+    const { token } = await this.tracker.call<{ token: string }>("POST", "/v1/sessions", {
+      userId,
+      password,
+      peerAddr: this.peerAddr,
+    });
+    this.tracker.token = token;
+    const { publicKey } = await this.tracker.call<{ publicKey: string }>("GET", "/v1/keys");
+    this.#publicKey = publicKeyFromPem(publicKey);
+    const stateFile = new StateFile(this.#opts.stateDir, userId);
+    const state = await stateFile.load();
+    const heartbeat = setInterval(() => void this.#heartbeat(), HEARTBEAT_INTERVAL_MS);
+    this.#login = { userId, state, stateFile, heartbeat };
+    const lines = [`logged in as ${userId}`];
+    lines.push(...(await this.#reshare(state)));
+    lines.push(...this.downloads.resumeAll(state.downloads));
+    return lines;
+  }
+
+  /** Shares again what the user shared before, if each file is unchanged on disk. */
+  async #reshare(state: UserState): Promise<string[]> {
+    const lines: string[] = [];
+    const kept: ShareState[] = [];
+    for (const s of state.shares) {
+      const what = `[${s.groupId}] ${quoteWord(s.name)}`;
+      let st: Awaited<ReturnType<typeof stat>> | undefined;
+      try {
+        st = await stat(s.path);
+      } catch {
+        st = undefined;
+      }
+      if (!st?.isFile() || st.size !== s.size || st.mtimeMs !== s.mtimeMs) {
+        this.#opts.events.warn(
+          `warning: not sharing ${what} again: ${s.path} ${st ? "changed since it was shared" : "is gone"}`,
+        );
+        continue;
+      }
+      try {
+        await this.tracker.call("POST", this.#filePath(s.groupId, s.name, "shares"), { complete: true });
+      } catch (err) {
+        if (err instanceof GsError && err.code === "TRACKER_UNAVAILABLE") throw err;
+        this.#opts.events.warn(`warning: not sharing ${what} again: ${(err as Error).message}`);
+        continue;
+      }
+      this.shares.add(s.groupId, s.name, {
+        sha1: s.sha1,
+        size: s.size,
+        path: s.path,
+        have: Bitfield.full(pieceCountOf(s.size)),
+        mtimeMs: s.mtimeMs,
+      });
+      kept.push(s);
+    }
+    if (kept.length > 0) lines.push(`sharing again: ${kept.length} file${kept.length === 1 ? "" : "s"}`);
+    state.shares = kept;
+    await this.#saveState();
+    return lines;
+  }
+
+  async #heartbeat(): Promise<void> {
+    if (!this.#login) return;
+    try {
+      await this.tracker.call("POST", "/v1/heartbeat", {});
+    } catch (err) {
+      if (err instanceof GsError && err.code === "UNAUTHORIZED" && this.#login) {
+        this.#opts.events.warn("warning: your session ended (this user logged in elsewhere?): logged out here");
+        await this.#endLogin();
+      }
+      // a tracker outage is retried at the next beat; commands report it themselves
+    }
+  }
+
+  #saveState(): Promise<void> {
+    const l = this.#login;
+    if (!l) return Promise.resolve();
+    l.state.downloads = this.downloads.snapshot();
+    return l.stateFile.save(l.state).catch((err) => {
+      this.#opts.events.warn(`warning: cannot save state to ${l.stateFile.path}: ${(err as Error).message}`);
+    });
+  }
+
+  /** Local side of logout: stop serving and downloading, keep the state on disk for the next login. */
+  async #endLogin(): Promise<number> {
+    const l = this.#login;
+    if (!l) return 0;
+    clearInterval(l.heartbeat);
+    await this.#saveState();
+    const n = this.shares.all().length;
+    await this.downloads.stopAll();
+    l.state.downloads = this.downloads.snapshot(); // stopAll keeps them for resume
+    this.shares.clear();
+    this.#login = undefined;
+    this.tracker.token = undefined;
+    return n;
+  }
+
+  async logout(): Promise<string[]> {
+    const l = this.#requireLogin();
+    try {
+      await this.tracker.call("DELETE", "/v1/sessions");
+    } finally {
+      const saved = this.downloads.snapshot();
+      const n = await this.#endLogin();
+      l.state.downloads = saved;
+      await l.stateFile.save(l.state);
+      return [`logged out ${l.userId}; stopped sharing ${n} file${n === 1 ? "" : "s"}`];
+    }
+  }
+
+  async createGroup(groupId: string): Promise<string[]> {
+    this.#requireLogin();
+    checkId("group id", groupId);
+    await this.tracker.call("POST", "/v1/groups", { groupId });
+    return [`group ${groupId} created; you own it`];
+  }
+
+  async joinGroup(groupId: string): Promise<string[]> {
+    this.#requireLogin();
+    checkId("group id", groupId);
+    await this.tracker.call("POST", `/v1/groups/${enc(groupId)}/requests`, {});
+    return [`asked to join ${groupId}; the owner must accept the request`];
+  }
+
+  async leaveGroup(groupId: string): Promise<string[]> {
+    const l = this.#requireLogin();
+    checkId("group id", groupId);
+    const r = await this.tracker.call<{ newOwner?: string; deleted: boolean }>(
+      "POST",
+      `/v1/groups/${enc(groupId)}/leave`,
+      {},
+    );
+    // leaving a group stops sharing its files
+    for (const f of this.shares.all()) if (f.groups.has(groupId)) this.shares.remove(f.sha1, groupId);
+    l.state.shares = l.state.shares.filter((s) => s.groupId !== groupId);
+    this.downloads.cancelGroup(groupId);
+    await this.#saveState();
+    let line = `left group ${groupId}`;
+    if (r.deleted) line += "; it had no other member and is deleted";
+    else if (r.newOwner) line += `; ${r.newOwner} owns it now`;
+    return [line];
+  }
+
+  async listRequests(groupId: string): Promise<string[]> {
+    this.#requireLogin();
+    checkId("group id", groupId);
+    const { requests } = await this.tracker.call<{ requests: { userId: string; requestedAt: number }[] }>(
+      "GET",
+      `/v1/groups/${enc(groupId)}/requests`,
+    );
+    if (requests.length === 0) return [`(no pending requests for ${groupId})`];
+    return requests.map((r) => `${r.userId}  requested ${new Date(r.requestedAt).toISOString()}`);
+  }
+
+  async acceptRequest(groupId: string, userId: string): Promise<string[]> {
+    this.#requireLogin();
+    checkId("group id", groupId);
+    checkId("user id", userId);
+    await this.tracker.call("POST", `/v1/groups/${enc(groupId)}/requests/${enc(userId)}/accept`, {});
+    return [`${userId} is now a member of ${groupId}`];
+  }
+
+  async listGroups(): Promise<string[]> {
+    this.#requireLogin();
+    const { groups } = await this.tracker.call<{ groups: GroupSummary[] }>("GET", "/v1/groups");
+    if (groups.length === 0) return ["(no groups yet: create_group <group_id>)"];
+    return groups.map(
+      (g) =>
+        `${g.groupId}  owner=${g.owner}  members=${g.members}${g.role === "none" ? "" : `  you=${g.role}`}`,
+    );
+  }
+
+  async listFiles(groupId: string): Promise<string[]> {
+    this.#requireLogin();
+    checkId("group id", groupId);
+    const { files } = await this.tracker.call<{ files: FileSummary[] }>("GET", `/v1/groups/${enc(groupId)}/files`);
+    if (files.length === 0) return [`(no files in ${groupId} yet: upload_file <file_path> ${groupId})`];
+    return files.map((f) => {
+      const avail =
+        f.sharersOnline === 0
+          ? "unavailable (no sharer online)"
+          : `${f.sharersOnline} sharer${f.sharersOnline === 1 ? "" : "s"} online (${f.seedersOnline} complete)`;
+      return `${quoteWord(f.name)}  ${formatBytes(f.size)} (${f.size} bytes)  ${avail}  sha1=${f.sha1}`;
+    });
+  }
+
+  async uploadFile(filePath: string, groupId: string): Promise<string[]> {
+    const l = this.#requireLogin();
+    checkId("group id", groupId);
+    const path = resolve(filePath);
+    let st: Awaited<ReturnType<typeof stat>>;
+    try {
+      st = await stat(path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new GsError("BAD_REQUEST", `cannot read ${filePath}: ${code === "ENOENT" ? "no such file" : code}`);
+    }
+    if (!st.isFile()) throw new GsError("BAD_REQUEST", `${filePath} is not a regular file`);
+    const name = checkFileName(basename(path));
+    // check membership before hashing a large file for nothing
+    await this.tracker.call("GET", `/v1/groups/${enc(groupId)}/files`);
+    let hashes: Awaited<ReturnType<typeof hashFile>>;
+    try {
+      hashes = await hashFile(path, (done, total) => this.#opts.events.progress?.(`hashing ${name}`, done, total));
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new GsError("BAD_REQUEST", `cannot read ${filePath}: ${e.code ?? e.message}`);
+    }
+    await this.tracker.call("POST", `/v1/groups/${enc(groupId)}/files`, {
+      name,
+      size: hashes.size,
+      sha1: hashes.sha1,
+      pieces: hashes.pieces.toString("base64"),
+    });
+    this.shares.add(groupId, name, {
+      sha1: hashes.sha1,
+      size: hashes.size,
+      path,
+      have: Bitfield.full(pieceCountOf(hashes.size)),
+      mtimeMs: hashes.mtimeMs,
+    });
+    l.state.shares = l.state.shares.filter((s) => !(s.groupId === groupId && s.name === name));
+    l.state.shares.push({ groupId, name, path, sha1: hashes.sha1, size: hashes.size, mtimeMs: hashes.mtimeMs });
+    await this.#saveState();
+    const pieces = pieceCountOf(hashes.size);
+    return [
+      `uploaded ${quoteWord(name)} to ${groupId}: ${formatBytes(hashes.size)}, ${pieces} piece${pieces === 1 ? "" : "s"}, sha1 ${hashes.sha1}; sharing it`,
+    ];
+  }
+
+  async downloadFile(groupId: string, name: string, destination: string): Promise<string[]> {
+    this.#requireLogin();
+    checkId("group id", groupId);
+    checkFileName(name);
+    return [await this.downloads.start(groupId, name, destination)];
+  }
+
+  showDownloads(): string[] {
+    const list = this.downloads.list();
+    if (list.length === 0) return ["(no downloads)"];
+    return list.map(formatDownload);
+  }
+
+  async stopShare(groupId: string, name: string): Promise<string[]> {
+    const l = this.#requireLogin();
+    checkId("group id", groupId);
+    checkFileName(name);
+    await this.tracker.call("DELETE", this.#filePath(groupId, name, "shares"));
+    const f = this.shares.find(groupId, name);
+    if (f) this.shares.remove(f.sha1, groupId);
+    l.state.shares = l.state.shares.filter((s) => !(s.groupId === groupId && s.name === name));
+    this.downloads.cancel(groupId, name);
+    await this.#saveState();
+    return [`stopped sharing ${quoteWord(name)} in ${groupId}`];
+  }
+
+  /** What this client serves, with bytes served: one line per shared file. */
+  showShares(): string[] {
+    this.#requireLogin();
+    const all = this.shares.all();
+    if (all.length === 0) return ["(not sharing anything)"];
+    return all.flatMap((f) =>
+      [...f.groups].map(
+        ([g, name]) =>
+          `[${g}] ${quoteWord(name)}  ${f.have.count}/${f.pieceCount} pieces  served=${f.servedBytes} bytes  ${f.path}`,
+      ),
+    );
+  }
+
+  /** Called by the download manager when a download completes: it becomes a share that survives logout. */
+  recordCompletedShare(s: ShareState): void {
+    const l = this.#login;
+    if (!l) return;
+    l.state.shares = l.state.shares.filter((x) => !(x.groupId === s.groupId && x.name === s.name));
+    l.state.shares.push(s);
+    void this.#saveState();
+  }
+
+  #filePath(groupId: string, name: string, tail: string): string {
+    return `/v1/groups/${enc(groupId)}/files/${enc(name)}/${tail}`;
+  }
+
+  /** At the end of a script: wait for downloads in flight (each bounded by its own retry schedule). */
+  whenDownloadsDone(): Promise<void> {
+    return this.downloads.whenIdle();
+  }
+
+  /** quit/exit: go offline at the tracker now (peers stop being handed our address), keep the state. */
+  async close(): Promise<void> {
+    if (this.#login) {
+      await this.tracker.call("DELETE", "/v1/sessions").catch(() => {});
+      await this.#endLogin();
+    }
+    await this.peerServer.close();
+  }
+}
+
+function enc(s: string): string {
+  return encodeURIComponent(s);
+}
+
+export function formatDownload(d: DownloadStatus): string {
+  const head = `[${d.state === "complete" ? "C" : "D"}] [${d.groupId}] ${d.name}`;
+  if (d.state === "complete") return head;
+  return `${head}  ${d.detail}`;
+}

@@ -1,0 +1,470 @@
+import { createHash } from "node:crypto";
+import { type FileHandle, link, open, stat, unlink } from "node:fs/promises";
+import { Bitfield } from "../../shared/bitfield.js";
+import { PIECE_SIZE, SHA1_LENGTH } from "../../shared/constants.js";
+import { GsError } from "../../shared/errors.js";
+import { parseHostPort } from "../../shared/trackerInfo.js";
+import type { PieceMessage } from "../../wire/index.js";
+import type { ClientEvents } from "../client.js";
+import { formatBytes, formatRate } from "../format.js";
+import { pieceCountOf, pieceLength, type ShareRegistry } from "../shares.js";
+import type { DownloadState, ShareState } from "../state.js";
+import { quoteWord } from "../tokenize.js";
+import type { TrackerClient } from "../trackerClient.js";
+import { type LinkOwner, PeerLink } from "./peerLink.js";
+import { PiecePicker } from "./picker.js";
+
+/** Peers connected at once per download. */
+const MAX_PEERS = 8;
+/** Ask the tracker for new peers (and a fresh ticket) this often while downloading. */
+const REFRESH_MS = 5_000;
+/** When no sharer has a missing piece: wait this long before each new try... */
+const RETRY_SCHEDULE_MS = [1_000, 2_000, 4_000, 8_000, 15_000, 30_000];
+/** ...and give up after this long without progress (a script's end waits at most this). */
+const GIVE_UP_MS = 10 * 60_000;
+/** Save the verified-piece bitfield at most this often (a crash refetches at most this much). */
+const SAVE_EVERY_MS = 1_000;
+/** Speed is averaged over this window. */
+const SPEED_WINDOW_MS = 5_000;
+
+export type DownloadPhase = "starting" | "downloading" | "waiting" | "verifying" | "complete" | "failed" | "stopped";
+
+interface FileInfo {
+  name: string;
+  size: number;
+  sha1: string;
+  pieces: string;
+}
+
+interface Grant {
+  ticket: string;
+  peers: { userId: string; addr: string; complete: boolean }[];
+}
+
+export interface DownloadDeps {
+  tracker: TrackerClient;
+  shares: ShareRegistry;
+  events: ClientEvents;
+  selfAddr: string;
+  /** Something worth saving changed (a piece, the end). */
+  onStateChange(): void;
+  /** The download completed and is now a share of a complete file. */
+  onComplete(share: ShareState): void;
+}
+
+/** A promise that a timer or an event can settle, whichever comes first. */
+class Wakeup {
+  #wake: (() => void) | undefined;
+  wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => done(), ms);
+      const done = () => {
+        clearTimeout(t);
+        this.#wake = undefined;
+        resolve();
+      };
+      this.#wake = done;
+    });
+  }
+  wake(): void {
+    this.#wake?.();
+  }
+}
+
+/**
+ * One file's download: pieces from several peers at once, each checked against
+ * its SHA1 and written at its offset into a partial file beside the target; the
+ * whole file's SHA1 checked at the end; then the partial file is linked under
+ * the final name (never over an existing file) and becomes a share.
+ */
+export class Download implements LinkOwner {
+  readonly groupId: string;
+  readonly name: string;
+  readonly target: string;
+  readonly partPath: string;
+  phase: DownloadPhase = "starting";
+  error: string | undefined;
+  sha1 = "";
+  size = 0;
+  pieceCount = 0;
+  fileId = Buffer.alloc(SHA1_LENGTH);
+  picker!: PiecePicker;
+  /** Set when the download ends, however it ends. */
+  readonly done: Promise<void>;
+
+  readonly #deps: DownloadDeps;
+  #hashes = Buffer.alloc(0);
+  #resume: DownloadState | undefined;
+  #fh: FileHandle | undefined;
+  readonly #links = new Map<string, PeerLink>();
+  /** Peers that sent a corrupt piece: never again in this download. */
+  readonly #banned = new Set<string>();
+  readonly #wakeup = new Wakeup();
+  #stopping = false;
+  #announced = false;
+  #writes = 0;
+  #lastSave = 0;
+  #waitingUntil = 0;
+  #retry = 0;
+  #samples: [number, number][] = [];
+  #startedAt = Date.now();
+  #lastProgress = Date.now();
+  #partMtime = 0;
+
+  constructor(deps: DownloadDeps, groupId: string, name: string, target: string, resume?: DownloadState) {
+    this.#deps = deps;
+    this.groupId = groupId;
+    this.name = name;
+    this.target = target;
+    this.partPath = resume?.partPath ?? `${target}.gspart`;
+    this.#resume = resume;
+    this.done = this.#run();
+  }
+
+  pieceLength(piece: number): number {
+    return pieceLength(this.size, piece);
+  }
+
+  get have(): Bitfield {
+    return this.picker.have;
+  }
+
+  get peerCount(): number {
+    let n = 0;
+    for (const l of this.#links.values()) if (!l.closed) n++;
+    return n;
+  }
+
+  /** Bytes per second over the last SPEED_WINDOW_MS. */
+  get speed(): number {
+    const now = Date.now();
+    this.#samples = this.#samples.filter(([t]) => now - t <= SPEED_WINDOW_MS);
+    const bytes = this.#samples.reduce((s, [, b]) => s + b, 0);
+    const span = Math.min(SPEED_WINDOW_MS, now - this.#startedAt);
+    return span > 0 ? (bytes * 1000) / span : 0;
+  }
+
+  /** One line of state for show_downloads. */
+  describe(): string {
+    switch (this.phase) {
+      case "starting":
+        return "starting";
+      case "downloading": {
+        const pct = this.pieceCount === 0 ? 100 : (100 * this.have.count) / this.pieceCount;
+        return `${pct.toFixed(1)}%  ${formatRate(this.speed)}  ${this.peerCount} peer${this.peerCount === 1 ? "" : "s"}`;
+      }
+      case "waiting": {
+        const pct = this.pieceCount === 0 ? 100 : (100 * this.have.count) / this.pieceCount;
+        const secs = Math.max(0, Math.ceil((this.#waitingUntil - Date.now()) / 1000));
+        return `${pct.toFixed(1)}%  waiting for a sharer: try ${this.#retry} in ${secs} s`;
+      }
+      case "verifying":
+        return "100%  checking the whole file's SHA1";
+      case "complete":
+        return "complete";
+      case "failed":
+        return `failed: ${this.error}`;
+      case "stopped":
+        return "stopped (resumes at next login)";
+    }
+  }
+
+  /** What survives a restart: only unfinished downloads are saved. */
+  snapshot(): DownloadState | undefined {
+    if (this.phase === "complete" || this.phase === "failed" || !this.sha1) return undefined;
+    return {
+      groupId: this.groupId,
+      name: this.name,
+      sha1: this.sha1,
+      size: this.size,
+      target: this.target,
+      partPath: this.partPath,
+      have: this.picker.have.toBase64(),
+      mtimeMs: this.#partMtime,
+    };
+  }
+
+  /** Stops (logout, stop_share); the partial file stays for a resume unless `discard`. */
+  async stop(discard = false): Promise<void> {
+    this.#stopping = true;
+    this.#wakeup.wake();
+    await this.done;
+    if (discard && this.phase !== "complete") {
+      this.#deps.shares.remove(this.sha1);
+      await unlink(this.partPath).catch(() => {});
+    }
+  }
+
+  async #run(): Promise<void> {
+    try {
+      const info = await this.#deps.tracker.call<{ file: FileInfo } & Grant>(
+        "POST",
+        `/v1/groups/${encodeURIComponent(this.groupId)}/files/${encodeURIComponent(this.name)}/download`,
+        {},
+      );
+      await this.#open(info.file);
+      let grant: Grant | undefined = info;
+      const started = Date.now();
+      while (!this.picker.complete && !this.#stopping) {
+        if (!grant) {
+          try {
+            grant = await this.#refresh();
+          } catch (err) {
+            // a tracker outage does not stop a download that has peers; report and retry
+            if (!(err instanceof GsError && err.code === "TRACKER_UNAVAILABLE")) throw err;
+          }
+        }
+        if (grant) this.#connect(grant);
+        grant = undefined;
+        // a peer still connecting may have what we lack; a connected one must have it
+        const hopeful = [...this.#links.values()].some(
+          (l) => !l.closed && (!l.ready || this.picker.interesting(l.addr)),
+        );
+        if (hopeful) {
+          this.phase = "downloading";
+          this.#retry = 0;
+          await this.#wakeup.wait(REFRESH_MS);
+        } else {
+          if (Date.now() - Math.max(this.#lastProgress, started) > GIVE_UP_MS) {
+            throw new Error(`no sharer had the missing pieces for ${GIVE_UP_MS / 60_000} minutes; try again later`);
+          }
+          this.phase = "waiting";
+          const delay = RETRY_SCHEDULE_MS[Math.min(this.#retry, RETRY_SCHEDULE_MS.length - 1)]!;
+          this.#retry++;
+          this.#waitingUntil = Date.now() + delay;
+          await this.#wakeup.wait(delay);
+        }
+      }
+      this.#closeLinks("download ended");
+      if (this.#failOnWake) throw new Error(this.error);
+      if (this.#stopping) {
+        this.phase = "stopped";
+        return;
+      }
+      await this.#drainWrites();
+      await this.#finish();
+    } catch (err) {
+      this.#closeLinks("download failed");
+      this.phase = "failed";
+      this.error = (err as Error).message;
+      this.#deps.shares.remove(this.sha1);
+      await this.#fh?.close().catch(() => {});
+      this.#fh = undefined;
+      await unlink(this.partPath).catch(() => {});
+      this.#deps.events.event(`download failed: [${this.groupId}] ${quoteWord(this.name)}: ${this.error}`);
+    } finally {
+      await this.#fh?.close().catch(() => {});
+      this.#fh = undefined;
+      this.#deps.onStateChange();
+    }
+  }
+
+  /** Opens (or, on resume, reopens and checks) the partial file beside the target. */
+  async #open(file: FileInfo): Promise<void> {
+    this.sha1 = file.sha1;
+    this.size = file.size;
+    this.pieceCount = pieceCountOf(file.size);
+    this.fileId = Buffer.from(file.sha1, "hex");
+    this.#hashes = Buffer.from(file.pieces, "base64");
+    if (this.#hashes.length !== this.pieceCount * SHA1_LENGTH) throw new Error("tracker sent a bad piece list");
+    let have = new Bitfield(this.pieceCount);
+    const r = this.#resume;
+    if (r && r.sha1 === file.sha1 && r.size === file.size) {
+      // resume only from a partial file that is as we left it
+      const st = await stat(r.partPath).catch(() => undefined);
+      if (st?.isFile() && st.size === file.size && st.mtimeMs === r.mtimeMs) {
+        have = Bitfield.fromBase64(this.pieceCount, r.have);
+        this.#fh = await open(r.partPath, "r+");
+      }
+    }
+    if (!this.#fh) {
+      // 'w+' truncates a stale partial file that we cannot vouch for
+      this.#fh = await open(this.partPath, "w+");
+      await this.#fh.truncate(file.size);
+    }
+    this.#partMtime = (await this.#fh.stat()).mtimeMs;
+    this.picker = new PiecePicker(this.pieceCount, have);
+    if (have.count > 0) await this.#announcePartial();
+  }
+
+  async #refresh(): Promise<Grant> {
+    return await this.#deps.tracker.call<Grant>(
+      "POST",
+      `/v1/groups/${encodeURIComponent(this.groupId)}/files/${encodeURIComponent(this.name)}/peers`,
+      {},
+    );
+  }
+
+  #connect(grant: Grant): void {
+    // complete seeders first: they can serve any piece
+    const peers = [...grant.peers].sort((a, b) => Number(b.complete) - Number(a.complete));
+    for (const p of peers) {
+      if (this.peerCount >= MAX_PEERS) break;
+      if (p.addr === this.#deps.selfAddr || this.#banned.has(p.addr)) continue;
+      const existing = this.#links.get(p.addr);
+      if (existing && !existing.closed) continue;
+      const hp = parseHostPort(p.addr);
+      if (typeof hp === "string") continue;
+      this.#links.set(p.addr, new PeerLink(p.addr, hp.host, hp.port, grant.ticket, this));
+    }
+  }
+
+  onPiece(link: PeerLink, msg: PieceMessage): void {
+    const { piece, data } = msg;
+    if (msg.offset !== 0 || data.length !== this.pieceLength(piece)) {
+      this.#banned.add(link.addr);
+      link.close("sent a piece of the wrong length");
+      return;
+    }
+    const digest = createHash("sha1").update(data).digest();
+    if (!digest.equals(this.#hashes.subarray(piece * SHA1_LENGTH, (piece + 1) * SHA1_LENGTH))) {
+      this.picker.failed(piece, link.addr);
+      this.#banned.add(link.addr);
+      this.#deps.events.warn(
+        `warning: peer ${link.addr} sent a corrupt piece ${piece} of [${this.groupId}] ${quoteWord(this.name)}: dropped it`,
+      );
+      link.close("sent a corrupt piece");
+      return;
+    }
+    if (this.picker.have.has(piece)) {
+      link.fill();
+      return;
+    }
+    for (const other of this.picker.received(piece, link.addr)) this.#links.get(other)?.cancel(piece);
+    this.#samples.push([Date.now(), data.length]);
+    this.#lastProgress = Date.now();
+    this.#retry = 0;
+    this.phase = "downloading";
+    link.fill();
+    void this.#write(piece, data);
+  }
+
+  async #write(piece: number, data: Buffer): Promise<void> {
+    this.#writes++;
+    try {
+      await this.#fh!.write(data, 0, data.length, piece * PIECE_SIZE);
+      // only now may peers ask us for it
+      this.#deps.shares.markHave(this.sha1, piece);
+      if (!this.#announced) await this.#announcePartial();
+      const now = Date.now();
+      if (now - this.#lastSave >= SAVE_EVERY_MS) {
+        this.#lastSave = now;
+        this.#partMtime = (await this.#fh!.stat()).mtimeMs;
+        this.#deps.onStateChange();
+      }
+    } catch (err) {
+      if (!this.#stopping && this.phase !== "failed") {
+        const e = err as NodeJS.ErrnoException;
+        this.error = e.code === "ENOSPC" ? "disk full" : `cannot write ${this.partPath}: ${e.code ?? e.message}`;
+        this.#stopping = true;
+        this.#failOnWake = true;
+        this.#wakeup.wake();
+      }
+    } finally {
+      this.#writes--;
+      if (this.#writes === 0) this.#drained?.();
+      if (this.picker.complete) this.#wakeup.wake();
+    }
+  }
+
+  #failOnWake = false;
+  #drained: (() => void) | undefined;
+
+  #drainWrites(): Promise<void> {
+    if (this.#writes === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#drained = () => {
+        this.#drained = undefined;
+        resolve();
+      };
+    });
+  }
+
+  /** From the first verified piece on, we share what we have (DESIGN.md "Download" 5). */
+  async #announcePartial(): Promise<void> {
+    this.#announced = true;
+    this.#deps.shares.add(this.groupId, this.name, {
+      sha1: this.sha1,
+      size: this.size,
+      path: this.partPath,
+      have: new Bitfield(this.pieceCount, this.picker.have.bytes),
+      mtimeMs: undefined,
+    });
+    await this.#deps.tracker
+      .call("POST", this.#sharePath(), { complete: false })
+      .catch((err) => this.#deps.events.warn(`warning: could not announce a partial share: ${(err as Error).message}`));
+  }
+
+  #sharePath(): string {
+    return `/v1/groups/${encodeURIComponent(this.groupId)}/files/${encodeURIComponent(this.name)}/shares`;
+  }
+
+  /** Whole-file SHA1, then the partial file goes under the final name, never over an existing file. */
+  async #finish(): Promise<void> {
+    this.phase = "verifying";
+    const fh = this.#fh!;
+    await fh.sync();
+    const whole = createHash("sha1");
+    const buf = Buffer.allocUnsafe(4 * PIECE_SIZE);
+    for (let at = 0; at < this.size; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, this.size - at), at);
+      if (bytesRead === 0) throw new Error(`${this.partPath} is shorter than expected`);
+      whole.update(buf.subarray(0, bytesRead));
+      at += bytesRead;
+    }
+    if (whole.digest("hex") !== this.sha1) {
+      throw new Error("the whole file's SHA1 does not match (the partial file was changed on disk?)");
+    }
+    await fh.close();
+    this.#fh = undefined;
+    try {
+      await link(this.partPath, this.target); // fails with EEXIST instead of overwriting
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new Error(
+        e.code === "EEXIST" ? `${this.target} appeared meanwhile; not overwritten` : `cannot create ${this.target}: ${e.code}`,
+      );
+    }
+    await unlink(this.partPath).catch(() => {});
+    const mtimeMs = (await stat(this.target)).mtimeMs;
+    // it may have been shared already (partial); it may be a 0-byte file with no piece
+    if (!this.#deps.shares.get(this.sha1)) {
+      this.#deps.shares.add(this.groupId, this.name, {
+        sha1: this.sha1,
+        size: this.size,
+        path: this.target,
+        have: Bitfield.full(this.pieceCount),
+        mtimeMs,
+      });
+    }
+    this.#deps.shares.completed(this.sha1, this.target, mtimeMs);
+    this.phase = "complete";
+    this.#deps.onComplete({
+      groupId: this.groupId,
+      name: this.name,
+      path: this.target,
+      sha1: this.sha1,
+      size: this.size,
+      mtimeMs,
+    });
+    await this.#deps.tracker
+      .call("POST", this.#sharePath(), { complete: true })
+      .catch((err) => this.#deps.events.warn(`warning: could not announce the complete file: ${(err as Error).message}`));
+    const secs = (Date.now() - this.#startedAt) / 1000;
+    this.#deps.events.event(
+      `download complete: [${this.groupId}] ${quoteWord(this.name)} -> ${this.target} (${formatBytes(this.size)} in ${secs < 10 ? secs.toFixed(2) : secs.toFixed(0)} s, ${formatRate(this.size / Math.max(secs, 0.001))})`,
+    );
+  }
+
+  onClosed(link: PeerLink, _reason: string): void {
+    if (this.#links.get(link.addr) === link) this.#links.delete(link.addr);
+    // its pieces went back to the pool: let the other peers take them now
+    for (const l of this.#links.values()) l.fill();
+    if (this.peerCount === 0) this.#wakeup.wake();
+  }
+
+  #closeLinks(reason: string): void {
+    for (const l of [...this.#links.values()]) l.close(reason);
+    this.#links.clear();
+  }
+}

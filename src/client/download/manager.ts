@@ -1,0 +1,136 @@
+import { constants } from "node:fs";
+import { access, stat } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { GsError } from "../../shared/errors.js";
+import type { ClientEvents } from "../client.js";
+import type { ShareRegistry } from "../shares.js";
+import type { DownloadState, ShareState } from "../state.js";
+import { quoteWord } from "../tokenize.js";
+import type { TrackerClient } from "../trackerClient.js";
+import { Download } from "./download.js";
+
+export interface DownloadStatus {
+  groupId: string;
+  name: string;
+  target: string;
+  state: Download["phase"];
+  detail: string;
+}
+
+export interface DownloadManagerOptions {
+  tracker: TrackerClient;
+  shares: ShareRegistry;
+  events: ClientEvents;
+  selfAddr: string;
+  onStateChange(): void;
+  onComplete(share: ShareState): void;
+}
+
+/** The client's downloads: started by download_file, resumed at login, listed by show_downloads. */
+export class DownloadManager {
+  readonly #opts: DownloadManagerOptions;
+  #downloads: Download[] = [];
+
+  constructor(opts: DownloadManagerOptions) {
+    this.#opts = opts;
+  }
+
+  #deps() {
+    return this.#opts;
+  }
+
+  #active(): Download[] {
+    return this.#downloads.filter((d) => d.phase !== "complete" && d.phase !== "failed" && d.phase !== "stopped");
+  }
+
+  /** Checks what can be checked at once, then downloads in the background. */
+  async start(groupId: string, name: string, destination: string): Promise<string> {
+    const target = await resolveTarget(name, destination);
+    for (const d of this.#active()) {
+      if (d.groupId === groupId && d.name === name) {
+        throw new GsError("BAD_REQUEST", `[${groupId}] ${quoteWord(name)} is already downloading to ${d.target}`);
+      }
+      if (d.target === target) throw new GsError("BAD_REQUEST", `another download is writing ${target}`);
+    }
+    // membership and existence are checked now, so the user hears of them at once
+    await this.#opts.tracker.call("GET", `/v1/groups/${encodeURIComponent(groupId)}/files`);
+    const d = new Download(this.#deps(), groupId, name, target);
+    this.#add(d);
+    return `downloading [${groupId}] ${quoteWord(name)} to ${target} in the background (show_downloads for progress)`;
+  }
+
+  #add(d: Download): void {
+    // a finished download of the same file drops out of the list
+    this.#downloads = this.#downloads.filter(
+      (x) => !(x.groupId === d.groupId && x.name === d.name && (x.phase === "failed" || x.phase === "stopped")),
+    );
+    this.#downloads.push(d);
+  }
+
+  /** At login: every download that was in flight goes on from its verified pieces. */
+  resumeAll(states: DownloadState[]): string[] {
+    const lines: string[] = [];
+    for (const s of states) {
+      if (this.#active().some((d) => d.groupId === s.groupId && d.name === s.name)) continue;
+      this.#add(new Download(this.#deps(), s.groupId, s.name, s.target, s));
+      lines.push(`resuming download of [${s.groupId}] ${quoteWord(s.name)} to ${s.target}`);
+    }
+    return lines;
+  }
+
+  list(): DownloadStatus[] {
+    return this.#downloads.map((d) => ({
+      groupId: d.groupId,
+      name: d.name,
+      target: d.target,
+      state: d.phase,
+      detail: d.describe(),
+    }));
+  }
+
+  /** The unfinished downloads, for the state file. */
+  snapshot(): DownloadState[] {
+    return this.#downloads.flatMap((d) => d.snapshot() ?? []);
+  }
+
+  /** Logout: stop every download, keeping partial files for the next login. */
+  async stopAll(): Promise<void> {
+    await Promise.all(this.#active().map((d) => d.stop()));
+  }
+
+  cancel(groupId: string, name: string): void {
+    for (const d of this.#active()) if (d.groupId === groupId && d.name === name) void d.stop(true);
+  }
+
+  cancelGroup(groupId: string): void {
+    for (const d of this.#active()) if (d.groupId === groupId) void d.stop(true);
+  }
+
+  /** Resolves when no download is in flight. */
+  async whenIdle(): Promise<void> {
+    for (;;) {
+      const active = this.#active();
+      if (active.length === 0) return;
+      await Promise.all(active.map((d) => d.done));
+    }
+  }
+}
+
+/** `<dir>/<file_name>` for a directory; the path itself otherwise. Never an existing file. */
+async function resolveTarget(name: string, destination: string): Promise<string> {
+  let target = resolve(destination);
+  const st = await stat(target).catch(() => undefined);
+  if (st?.isDirectory()) target = join(target, name);
+  else if (st) throw new GsError("BAD_REQUEST", `${target} exists; not overwritten: choose another destination`);
+  if (await stat(target).catch(() => undefined)) {
+    throw new GsError("BAD_REQUEST", `${target} exists; not overwritten: choose another destination`);
+  }
+  const dir = dirname(target);
+  try {
+    await access(dir, constants.W_OK);
+  } catch {
+    throw new GsError("BAD_REQUEST", `cannot write to ${dir}: it does not exist or is not writable`);
+  }
+  if (basename(target).length > 240) throw new GsError("BAD_REQUEST", `file name too long for ${dir}`);
+  return target;
+}

@@ -1,0 +1,96 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseHostPort, readTrackerInfo } from "../shared/trackerInfo.js";
+import { GroupshareClient } from "./client.js";
+import { Shell } from "./shell.js";
+
+const USAGE = `usage: client <IP>:<PORT> <tracker_info.txt> [--state-dir DIR]
+
+Starts a client: a command shell for you, and a peer server on IP:PORT that
+serves the pieces you share. State (your shares and partial downloads) is kept
+in --state-dir, $GROUPSHARE_STATE_DIR, or ~/.groupshare. Type help once started.`;
+
+function fail(message: string): never {
+  process.stderr.write(`error: ${message}\n`);
+  process.exit(2);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const positional: string[] = [];
+  let stateDir: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--help" || a === "-h") {
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    }
+    if (a === "--state-dir") {
+      stateDir = argv[++i];
+      if (!stateDir) fail("--state-dir needs a directory");
+    } else if (a.startsWith("--state-dir=")) stateDir = a.slice("--state-dir=".length);
+    else if (a.startsWith("-")) fail(`unknown option '${a}'\n${USAGE}`);
+    else positional.push(a);
+  }
+  if (positional.length !== 2) fail(`expected 2 arguments, got ${positional.length}\n${USAGE}`);
+  const [addrText, infoPath] = positional as [string, string];
+  const addr = parseHostPort(addrText);
+  if (typeof addr === "string") fail(`'${addrText}': ${addr}; expected <IP>:<PORT>, e.g. 127.0.0.1:6001`);
+  let trackers: ReturnType<typeof readTrackerInfo>;
+  try {
+    trackers = readTrackerInfo(infoPath);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  const dir = resolve(stateDir ?? process.env.GROUPSHARE_STATE_DIR ?? join(homedir(), ".groupshare"));
+
+  const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  let shell: Shell | undefined;
+  const client = new GroupshareClient({
+    trackers,
+    host: addr.host,
+    port: addr.port,
+    stateDir: dir,
+    events: {
+      event: (line) => (shell ? shell.event(line) : process.stdout.write(`${line}\n`)),
+      warn: (line) => (shell ? shell.event(line, true) : process.stderr.write(`${line}\n`)),
+      progress: (label, done, total) => shell?.progress(label, done, total),
+    },
+  });
+  try {
+    await client.start();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    fail(
+      e.code === "EADDRINUSE"
+        ? `${addrText} is already in use: choose another port for this client`
+        : `cannot listen on ${addrText}: ${e.message}`,
+    );
+  }
+  shell = new Shell(client, tty);
+
+  const historyPath = join(dir, "history");
+  let history: string[] = [];
+  if (tty) {
+    history = (await readFile(historyPath, "utf8").catch(() => "")).split("\n").filter(Boolean).reverse();
+  }
+  const stop = async () => {
+    await client.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop());
+  if (!tty) process.on("SIGINT", () => void stop());
+
+  const kept = await shell.run(history);
+  if (tty) {
+    await mkdir(dir, { recursive: true });
+    await writeFile(historyPath, `${kept.slice(0, 1000).reverse().join("\n")}\n`).catch(() => {});
+  }
+  await client.close();
+  process.exit(0);
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  process.stderr.write(`error: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

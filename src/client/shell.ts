@@ -1,0 +1,204 @@
+import { createInterface, type Interface } from "node:readline";
+import { ID_RULE } from "../shared/constants.js";
+import { GsError } from "../shared/errors.js";
+import type { GroupshareClient } from "./client.js";
+import { tokenize } from "./tokenize.js";
+
+interface Command {
+  args: string[];
+  help: string;
+  run(client: GroupshareClient, args: string[]): Promise<string[]> | string[];
+}
+
+/** The spec's commands, with its exact syntax and argument order. */
+const COMMANDS: Record<string, Command> = {
+  create_user: { args: ["user_id", "passwd"], help: "create an account", run: (c, [u, p]) => c.createUser(u!, p!) },
+  login: { args: ["user_id", "passwd"], help: "log in; shares again what you shared before", run: (c, [u, p]) => c.login(u!, p!) },
+  create_group: { args: ["group_id"], help: "create a group that you own", run: (c, [g]) => c.createGroup(g!) },
+  join_group: { args: ["group_id"], help: "ask to join a group", run: (c, [g]) => c.joinGroup(g!) },
+  leave_group: { args: ["group_id"], help: "leave a group and stop sharing its files", run: (c, [g]) => c.leaveGroup(g!) },
+  list_requests: { args: ["group_id"], help: "pending join requests (owner only)", run: (c, [g]) => c.listRequests(g!) },
+  accept_request: {
+    args: ["group_id", "user_id"],
+    help: "accept a join request (owner only)",
+    run: (c, [g, u]) => c.acceptRequest(g!, u!),
+  },
+  list_groups: { args: [], help: "every group, with its owner and your role", run: (c) => c.listGroups() },
+  list_files: { args: ["group_id"], help: "the files shared in a group (members only)", run: (c, [g]) => c.listFiles(g!) },
+  upload_file: {
+    args: ["file_path", "group_id"],
+    help: "share a file with a group",
+    run: (c, [p, g]) => c.uploadFile(p!, g!),
+  },
+  download_file: {
+    args: ["group_id", "file_name", "destination_path"],
+    help: "download in the background (a directory receives <dir>/<file_name>)",
+    run: (c, [g, f, d]) => c.downloadFile(g!, f!, d!),
+  },
+  show_downloads: { args: [], help: "[D] downloading / [C] complete", run: (c) => c.showDownloads() },
+  stop_share: { args: ["group_id", "file_name"], help: "stop sharing a file", run: (c, [g, f]) => c.stopShare(g!, f!) },
+  show_shares: { args: [], help: "what you share, with bytes served to peers", run: (c) => c.showShares() },
+  logout: { args: [], help: "log out and stop sharing everything", run: (c) => c.logout() },
+};
+
+export const COMMAND_NAMES = [...Object.keys(COMMANDS), "requests", "help", "quit", "exit"].sort();
+
+export function helpText(): string[] {
+  const lines = ["commands:"];
+  for (const [name, c] of Object.entries(COMMANDS)) {
+    const usage = [name, ...c.args.map((a) => `<${a}>`)].join(" ");
+    lines.push(`  ${usage.padEnd(52)} ${c.help}`);
+  }
+  lines.push(`  ${"requests list_requests <group_id>".padEnd(52)} same as list_requests`);
+  lines.push(`  ${"help".padEnd(52)} this list`);
+  lines.push(`  ${"quit | exit".padEnd(52)} leave (waits for downloads when input is a script)`);
+  lines.push(`user and group ids: ${ID_RULE}. Quote arguments with spaces: "my file.bin".`);
+  return lines;
+}
+
+export type Outcome = { lines: string[]; error?: undefined } | { error: string; lines?: undefined } | "quit";
+
+/** Runs one command line. Never throws: every failure is an `error:` line. */
+export async function runLine(client: GroupshareClient, line: string): Promise<Outcome | undefined> {
+  const words = tokenize(line);
+  if (!Array.isArray(words)) return { error: `${words.error}: close it and try again` };
+  if (words.length === 0 || words[0]!.startsWith("#")) return undefined;
+  let [name, ...args] = words as [string, ...string[]];
+  if (name === "requests") {
+    if (args[0] !== "list_requests") return { error: "did you mean: requests list_requests <group_id>" };
+    name = "list_requests";
+    args = args.slice(1);
+  }
+  if (name === "quit" || name === "exit") return "quit";
+  if (name === "help") return { lines: helpText() };
+  const cmd = COMMANDS[name];
+  if (!cmd) return { error: `unknown command '${name}': type help for the list` };
+  if (args.length !== cmd.args.length) {
+    const usage = [name, ...cmd.args.map((a) => `<${a}>`)].join(" ");
+    return {
+      error: `${name} takes ${cmd.args.length} argument${cmd.args.length === 1 ? "" : "s"}, got ${args.length}: usage: ${usage}`,
+    };
+  }
+  try {
+    return { lines: await cmd.run(client, args) };
+  } catch (err) {
+    if (err instanceof GsError) {
+      const hint = err.hint && !err.message.includes(err.hint) ? ` (${err.hint})` : "";
+      return { error: `${err.message}${hint}` };
+    }
+    return { error: `${(err as Error).message ?? err}` };
+  }
+}
+
+const colour = {
+  red: (s: string) => `\x1b[31m${s}\x1b[0m`,
+  yellow: (s: string) => `\x1b[33m${s}\x1b[0m`,
+  cyan: (s: string) => `\x1b[36m${s}\x1b[0m`,
+};
+
+/**
+ * The interactive shell on a terminal (prompt, history, completion, colours), or
+ * a script runner when stdin is not one (commands in order, plain output, and at
+ * the end of input: wait for downloads in flight, then leave).
+ */
+export class Shell {
+  readonly #client: GroupshareClient;
+  readonly #tty: boolean;
+  #rl: Interface | undefined;
+  #progressShown = false;
+
+  constructor(client: GroupshareClient, tty: boolean) {
+    this.#client = client;
+    this.#tty = tty;
+  }
+
+  /** Asynchronous news (download finished, warnings): printed above the prompt on a terminal. */
+  event(line: string, isWarning = false): void {
+    const text = this.#tty ? (isWarning ? colour.yellow(line) : colour.cyan(line)) : line;
+    this.#above(text, isWarning ? process.stderr : process.stdout);
+  }
+
+  progress(label: string, done: number, total: number): void {
+    if (!this.#tty) return;
+    const width = 30;
+    const frac = total === 0 ? 1 : done / total;
+    const bar = "#".repeat(Math.round(frac * width)).padEnd(width, "-");
+    process.stdout.write(`\r\x1b[2K[${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${label}`);
+    this.#progressShown = done < total;
+    if (!this.#progressShown) process.stdout.write("\r\x1b[2K");
+  }
+
+  #above(text: string, stream: NodeJS.WriteStream): void {
+    if (this.#tty && this.#rl) {
+      process.stdout.write("\r\x1b[2K");
+      stream.write(`${text}\n`);
+      this.#rl.prompt(true);
+    } else {
+      stream.write(`${text}\n`);
+    }
+  }
+
+  #print(outcome: Outcome | undefined): void {
+    if (!outcome || outcome === "quit") return;
+    if (this.#progressShown) process.stdout.write("\r\x1b[2K");
+    if (outcome.error !== undefined) {
+      const line = `error: ${outcome.error}`;
+      process.stdout.write(`${this.#tty ? colour.red(line) : line}\n`);
+    } else {
+      for (const l of outcome.lines) process.stdout.write(`${l}\n`);
+    }
+  }
+
+  async run(history: string[] = []): Promise<string[]> {
+    const rl = createInterface({
+      input: process.stdin,
+      output: this.#tty ? process.stdout : undefined,
+      terminal: this.#tty,
+      history,
+      historySize: 1000,
+      removeHistoryDuplicates: true,
+      completer: (line: string) => {
+        const word = line.trimStart();
+        if (word.includes(" ")) return [[], line];
+        const hits = COMMAND_NAMES.filter((c) => c.startsWith(word));
+        return [hits, word];
+      },
+    });
+    this.#rl = rl;
+    const setPrompt = () => rl.setPrompt(`${this.#client.userId ?? "groupshare"}> `);
+    let quit = false;
+    let interrupted = false;
+    rl.on("SIGINT", () => {
+      // Ctrl-C at the prompt leaves, as in most shells when the line is empty
+      interrupted = true;
+      rl.close();
+    });
+    if (this.#tty) {
+      process.stdout.write("groupshare client: type help for the commands\n");
+      setPrompt();
+      rl.prompt();
+    }
+    for await (const line of rl) {
+      const outcome = await runLine(this.#client, line);
+      this.#print(outcome);
+      if (outcome === "quit") {
+        quit = true;
+        break;
+      }
+      if (this.#tty) {
+        setPrompt();
+        rl.prompt();
+      }
+    }
+    const kept = [...((rl as unknown as { history?: string[] }).history ?? [])];
+    rl.close();
+    this.#rl = undefined;
+    // A script's end (or quit in a script) waits for its downloads; a person's quit or Ctrl-C does not.
+    if (!this.#tty && !interrupted) {
+      await this.#client.whenDownloadsDone();
+    } else if (quit && this.#client.downloads.list().some((d) => d.state !== "complete")) {
+      process.stdout.write("downloads in flight stop here; they resume at your next login\n");
+    }
+    return kept;
+  }
+}

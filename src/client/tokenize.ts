@@ -1,0 +1,40 @@
+/**
+ * Splits a command line into words: whitespace separates; "double" or 'single'
+ * quotes keep spaces; a backslash escapes the next character (outside single quotes).
+ * Returns an error string for an unterminated quote.
+ */
+export function tokenize(line: string): string[] | { error: string } {
+  const words: string[] = [];
+  let word = "";
+  let inWord = false;
+  let quote: '"' | "'" | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else if (c === "\\" && quote === '"' && i + 1 < line.length) word += line[++i];
+      else word += c;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      inWord = true;
+    } else if (c === "\\" && i + 1 < line.length) {
+      word += line[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(word);
+      word = "";
+      inWord = false;
+    } else {
+      word += c;
+      inWord = true;
+    }
+  }
+  if (quote) return { error: `unterminated ${quote === '"' ? "double" : "single"} quote` };
+  if (inWord) words.push(word);
+  return words;
+}
+
+/** Quotes a word for display so that it can be pasted back into a command. */
+export function quoteWord(word: string): string {
+  return /^[^\s"'\\]+$/.test(word) ? word : `"${word.replace(/(["\\])/g, "\\$1")}"`;
+}

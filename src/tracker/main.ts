@@ -1,0 +1,99 @@
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { formatHostPort, readTrackerInfo } from "../shared/trackerInfo.js";
+import { buildTrackerServer } from "./server.js";
+import { TrackerService } from "./service.js";
+import { openStore } from "./store/index.js";
+
+const USAGE = `usage: tracker <tracker_info.txt> <tracker_no> [--db <sqlite file | postgres://...>]
+
+Runs tracker number <tracker_no> (counting from 1) of tracker_info.txt.
+The store is, in order: --db, $GROUPSHARE_DB, or groupshare.db beside tracker_info.txt
+(so trackers started from the same tracker_info.txt on one host share it).
+Type 'quit' (or send SIGINT/SIGTERM) to stop.`;
+
+function fail(message: string): never {
+  process.stderr.write(`error: ${message}\n`);
+  process.exit(2);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const positional: string[] = [];
+  let db: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--help" || a === "-h") {
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    }
+    if (a === "--db") {
+      db = argv[++i];
+      if (!db) fail("--db needs a value: a SQLite file path or a postgres:// URL");
+    } else if (a.startsWith("--db=")) db = a.slice(5);
+    else if (a.startsWith("-")) fail(`unknown option '${a}'\n${USAGE}`);
+    else positional.push(a);
+  }
+  if (positional.length !== 2) fail(`expected 2 arguments, got ${positional.length}\n${USAGE}`);
+  const [infoPath, noText] = positional as [string, string];
+  let trackers: ReturnType<typeof readTrackerInfo>;
+  try {
+    trackers = readTrackerInfo(infoPath);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  const no = Number(noText);
+  if (!Number.isInteger(no) || no < 1) fail(`tracker number '${noText}' must be a whole number from 1`);
+  const me = trackers.find((t) => t.no === no);
+  if (!me) fail(`${infoPath} lists ${trackers.length} tracker(s): there is no line for tracker ${no}`);
+
+  const storeSpec = db ?? process.env.GROUPSHARE_DB ?? join(dirname(resolve(infoPath)), "groupshare.db");
+  const shown = storeSpec.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@"); // never print a password
+  let store: Awaited<ReturnType<typeof openStore>>;
+  try {
+    store = await openStore(storeSpec);
+  } catch (err) {
+    fail(`cannot open store ${shown}: ${(err as Error).message}`);
+  }
+  const service = new TrackerService(store);
+  await service.init();
+  const app = buildTrackerServer({ service, warn: (line) => process.stderr.write(`${line}\n`) });
+  try {
+    await app.listen({ host: me.host, port: me.port });
+  } catch (err) {
+    await store.close();
+    const e = err as NodeJS.ErrnoException;
+    fail(
+      e.code === "EADDRINUSE"
+        ? `${formatHostPort(me.host, me.port)} is already in use: is tracker ${no} running already?`
+        : `cannot listen on ${formatHostPort(me.host, me.port)}: ${e.message}`,
+    );
+  }
+  process.stdout.write(`tracker ${no} listening on ${formatHostPort(me.host, me.port)} (store: ${shown})\n`);
+
+  let stopping = false;
+  const stop = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`tracker ${no} stopping (${why})\n`);
+    // bounded: a hung keep-alive connection must not keep us alive
+    const timer = setTimeout(() => process.exit(1), 5_000);
+    timer.unref();
+    await app.close();
+    await store.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  // A tracker started without a terminal (stdin at EOF) keeps running: only 'quit' or a signal stop it.
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  rl.on("line", (line) => {
+    const cmd = line.trim();
+    if (cmd === "quit" || cmd === "exit") void stop("quit");
+    else if (cmd !== "") process.stdout.write(`unknown command '${cmd}': type 'quit' to stop the tracker\n`);
+  });
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  process.stderr.write(`error: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});
