@@ -1,0 +1,36 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { migrate } from "./migrations.js";
+import { openPostgresDb } from "./postgres.js";
+import type { SqlDb } from "./sql.js";
+import { openSqliteDb } from "./sqlite.js";
+import { SqlStore } from "./sqlStore.js";
+import type { Store } from "./store.js";
+
+export type { SqlDb } from "./sql.js";
+export { SqlStore } from "./sqlStore.js";
+export type * from "./store.js";
+
+/** `postgres://…` or `postgresql://…` is a PostgreSQL server; anything else a SQLite file path. */
+export function isPostgresSpec(spec: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(spec);
+}
+
+/** The driver for `spec`, its schema not yet migrated. */
+export async function openDb(spec: string): Promise<SqlDb> {
+  if (isPostgresSpec(spec)) return openPostgresDb(spec);
+  if (spec !== ":memory:") mkdirSync(dirname(spec), { recursive: true });
+  return openSqliteDb(spec);
+}
+
+/** The store for `spec` (see openDb), with its schema brought up to date. */
+export async function openStore(spec: string): Promise<Store> {
+  const db = await openDb(spec);
+  try {
+    await migrate(db);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  return new SqlStore(db);
+}

@@ -1,0 +1,385 @@
+import { PEER_TTL_MS } from "../../shared/constants.js";
+import { GsError } from "../../shared/errors.js";
+import type { SqlDb } from "./sql.js";
+import type {
+  FileMeta,
+  FileSummary,
+  GroupRole,
+  GroupSummary,
+  JoinRequest,
+  LeaveResult,
+  PeerRecord,
+  SessionRecord,
+  SigningKey,
+  Store,
+  UserRecord,
+} from "./store.js";
+
+/** A session is online while its last heartbeat is at most PEER_TTL_MS old. */
+export function onlineSince(now: number): number {
+  return now - PEER_TTL_MS;
+}
+
+/** Ids and names compare by code unit, the same on both databases whatever their collation. */
+function byKey<T>(key: (item: T) => string): (a: T, b: T) => number {
+  return (a, b) => {
+    const x = key(a);
+    const y = key(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  };
+}
+
+interface FileRow {
+  name: string;
+  size: number;
+  sha1: string;
+  pieces: Buffer;
+}
+
+/**
+ * Every rule of the Store, once, over either SQL driver. A rule that reads and
+ * then writes runs in one transaction (serializable on both drivers), so racing
+ * trackers get one success and a GsError for the rest.
+ */
+export class SqlStore implements Store {
+  constructor(readonly db: SqlDb) {}
+
+  async createUser(user: UserRecord, now: number): Promise<void> {
+    const { changes } = await this.db.run(
+      "INSERT INTO users (user_id, password_hash, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+      [user.userId, user.passwordHash, now],
+    );
+    if (changes === 0) throw new GsError("USER_EXISTS", `user '${user.userId}' already exists`);
+  }
+
+  async getUser(userId: string): Promise<UserRecord | undefined> {
+    const row = await this.db.get<{ password_hash: string }>(
+      "SELECT password_hash FROM users WHERE user_id = ?",
+      [userId],
+    );
+    return row && { userId, passwordHash: row.password_hash };
+  }
+
+  createSession(tokenHash: string, userId: string, peerAddr: string, now: number): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      if (!(await tx.get("SELECT 1 FROM users WHERE user_id = ?", [userId]))) {
+        throw new GsError("USER_NOT_FOUND", `no user '${userId}'`);
+      }
+      await endSessions(tx, userId);
+      await tx.run(
+        "INSERT INTO sessions (token_hash, user_id, peer_addr, created_at, last_seen) VALUES (?, ?, ?, ?, ?)",
+        [tokenHash, userId, peerAddr, now, now],
+      );
+    });
+  }
+
+  async getSession(tokenHash: string): Promise<SessionRecord | undefined> {
+    const row = await this.db.get<{
+      user_id: string;
+      peer_addr: string;
+      created_at: number;
+      last_seen: number;
+    }>("SELECT user_id, peer_addr, created_at, last_seen FROM sessions WHERE token_hash = ?", [tokenHash]);
+    return (
+      row && {
+        userId: row.user_id,
+        peerAddr: row.peer_addr,
+        createdAt: row.created_at,
+        lastSeen: row.last_seen,
+      }
+    );
+  }
+
+  async touchSession(tokenHash: string, now: number): Promise<boolean> {
+    const { changes } = await this.db.run("UPDATE sessions SET last_seen = ? WHERE token_hash = ?", [
+      now,
+      tokenHash,
+    ]);
+    return changes > 0;
+  }
+
+  deleteSession(tokenHash: string): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      const row = await tx.get<{ user_id: string }>("SELECT user_id FROM sessions WHERE token_hash = ?", [
+        tokenHash,
+      ]);
+      if (row) await endSessions(tx, row.user_id);
+    });
+  }
+
+  createGroup(groupId: string, owner: string, now: number): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      const { changes } = await tx.run(
+        "INSERT INTO user_groups (group_id, owner, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        [groupId, owner, now],
+      );
+      if (changes === 0) throw new GsError("GROUP_EXISTS", `group '${groupId}' already exists`);
+      await tx.run("INSERT INTO members (group_id, user_id, joined_at) VALUES (?, ?, ?)", [
+        groupId,
+        owner,
+        now,
+      ]);
+    });
+  }
+
+  async listGroups(userId: string): Promise<GroupSummary[]> {
+    const rows = await this.db.all<{ group_id: string; owner: string; members: number; role: GroupRole }>(
+      `SELECT g.group_id, g.owner,
+         (SELECT COUNT(*) FROM members m WHERE m.group_id = g.group_id) AS members,
+         CASE
+           WHEN g.owner = ? THEN 'owner'
+           WHEN EXISTS (SELECT 1 FROM members m WHERE m.group_id = g.group_id AND m.user_id = ?) THEN 'member'
+           WHEN EXISTS (SELECT 1 FROM join_requests r WHERE r.group_id = g.group_id AND r.user_id = ?) THEN 'pending'
+           ELSE 'none'
+         END AS role
+       FROM user_groups g`,
+      [userId, userId, userId],
+    );
+    return rows
+      .map((r) => ({ groupId: r.group_id, owner: r.owner, members: r.members, role: r.role }))
+      .sort(byKey((g) => g.groupId));
+  }
+
+  requestJoin(groupId: string, userId: string, now: number): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      await groupOwner(tx, groupId);
+      if (await isMember(tx, groupId, userId)) {
+        throw new GsError("ALREADY_MEMBER", `you are already a member of '${groupId}'`);
+      }
+      if (await tx.get("SELECT 1 FROM join_requests WHERE group_id = ? AND user_id = ?", [groupId, userId])) {
+        throw new GsError("REQUEST_EXISTS", `your request to join '${groupId}' is pending`);
+      }
+      await tx.run("INSERT INTO join_requests (group_id, user_id, requested_at) VALUES (?, ?, ?)", [
+        groupId,
+        userId,
+        now,
+      ]);
+    });
+  }
+
+  async listRequests(groupId: string, ownerId: string): Promise<JoinRequest[]> {
+    await assertOwner(this.db, groupId, ownerId);
+    const rows = await this.db.all<{ user_id: string; requested_at: number }>(
+      "SELECT user_id, requested_at FROM join_requests WHERE group_id = ? ORDER BY requested_at, seq",
+      [groupId],
+    );
+    return rows.map((r) => ({ userId: r.user_id, requestedAt: r.requested_at }));
+  }
+
+  acceptRequest(groupId: string, ownerId: string, userId: string, now: number): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      await assertOwner(tx, groupId, ownerId);
+      if (await isMember(tx, groupId, userId)) {
+        throw new GsError("ALREADY_MEMBER", `'${userId}' is already a member of '${groupId}'`);
+      }
+      const { changes } = await tx.run("DELETE FROM join_requests WHERE group_id = ? AND user_id = ?", [
+        groupId,
+        userId,
+      ]);
+      if (changes === 0) {
+        throw new GsError("REQUEST_NOT_FOUND", `'${userId}' has not asked to join '${groupId}'`);
+      }
+      await tx.run("INSERT INTO members (group_id, user_id, joined_at) VALUES (?, ?, ?)", [
+        groupId,
+        userId,
+        now,
+      ]);
+    });
+  }
+
+  leaveGroup(groupId: string, userId: string): Promise<LeaveResult> {
+    return this.db.transaction(async (tx) => {
+      const owner = await groupOwner(tx, groupId);
+      if (!(await isMember(tx, groupId, userId))) {
+        const { changes } = await tx.run("DELETE FROM join_requests WHERE group_id = ? AND user_id = ?", [
+          groupId,
+          userId,
+        ]);
+        if (changes === 0) throw new GsError("NOT_MEMBER", `you are not a member of '${groupId}'`);
+        return { deleted: false };
+      }
+      await tx.run("DELETE FROM shares WHERE group_id = ? AND user_id = ?", [groupId, userId]);
+      await tx.run("DELETE FROM members WHERE group_id = ? AND user_id = ?", [groupId, userId]);
+      const next = await tx.get<{ user_id: string }>(
+        "SELECT user_id FROM members WHERE group_id = ? ORDER BY seq LIMIT 1",
+        [groupId],
+      );
+      if (!next) {
+        // files, shares and requests go with it (ON DELETE CASCADE)
+        await tx.run("DELETE FROM user_groups WHERE group_id = ?", [groupId]);
+        return { deleted: true };
+      }
+      if (owner !== userId) return { deleted: false };
+      await tx.run("UPDATE user_groups SET owner = ? WHERE group_id = ?", [next.user_id, groupId]);
+      return { newOwner: next.user_id, deleted: false };
+    });
+  }
+
+  async assertMember(groupId: string, userId: string): Promise<void> {
+    await assertMember(this.db, groupId, userId);
+  }
+
+  addFile(groupId: string, userId: string, file: FileMeta, complete: boolean, now: number): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      await assertMember(tx, groupId, userId);
+      const existing = await tx.get<FileRow>(
+        "SELECT name, size, sha1, pieces FROM files WHERE group_id = ? AND name = ?",
+        [groupId, file.name],
+      );
+      if (!existing) {
+        await tx.run(
+          "INSERT INTO files (group_id, name, size, sha1, pieces, added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+          [groupId, file.name, file.size, file.sha1, file.pieces, userId, now],
+        );
+      } else if (
+        existing.sha1 !== file.sha1 ||
+        existing.size !== file.size ||
+        !Buffer.from(existing.pieces).equals(file.pieces)
+      ) {
+        throw new GsError("FILE_EXISTS", `another file is named '${file.name}' in '${groupId}'`);
+      }
+      await upsertShare(tx, groupId, file.name, userId, complete, now);
+    });
+  }
+
+  async listFiles(groupId: string, userId: string, now: number): Promise<FileSummary[]> {
+    await assertMember(this.db, groupId, userId);
+    const rows = await this.db.all<{
+      name: string;
+      size: number;
+      sha1: string;
+      sharers: number;
+      seeders: number;
+    }>(
+      `SELECT f.name, f.size, f.sha1,
+         COUNT(se.user_id) AS sharers,
+         COUNT(CASE WHEN se.user_id IS NOT NULL AND s.complete = 1 THEN 1 END) AS seeders
+       FROM files f
+       LEFT JOIN shares s ON s.group_id = f.group_id AND s.name = f.name
+       LEFT JOIN sessions se ON se.user_id = s.user_id AND se.last_seen >= ?
+       WHERE f.group_id = ?
+       GROUP BY f.group_id, f.name, f.size, f.sha1`,
+      [onlineSince(now), groupId],
+    );
+    return rows
+      .map((r) => ({
+        name: r.name,
+        size: r.size,
+        sha1: r.sha1,
+        sharersOnline: r.sharers,
+        seedersOnline: r.seeders,
+      }))
+      .sort(byKey((f) => f.name));
+  }
+
+  async getFile(groupId: string, name: string, userId: string): Promise<FileMeta> {
+    await assertMember(this.db, groupId, userId);
+    const row = await fileRow(this.db, groupId, name);
+    return { name: row.name, size: row.size, sha1: row.sha1, pieces: Buffer.from(row.pieces) };
+  }
+
+  /** Also GROUP_NOT_FOUND, NOT_MEMBER, FILE_NOT_FOUND: only members learn who shares what. */
+  async listPeers(groupId: string, name: string, userId: string, now: number): Promise<PeerRecord[]> {
+    await assertMember(this.db, groupId, userId);
+    await fileRow(this.db, groupId, name);
+    const rows = await this.db.all<{ user_id: string; peer_addr: string; complete: number }>(
+      `SELECT s.user_id, se.peer_addr, s.complete
+       FROM shares s JOIN sessions se ON se.user_id = s.user_id
+       WHERE s.group_id = ? AND s.name = ? AND s.user_id <> ? AND se.last_seen >= ?`,
+      [groupId, name, userId, onlineSince(now)],
+    );
+    return rows
+      .map((r) => ({ userId: r.user_id, peerAddr: r.peer_addr, complete: r.complete === 1 }))
+      .sort(byKey((p) => p.userId));
+  }
+
+  addShare(groupId: string, name: string, userId: string, complete: boolean, now: number): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      await assertMember(tx, groupId, userId);
+      await fileRow(tx, groupId, name);
+      await upsertShare(tx, groupId, name, userId, complete, now);
+    });
+  }
+
+  async removeShare(groupId: string, name: string, userId: string): Promise<void> {
+    const { changes } = await this.db.run(
+      "DELETE FROM shares WHERE group_id = ? AND name = ? AND user_id = ?",
+      [groupId, name, userId],
+    );
+    if (changes === 0) throw new GsError("NOT_SHARING", `you are not sharing '${name}' in '${groupId}'`);
+  }
+
+  signingKey(generated: SigningKey): Promise<SigningKey> {
+    return this.db.transaction(async (tx) => {
+      await tx.run(
+        "INSERT INTO signing_keys (id, public_key, private_key) VALUES (1, ?, ?) ON CONFLICT DO NOTHING",
+        [generated.publicKey, generated.privateKey],
+      );
+      const row = await tx.get<{ public_key: string; private_key: string }>(
+        "SELECT public_key, private_key FROM signing_keys WHERE id = 1",
+      );
+      return { publicKey: row!.public_key, privateKey: row!.private_key };
+    });
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}
+
+/** The user's session ends and with it every share: a new client announces its own. */
+async function endSessions(tx: SqlDb, userId: string): Promise<void> {
+  await tx.run("DELETE FROM shares WHERE user_id = ?", [userId]);
+  await tx.run("DELETE FROM sessions WHERE user_id = ?", [userId]);
+}
+
+/** The group's owner; GROUP_NOT_FOUND. */
+async function groupOwner(db: SqlDb, groupId: string): Promise<string> {
+  const row = await db.get<{ owner: string }>("SELECT owner FROM user_groups WHERE group_id = ?", [groupId]);
+  if (!row) throw new GsError("GROUP_NOT_FOUND", `no group '${groupId}'`);
+  return row.owner;
+}
+
+async function isMember(db: SqlDb, groupId: string, userId: string): Promise<boolean> {
+  return (
+    (await db.get("SELECT 1 FROM members WHERE group_id = ? AND user_id = ?", [groupId, userId])) !==
+    undefined
+  );
+}
+
+async function assertMember(db: SqlDb, groupId: string, userId: string): Promise<void> {
+  await groupOwner(db, groupId);
+  if (!(await isMember(db, groupId, userId))) {
+    throw new GsError("NOT_MEMBER", `you are not a member of '${groupId}'`);
+  }
+}
+
+async function assertOwner(db: SqlDb, groupId: string, userId: string): Promise<void> {
+  if ((await groupOwner(db, groupId)) !== userId) {
+    throw new GsError("NOT_OWNER", `only the owner of '${groupId}' can do this`);
+  }
+}
+
+async function fileRow(db: SqlDb, groupId: string, name: string): Promise<FileRow> {
+  const row = await db.get<FileRow>(
+    "SELECT name, size, sha1, pieces FROM files WHERE group_id = ? AND name = ?",
+    [groupId, name],
+  );
+  if (!row) throw new GsError("FILE_NOT_FOUND", `no file '${name}' in '${groupId}'`);
+  return row;
+}
+
+async function upsertShare(
+  tx: SqlDb,
+  groupId: string,
+  name: string,
+  userId: string,
+  complete: boolean,
+  now: number,
+): Promise<void> {
+  await tx.run(
+    `INSERT INTO shares (group_id, name, user_id, complete, since) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (group_id, name, user_id) DO UPDATE SET complete = excluded.complete`,
+    [groupId, name, userId, complete ? 1 : 0, now],
+  );
+}
