@@ -178,7 +178,9 @@ export class GroupshareClient {
       await this.tracker.call("POST", "/v1/heartbeat", {});
     } catch (err) {
       if (err instanceof GsError && err.code === "UNAUTHORIZED" && this.#login) {
-        this.#opts.events.warn("warning: your session ended (this user logged in elsewhere?): logged out here");
+        this.#opts.events.warn(
+          "warning: your session ended (this user logged in elsewhere?): logged out here",
+        );
         await this.#endLogin();
       }
       // a tracker outage is retried at the next beat; commands report it themselves
@@ -199,27 +201,32 @@ export class GroupshareClient {
     const l = this.#login;
     if (!l) return 0;
     clearInterval(l.heartbeat);
-    await this.#saveState();
     const n = this.shares.all().length;
-    await this.downloads.stopAll();
-    l.state.downloads = this.downloads.snapshot(); // stopAll keeps them for resume
+    await this.downloads.stopAll(); // stopped downloads stay in the snapshot, to resume at login
+    l.state.downloads = this.downloads.snapshot();
+    this.downloads.clear();
     this.shares.clear();
     this.#login = undefined;
     this.tracker.token = undefined;
+    await l.stateFile.save(l.state).catch((err) => {
+      this.#opts.events.warn(`warning: cannot save state to ${l.stateFile.path}: ${(err as Error).message}`);
+    });
     return n;
   }
 
   async logout(): Promise<string[]> {
     const l = this.#requireLogin();
+    let unheard: string | undefined;
     try {
       await this.tracker.call("DELETE", "/v1/sessions");
-    } finally {
-      const saved = this.downloads.snapshot();
-      const n = await this.#endLogin();
-      l.state.downloads = saved;
-      await l.stateFile.save(l.state);
-      return [`logged out ${l.userId}; stopped sharing ${n} file${n === 1 ? "" : "s"}`];
+    } catch (err) {
+      unheard = (err as Error).message;
     }
+    const n = await this.#endLogin();
+    const lines = [`logged out ${l.userId}; stopped sharing ${n} file${n === 1 ? "" : "s"}`];
+    if (unheard)
+      lines.push(`warning: the tracker did not hear the logout (${unheard}); the session lapses by itself`);
+    return lines;
   }
 
   async createGroup(groupId: string): Promise<string[]> {
@@ -287,7 +294,10 @@ export class GroupshareClient {
   async listFiles(groupId: string): Promise<string[]> {
     this.#requireLogin();
     checkId("group id", groupId);
-    const { files } = await this.tracker.call<{ files: FileSummary[] }>("GET", `/v1/groups/${enc(groupId)}/files`);
+    const { files } = await this.tracker.call<{ files: FileSummary[] }>(
+      "GET",
+      `/v1/groups/${enc(groupId)}/files`,
+    );
     if (files.length === 0) return [`(no files in ${groupId} yet: upload_file <file_path> ${groupId})`];
     return files.map((f) => {
       const avail =
@@ -307,7 +317,10 @@ export class GroupshareClient {
       st = await stat(path);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new GsError("BAD_REQUEST", `cannot read ${filePath}: ${code === "ENOENT" ? "no such file" : code}`);
+      throw new GsError(
+        "BAD_REQUEST",
+        `cannot read ${filePath}: ${code === "ENOENT" ? "no such file" : code}`,
+      );
     }
     if (!st.isFile()) throw new GsError("BAD_REQUEST", `${filePath} is not a regular file`);
     const name = checkFileName(basename(path));
@@ -315,7 +328,9 @@ export class GroupshareClient {
     await this.tracker.call("GET", `/v1/groups/${enc(groupId)}/files`);
     let hashes: Awaited<ReturnType<typeof hashFile>>;
     try {
-      hashes = await hashFile(path, (done, total) => this.#opts.events.progress?.(`hashing ${name}`, done, total));
+      hashes = await hashFile(path, (done, total) =>
+        this.#opts.events.progress?.(`hashing ${name}`, done, total),
+      );
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw new GsError("BAD_REQUEST", `cannot read ${filePath}: ${e.code ?? e.message}`);
@@ -334,7 +349,14 @@ export class GroupshareClient {
       mtimeMs: hashes.mtimeMs,
     });
     l.state.shares = l.state.shares.filter((s) => !(s.groupId === groupId && s.name === name));
-    l.state.shares.push({ groupId, name, path, sha1: hashes.sha1, size: hashes.size, mtimeMs: hashes.mtimeMs });
+    l.state.shares.push({
+      groupId,
+      name,
+      path,
+      sha1: hashes.sha1,
+      size: hashes.size,
+      mtimeMs: hashes.mtimeMs,
+    });
     await this.#saveState();
     const pieces = pieceCountOf(hashes.size);
     return [

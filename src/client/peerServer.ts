@@ -97,21 +97,27 @@ class Connection {
     this.#opts = opts;
     this.#socket = socket;
     this.#wire = wire;
-    const timer = setTimeout(() => this.#refuse(RejectCode.BAD_REQUEST, "no handshake"), HANDSHAKE_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => this.#refuse(RejectCode.BAD_REQUEST, "no handshake"),
+      HANDSHAKE_TIMEOUT_MS,
+    );
     wire.once("handshake", (m) => {
       clearTimeout(timer);
       void this.#handshake(m.version, m.fileId, m.ticket.toString("utf8"));
     });
     wire.on("request", (m) => this.#request(m));
     wire.on("cancel", (m) => {
-      this.#queue = this.#queue.filter((r) => !(r.piece === m.piece && r.offset === m.offset && r.length === m.length));
+      this.#queue = this.#queue.filter(
+        (r) => !(r.piece === m.piece && r.offset === m.offset && r.length === m.length),
+      );
     });
     wire.on("error", () => socket.destroy()); // a peer sending garbage: drop it, carry on
     wire.on("close", () => clearTimeout(timer));
   }
 
   async #handshake(version: number, fileId: Buffer, ticket: string): Promise<void> {
-    if (version !== WIRE_VERSION) return this.#refuse(RejectCode.VERSION, `protocol version ${WIRE_VERSION} only`);
+    if (version !== WIRE_VERSION)
+      return this.#refuse(RejectCode.VERSION, `protocol version ${WIRE_VERSION} only`);
     const key = this.#opts.publicKey();
     if (!key) return this.#refuse(RejectCode.NOT_SHARED, "not logged in");
     const now = (this.#opts.now ?? Date.now)();
@@ -122,7 +128,7 @@ class Connection {
       return this.#refuse(RejectCode.BAD_TICKET, "ticket is for another file");
     }
     const file = this.#opts.shares.get(sha1);
-    if (!file || !file.groups.has(check.claims.g)) {
+    if (!file?.groups.has(check.claims.g)) {
       return this.#refuse(RejectCode.NOT_SHARED, "file not shared in that group here");
     }
     if (!(await this.#stillValid(file))) return;
@@ -147,8 +153,14 @@ class Connection {
   }
 
   #request(m: RequestMessage): void {
-    if (!this.#file) return this.#refuse(RejectCode.BAD_REQUEST, "request before handshake");
-    if (this.#queue.length >= MAX_QUEUED_REQUESTS) return this.#refuse(RejectCode.BUSY, "too many requests queued");
+    if (!this.#file) {
+      this.#refuse(RejectCode.BAD_REQUEST, "request before handshake");
+      return;
+    }
+    if (this.#queue.length >= MAX_QUEUED_REQUESTS) {
+      this.#refuse(RejectCode.BUSY, "too many requests queued");
+      return;
+    }
     this.#queue.push(m);
     if (!this.#serving) void this.#serve();
   }
@@ -165,7 +177,8 @@ class Connection {
           continue;
         }
         if (!(await this.#stillValid(file))) return;
-        const fh = await (this.#fh ??= open(file.path, "r"));
+        this.#fh ??= open(file.path, "r");
+        const fh = await this.#fh;
         // a fresh buffer per piece: the socket may hold it after we move on, and
         // backpressure below bounds how many are alive per connection (about two)
         const data = Buffer.allocUnsafe(m.length);

@@ -31,6 +31,5 @@ export function checkFileName(name: string): string {
 /** For error messages: control characters shown escaped, length capped. */
 export function printable(s: string): string {
   const cut = s.length > 64 ? `${s.slice(0, 64)}…` : s;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping them is the point
   return cut.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }

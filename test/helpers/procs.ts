@@ -43,7 +43,11 @@ export class Proc {
     args: string[],
     opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
   ) {
-    this.child = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: "pipe" });
+    this.child = spawn(cmd, args, {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...process.env, ...opts.env },
+      stdio: "pipe",
+    });
     const feed = (stream: NodeJS.ReadableStream, into: string[]) => {
       let partial = "";
       stream.setEncoding("utf8");
@@ -172,10 +176,18 @@ export class Cluster {
   }
 
   /** Starts a client on a free port with its own state directory. */
-  async client(name: string, opts: { stateDir?: string; port?: number } = {}): Promise<Proc & { port: number }> {
+  async client(
+    name: string,
+    opts: { stateDir?: string; port?: number } = {},
+  ): Promise<Proc & { port: number }> {
     const port = opts.port ?? (await freePort());
     const stateDir = opts.stateDir ?? join(this.dir, `state-${name}`);
-    const p = new Proc(name, join(ROOT, "client"), [`127.0.0.1:${port}`, this.infoPath, "--state-dir", stateDir]);
+    const p = new Proc(name, join(ROOT, "client"), [
+      `127.0.0.1:${port}`,
+      this.infoPath,
+      "--state-dir",
+      stateDir,
+    ]);
     this.procs.push(p);
     return Object.assign(p, { port });
   }

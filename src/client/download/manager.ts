@@ -40,7 +40,9 @@ export class DownloadManager {
   }
 
   #active(): Download[] {
-    return this.#downloads.filter((d) => d.phase !== "complete" && d.phase !== "failed" && d.phase !== "stopped");
+    return this.#downloads.filter(
+      (d) => d.phase !== "complete" && d.phase !== "failed" && d.phase !== "stopped",
+    );
   }
 
   /** Checks what can be checked at once, then downloads in the background. */
@@ -48,7 +50,10 @@ export class DownloadManager {
     const target = await resolveTarget(name, destination);
     for (const d of this.#active()) {
       if (d.groupId === groupId && d.name === name) {
-        throw new GsError("BAD_REQUEST", `[${groupId}] ${quoteWord(name)} is already downloading to ${d.target}`);
+        throw new GsError(
+          "BAD_REQUEST",
+          `[${groupId}] ${quoteWord(name)} is already downloading to ${d.target}`,
+        );
       }
       if (d.target === target) throw new GsError("BAD_REQUEST", `another download is writing ${target}`);
     }
@@ -62,7 +67,8 @@ export class DownloadManager {
   #add(d: Download): void {
     // a finished download of the same file drops out of the list
     this.#downloads = this.#downloads.filter(
-      (x) => !(x.groupId === d.groupId && x.name === d.name && (x.phase === "failed" || x.phase === "stopped")),
+      (x) =>
+        !(x.groupId === d.groupId && x.name === d.name && (x.phase === "failed" || x.phase === "stopped")),
     );
     this.#downloads.push(d);
   }
@@ -98,6 +104,11 @@ export class DownloadManager {
     await Promise.all(this.#active().map((d) => d.stop()));
   }
 
+  /** Forgets every download (after stopAll, at logout). */
+  clear(): void {
+    this.#downloads = [];
+  }
+
   cancel(groupId: string, name: string): void {
     for (const d of this.#active()) if (d.groupId === groupId && d.name === name) void d.stop(true);
   }
@@ -121,7 +132,8 @@ async function resolveTarget(name: string, destination: string): Promise<string>
   let target = resolve(destination);
   const st = await stat(target).catch(() => undefined);
   if (st?.isDirectory()) target = join(target, name);
-  else if (st) throw new GsError("BAD_REQUEST", `${target} exists; not overwritten: choose another destination`);
+  else if (st)
+    throw new GsError("BAD_REQUEST", `${target} exists; not overwritten: choose another destination`);
   if (await stat(target).catch(() => undefined)) {
     throw new GsError("BAD_REQUEST", `${target} exists; not overwritten: choose another destination`);
   }
