@@ -19,7 +19,10 @@ const READ_SIZE = 4 * PIECE_SIZE;
  * Memory is one read buffer whatever the file's size. `onProgress` is called with
  * the bytes hashed so far after each read.
  */
-export async function hashFile(path: string, onProgress?: (done: number, total: number) => void): Promise<FileHashes> {
+export async function hashFile(
+  path: string,
+  onProgress?: (done: number, total: number) => void,
+): Promise<FileHashes> {
   const fh = await open(path, "r");
   try {
     const st = await fh.stat();
@@ -55,7 +58,8 @@ export async function hashFile(path: string, onProgress?: (done: number, total: 
       onProgress?.(done, size);
     }
     const after = await fh.stat();
-    if (after.size !== size || after.mtimeMs !== st.mtimeMs) throw new Error(`${path} changed while it was being hashed`);
+    if (after.size !== size || after.mtimeMs !== st.mtimeMs)
+      throw new Error(`${path} changed while it was being hashed`);
     return { size, sha1: whole.digest("hex"), pieces, mtimeMs: st.mtimeMs };
   } finally {
     await fh.close();

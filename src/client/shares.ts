@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { stat } from "node:fs/promises";
-import { Bitfield } from "../shared/bitfield.js";
+import type { Bitfield } from "../shared/bitfield.js";
 import { PIECE_SIZE } from "../shared/constants.js";
 
 /** A file this client serves: complete (an upload or a finished download) or partial. */
@@ -54,7 +54,11 @@ export class ShareRegistry extends EventEmitter<ShareEvents> {
   }
 
   /** Adds (or extends to another group) a share. */
-  add(groupId: string, name: string, f: Omit<SharedFile, "groups" | "servedBytes" | "pieceCount">): SharedFile {
+  add(
+    groupId: string,
+    name: string,
+    f: Omit<SharedFile, "groups" | "servedBytes" | "pieceCount">,
+  ): SharedFile {
     let entry = this.#files.get(f.sha1);
     if (!entry) {
       entry = { ...f, pieceCount: pieceCountOf(f.size), groups: new Map(), servedBytes: 0 };

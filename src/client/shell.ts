@@ -12,19 +12,43 @@ interface Command {
 
 /** The spec's commands, with its exact syntax and argument order. */
 const COMMANDS: Record<string, Command> = {
-  create_user: { args: ["user_id", "passwd"], help: "create an account", run: (c, [u, p]) => c.createUser(u!, p!) },
-  login: { args: ["user_id", "passwd"], help: "log in; shares again what you shared before", run: (c, [u, p]) => c.login(u!, p!) },
-  create_group: { args: ["group_id"], help: "create a group that you own", run: (c, [g]) => c.createGroup(g!) },
+  create_user: {
+    args: ["user_id", "passwd"],
+    help: "create an account",
+    run: (c, [u, p]) => c.createUser(u!, p!),
+  },
+  login: {
+    args: ["user_id", "passwd"],
+    help: "log in; shares again what you shared before",
+    run: (c, [u, p]) => c.login(u!, p!),
+  },
+  create_group: {
+    args: ["group_id"],
+    help: "create a group that you own",
+    run: (c, [g]) => c.createGroup(g!),
+  },
   join_group: { args: ["group_id"], help: "ask to join a group", run: (c, [g]) => c.joinGroup(g!) },
-  leave_group: { args: ["group_id"], help: "leave a group and stop sharing its files", run: (c, [g]) => c.leaveGroup(g!) },
-  list_requests: { args: ["group_id"], help: "pending join requests (owner only)", run: (c, [g]) => c.listRequests(g!) },
+  leave_group: {
+    args: ["group_id"],
+    help: "leave a group and stop sharing its files",
+    run: (c, [g]) => c.leaveGroup(g!),
+  },
+  list_requests: {
+    args: ["group_id"],
+    help: "pending join requests (owner only)",
+    run: (c, [g]) => c.listRequests(g!),
+  },
   accept_request: {
     args: ["group_id", "user_id"],
     help: "accept a join request (owner only)",
     run: (c, [g, u]) => c.acceptRequest(g!, u!),
   },
   list_groups: { args: [], help: "every group, with its owner and your role", run: (c) => c.listGroups() },
-  list_files: { args: ["group_id"], help: "the files shared in a group (members only)", run: (c, [g]) => c.listFiles(g!) },
+  list_files: {
+    args: ["group_id"],
+    help: "the files shared in a group (members only)",
+    run: (c, [g]) => c.listFiles(g!),
+  },
   upload_file: {
     args: ["file_path", "group_id"],
     help: "share a file with a group",
@@ -36,7 +60,11 @@ const COMMANDS: Record<string, Command> = {
     run: (c, [g, f, d]) => c.downloadFile(g!, f!, d!),
   },
   show_downloads: { args: [], help: "[D] downloading / [C] complete", run: (c) => c.showDownloads() },
-  stop_share: { args: ["group_id", "file_name"], help: "stop sharing a file", run: (c, [g, f]) => c.stopShare(g!, f!) },
+  stop_share: {
+    args: ["group_id", "file_name"],
+    help: "stop sharing a file",
+    run: (c, [g, f]) => c.stopShare(g!, f!),
+  },
   show_shares: { args: [], help: "what you share, with bytes served to peers", run: (c) => c.showShares() },
   logout: { args: [], help: "log out and stop sharing everything", run: (c) => c.logout() },
 };

@@ -65,7 +65,10 @@ export class TrackerClient {
       if (!res.ok) {
         const e = (json as { error?: { code?: unknown; message?: unknown } }).error;
         const code = isErrorCode(e?.code) ? e.code : "INTERNAL";
-        throw new GsError(code, typeof e?.message === "string" ? e.message : `tracker answered ${res.status}`);
+        throw new GsError(
+          code,
+          typeof e?.message === "string" ? e.message : `tracker answered ${res.status}`,
+        );
       }
       return json as T;
     }
@@ -77,7 +80,10 @@ async function readBounded(res: Response): Promise<string> {
   const declared = Number(res.headers.get("content-length") ?? "0");
   if (declared > MAX_RESPONSE_BYTES) {
     await res.body?.cancel();
-    throw new GsError("INTERNAL", `tracker answer of ${declared} bytes is over the ${MAX_RESPONSE_BYTES}-byte bound`);
+    throw new GsError(
+      "INTERNAL",
+      `tracker answer of ${declared} bytes is over the ${MAX_RESPONSE_BYTES}-byte bound`,
+    );
   }
   const chunks: Buffer[] = [];
   let total = 0;

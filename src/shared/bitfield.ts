@@ -12,7 +12,8 @@ export class Bitfield {
   ) {
     this.bytes = new Uint8Array(Math.ceil(length / 8));
     if (bytes) {
-      if (bytes.length !== this.bytes.length) throw new RangeError("bitfield length does not match piece count");
+      if (bytes.length !== this.bytes.length)
+        throw new RangeError("bitfield length does not match piece count");
       this.bytes.set(bytes);
       // spare bits past `length` must be zero so that counts and equality stay honest
       const spare = this.bytes.length * 8 - length;

@@ -7,10 +7,16 @@
 export const ERRORS = {
   BAD_REQUEST: { status: 400, hint: "check the command's arguments (see help)" },
   INVALID_ID: { status: 400, hint: "ids are 1-32 characters: letters, digits, '_', '-' or '.'" },
-  INVALID_FILE_NAME: { status: 400, hint: "rename the file: no '/', '\\', NUL or control characters, not '.' or '..'" },
+  INVALID_FILE_NAME: {
+    status: 400,
+    hint: "rename the file: no '/', '\\', NUL or control characters, not '.' or '..'",
+  },
   BODY_TOO_LARGE: { status: 413, hint: "the request is larger than the tracker accepts" },
   UNAUTHORIZED: { status: 401, hint: "log in first" },
-  SESSION_MOVED: { status: 401, hint: "this user logged in from another client; log in again here to move back" },
+  SESSION_MOVED: {
+    status: 401,
+    hint: "this user logged in from another client; log in again here to move back",
+  },
   WRONG_PASSWORD: { status: 401, hint: "check the user id and password" },
   TOO_MANY_ATTEMPTS: { status: 429, hint: "wait a little before trying again" },
   USER_EXISTS: { status: 409, hint: "choose another user id, or log in" },

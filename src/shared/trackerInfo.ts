@@ -20,10 +20,12 @@ export function parseTrackerInfo(text: string, fileName = "tracker_info.txt"): T
     if (line === "") return;
     const where = `${fileName} line ${i + 1}`;
     const addr = parseHostPort(line);
-    if (typeof addr === "string") throw new Error(`${where}: ${addr} (expected 'IP PORT' or 'IP:PORT', got '${line}')`);
+    if (typeof addr === "string")
+      throw new Error(`${where}: ${addr} (expected 'IP PORT' or 'IP:PORT', got '${line}')`);
     trackers.push({ no: trackers.length + 1, ...addr });
   });
-  if (trackers.length === 0) throw new Error(`${fileName}: no tracker listed (expected lines of 'IP PORT' or 'IP:PORT')`);
+  if (trackers.length === 0)
+    throw new Error(`${fileName}: no tracker listed (expected lines of 'IP PORT' or 'IP:PORT')`);
   return trackers;
 }
 

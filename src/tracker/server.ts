@@ -1,5 +1,12 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
-import { MAX_BODY_BYTES, MAX_FILE_NAME_LENGTH, MAX_FILE_SIZE, MAX_PIECES, PIECE_SIZE, SHA1_LENGTH } from "../shared/constants.js";
+import {
+  MAX_BODY_BYTES,
+  MAX_FILE_NAME_LENGTH,
+  MAX_FILE_SIZE,
+  MAX_PIECES,
+  PIECE_SIZE,
+  SHA1_LENGTH,
+} from "../shared/constants.js";
 import { ERRORS, GsError } from "../shared/errors.js";
 import { parseHostPort } from "../shared/trackerInfo.js";
 import type { TrackerService } from "./service.js";
@@ -39,7 +46,9 @@ export function buildTrackerServer({ service, warn = () => {} }: TrackerServerOp
     // keep-alive connections from clients are idle between commands; bound them anyway
     keepAliveTimeout: 30_000,
     requestTimeout: 30_000,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+    },
   });
 
   const auth = async (req: FastifyRequest): Promise<Authed> => {
@@ -74,7 +83,9 @@ export function buildTrackerServer({ service, warn = () => {} }: TrackerServerOp
 
   app.setNotFoundHandler((req, reply) => {
     warn(`warning: ${req.ip} ${req.method} ${req.url} -> 404 no such route`);
-    void reply.code(404).send({ error: { code: "BAD_REQUEST", message: `no route ${req.method} ${req.url}` } });
+    void reply
+      .code(404)
+      .send({ error: { code: "BAD_REQUEST", message: `no route ${req.method} ${req.url}` } });
   });
 
   app.get("/v1/health", async () => ({ ok: true }));
@@ -142,7 +153,12 @@ export function buildTrackerServer({ service, warn = () => {} }: TrackerServerOp
     "/v1/groups",
     {
       schema: {
-        body: { type: "object", required: ["groupId"], additionalProperties: false, properties: { groupId: id } },
+        body: {
+          type: "object",
+          required: ["groupId"],
+          additionalProperties: false,
+          properties: { groupId: id },
+        },
       },
     },
     async (req, reply) => {
@@ -204,7 +220,10 @@ export function buildTrackerServer({ service, warn = () => {} }: TrackerServerOp
     },
   );
 
-  app.post<{ Params: { groupId: string }; Body: { name: string; size: number; sha1: string; pieces: string } }>(
+  app.post<{
+    Params: { groupId: string };
+    Body: { name: string; size: number; sha1: string; pieces: string };
+  }>(
     "/v1/groups/:groupId/files",
     {
       schema: {
@@ -229,7 +248,10 @@ export function buildTrackerServer({ service, warn = () => {} }: TrackerServerOp
       const pieces = Buffer.from(req.body.pieces, "base64");
       const count = Math.ceil(size / PIECE_SIZE);
       if (pieces.length !== count * SHA1_LENGTH) {
-        throw new GsError("BAD_REQUEST", `a ${size}-byte file has ${count} pieces: expected ${count * SHA1_LENGTH} bytes of hashes`);
+        throw new GsError(
+          "BAD_REQUEST",
+          `a ${size}-byte file has ${count} pieces: expected ${count * SHA1_LENGTH} bytes of hashes`,
+        );
       }
       await service.upload(userId, req.params.groupId, { name, size, sha1, pieces });
       return reply.code(201).send({ ok: true });

@@ -67,7 +67,10 @@ export class TrackerService {
     const keys = [`u:${userId}`, `a:${clientAddr}`];
     const wait = Math.max(...keys.map((k) => this.#throttle.waitFor(k, now)));
     if (wait > 0) {
-      throw new GsError("TOO_MANY_ATTEMPTS", `too many failed logins: try again in ${Math.ceil(wait / 1000)} s`);
+      throw new GsError(
+        "TOO_MANY_ATTEMPTS",
+        `too many failed logins: try again in ${Math.ceil(wait / 1000)} s`,
+      );
     }
     const user = await this.#store.getUser(userId);
     // the same answer for an unknown user and a wrong password: ids are not probed this way
@@ -122,7 +125,12 @@ export class TrackerService {
   }
 
   acceptRequest(ownerId: string, groupId: string, userId: string) {
-    return this.#store.acceptRequest(checkId("group id", groupId), ownerId, checkId("user id", userId), this.#now());
+    return this.#store.acceptRequest(
+      checkId("group id", groupId),
+      ownerId,
+      checkId("user id", userId),
+      this.#now(),
+    );
   }
 
   listFiles(userId: string, groupId: string) {
@@ -136,7 +144,13 @@ export class TrackerService {
   }
 
   announce(userId: string, groupId: string, name: string, complete: boolean) {
-    return this.#store.addShare(checkId("group id", groupId), checkFileName(name), userId, complete, this.#now());
+    return this.#store.addShare(
+      checkId("group id", groupId),
+      checkFileName(name),
+      userId,
+      complete,
+      this.#now(),
+    );
   }
 
   stopShare(userId: string, groupId: string, name: string) {
@@ -153,7 +167,12 @@ export class TrackerService {
     const now = this.#now();
     const peers = await this.#store.listPeers(groupId, name, userId, now);
     const ticketExpires = now + TICKET_TTL_MS;
-    const ticket = signTicket(this.#signing.privateKey, { u: userId, g: groupId, f: sha1, exp: ticketExpires });
+    const ticket = signTicket(this.#signing.privateKey, {
+      u: userId,
+      g: groupId,
+      f: sha1,
+      exp: ticketExpires,
+    });
     return {
       ticket,
       ticketExpires,

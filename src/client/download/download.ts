@@ -27,7 +27,14 @@ const SAVE_EVERY_MS = 1_000;
 /** Speed is averaged over this window. */
 const SPEED_WINDOW_MS = 5_000;
 
-export type DownloadPhase = "starting" | "downloading" | "waiting" | "verifying" | "complete" | "failed" | "stopped";
+export type DownloadPhase =
+  | "starting"
+  | "downloading"
+  | "waiting"
+  | "verifying"
+  | "complete"
+  | "failed"
+  | "stopped";
 
 interface FileInfo {
   name: string;
@@ -226,7 +233,9 @@ export class Download implements LinkOwner {
           await this.#wakeup.wait(REFRESH_MS);
         } else {
           if (Date.now() - Math.max(this.#lastProgress, started) > GIVE_UP_MS) {
-            throw new Error(`no sharer had the missing pieces for ${GIVE_UP_MS / 60_000} minutes; try again later`);
+            throw new Error(
+              `no sharer had the missing pieces for ${GIVE_UP_MS / 60_000} minutes; try again later`,
+            );
           }
           this.phase = "waiting";
           const delay = RETRY_SCHEDULE_MS[Math.min(this.#retry, RETRY_SCHEDULE_MS.length - 1)]!;
@@ -266,7 +275,8 @@ export class Download implements LinkOwner {
     this.pieceCount = pieceCountOf(file.size);
     this.fileId = Buffer.from(file.sha1, "hex");
     this.#hashes = Buffer.from(file.pieces, "base64");
-    if (this.#hashes.length !== this.pieceCount * SHA1_LENGTH) throw new Error("tracker sent a bad piece list");
+    if (this.#hashes.length !== this.pieceCount * SHA1_LENGTH)
+      throw new Error("tracker sent a bad piece list");
     let have = new Bitfield(this.pieceCount);
     const r = this.#resume;
     if (r && r.sha1 === file.sha1 && r.size === file.size) {
@@ -355,7 +365,8 @@ export class Download implements LinkOwner {
     } catch (err) {
       if (!this.#stopping && this.phase !== "failed") {
         const e = err as NodeJS.ErrnoException;
-        this.error = e.code === "ENOSPC" ? "disk full" : `cannot write ${this.partPath}: ${e.code ?? e.message}`;
+        this.error =
+          e.code === "ENOSPC" ? "disk full" : `cannot write ${this.partPath}: ${e.code ?? e.message}`;
         this.#stopping = true;
         this.#failOnWake = true;
         this.#wakeup.wake();
@@ -392,7 +403,9 @@ export class Download implements LinkOwner {
     });
     await this.#deps.tracker
       .call("POST", this.#sharePath(), { complete: false })
-      .catch((err) => this.#deps.events.warn(`warning: could not announce a partial share: ${(err as Error).message}`));
+      .catch((err) =>
+        this.#deps.events.warn(`warning: could not announce a partial share: ${(err as Error).message}`),
+      );
   }
 
   #sharePath(): string {
@@ -422,7 +435,9 @@ export class Download implements LinkOwner {
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw new Error(
-        e.code === "EEXIST" ? `${this.target} appeared meanwhile; not overwritten` : `cannot create ${this.target}: ${e.code}`,
+        e.code === "EEXIST"
+          ? `${this.target} appeared meanwhile; not overwritten`
+          : `cannot create ${this.target}: ${e.code}`,
       );
     }
     await unlink(this.partPath).catch(() => {});
@@ -449,7 +464,9 @@ export class Download implements LinkOwner {
     });
     await this.#deps.tracker
       .call("POST", this.#sharePath(), { complete: true })
-      .catch((err) => this.#deps.events.warn(`warning: could not announce the complete file: ${(err as Error).message}`));
+      .catch((err) =>
+        this.#deps.events.warn(`warning: could not announce the complete file: ${(err as Error).message}`),
+      );
     const secs = (Date.now() - this.#startedAt) / 1000;
     this.#deps.events.event(
       `download complete: [${this.groupId}] ${quoteWord(this.name)} -> ${this.target} (${formatBytes(this.size)} in ${secs < 10 ? secs.toFixed(2) : secs.toFixed(0)} s, ${formatRate(this.size / Math.max(secs, 0.001))})`,

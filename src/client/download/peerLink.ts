@@ -112,7 +112,10 @@ export class PeerLink {
       if (piece === undefined) break;
       this.#inFlight.set(
         piece,
-        setTimeout(() => this.close(`piece ${piece} not delivered within ${REQUEST_TIMEOUT_MS / 1000} s`), REQUEST_TIMEOUT_MS),
+        setTimeout(
+          () => this.close(`piece ${piece} not delivered within ${REQUEST_TIMEOUT_MS / 1000} s`),
+          REQUEST_TIMEOUT_MS,
+        ),
       );
       this.#wire.request(piece, 0, this.#owner.pieceLength(piece));
     }
