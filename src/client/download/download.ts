@@ -59,6 +59,15 @@ export interface DownloadDeps {
   onComplete(share: ShareState): void;
 }
 
+/** A saved bitfield, or undefined when it does not fit the file (a hand-edited state file). */
+function savedBits(pieceCount: number, base64: string): Bitfield | undefined {
+  try {
+    return Bitfield.fromBase64(pieceCount, base64);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A promise that a timer or an event can settle, whichever comes first. */
 class Wakeup {
   #wake: (() => void) | undefined;
@@ -117,6 +126,8 @@ export class Download implements LinkOwner {
   #startedAt = Date.now();
   #lastProgress = Date.now();
   #partMtime = 0;
+  /** Pieces whose write has completed: what a saved state may claim. */
+  #written = new Bitfield(0);
 
   constructor(deps: DownloadDeps, groupId: string, name: string, target: string, resume?: DownloadState) {
     this.#deps = deps;
@@ -178,7 +189,10 @@ export class Download implements LinkOwner {
 
   /** What survives a restart: only unfinished downloads are saved. */
   snapshot(): DownloadState | undefined {
-    if (this.phase === "complete" || this.phase === "failed" || !this.sha1) return undefined;
+    if (this.phase === "complete" || this.phase === "failed" || this.#written.length !== this.pieceCount) {
+      return undefined;
+    }
+    if (!this.sha1) return undefined;
     return {
       groupId: this.groupId,
       name: this.name,
@@ -186,7 +200,7 @@ export class Download implements LinkOwner {
       size: this.size,
       target: this.target,
       partPath: this.partPath,
-      have: this.picker.have.toBase64(),
+      have: this.#written.toBase64(),
       mtimeMs: this.#partMtime,
     };
   }
@@ -204,11 +218,11 @@ export class Download implements LinkOwner {
 
   async #run(): Promise<void> {
     try {
-      const info = await this.#deps.tracker.call<{ file: FileInfo } & Grant>(
-        "POST",
-        `/v1/groups/${encodeURIComponent(this.groupId)}/files/${encodeURIComponent(this.name)}/download`,
-        {},
-      );
+      const info = await this.#begin();
+      if (!info) {
+        this.phase = "stopped";
+        return;
+      }
       await this.#open(info.file);
       let grant: Grant | undefined = info;
       const started = Date.now();
@@ -217,7 +231,7 @@ export class Download implements LinkOwner {
           try {
             grant = await this.#refresh();
           } catch (err) {
-            // a tracker outage does not stop a download that has peers; report and retry
+            // a tracker outage does not stop a download that has peers; retry at the next round
             if (!(err instanceof GsError && err.code === "TRACKER_UNAVAILABLE")) throw err;
           }
         }
@@ -237,34 +251,60 @@ export class Download implements LinkOwner {
               `no sharer had the missing pieces for ${GIVE_UP_MS / 60_000} minutes; try again later`,
             );
           }
-          this.phase = "waiting";
-          const delay = RETRY_SCHEDULE_MS[Math.min(this.#retry, RETRY_SCHEDULE_MS.length - 1)]!;
-          this.#retry++;
-          this.#waitingUntil = Date.now() + delay;
-          await this.#wakeup.wait(delay);
+          await this.#waitForRetry();
         }
       }
       this.#closeLinks("download ended");
+      // every piece the picker counts as ours must be on disk before we save or finish
+      await this.#drainWrites();
       if (this.#failOnWake) throw new Error(this.error);
       if (this.#stopping) {
         this.phase = "stopped";
+        this.#partMtime = (await this.#fh!.stat()).mtimeMs;
         return;
       }
-      await this.#drainWrites();
       await this.#finish();
     } catch (err) {
       this.#closeLinks("download failed");
+      await this.#drainWrites();
       this.phase = "failed";
       this.error = (err as Error).message;
       this.#deps.shares.remove(this.sha1);
       await this.#fh?.close().catch(() => {});
       this.#fh = undefined;
-      await unlink(this.partPath).catch(() => {});
+      if (this.sha1) await unlink(this.partPath).catch(() => {});
       this.#deps.events.event(`download failed: [${this.groupId}] ${quoteWord(this.name)}: ${this.error}`);
     } finally {
       await this.#fh?.close().catch(() => {});
       this.#fh = undefined;
       this.#deps.onStateChange();
+    }
+  }
+
+  async #waitForRetry(): Promise<void> {
+    this.phase = "waiting";
+    const delay = RETRY_SCHEDULE_MS[Math.min(this.#retry, RETRY_SCHEDULE_MS.length - 1)]!;
+    this.#retry++;
+    this.#waitingUntil = Date.now() + delay;
+    await this.#wakeup.wait(delay);
+  }
+
+  /** The file's hashes, a ticket and peers; retried while no tracker answers. Undefined when stopped. */
+  async #begin(): Promise<({ file: FileInfo } & Grant) | undefined> {
+    const since = Date.now();
+    for (;;) {
+      try {
+        return await this.#deps.tracker.call<{ file: FileInfo } & Grant>(
+          "POST",
+          `/v1/groups/${encodeURIComponent(this.groupId)}/files/${encodeURIComponent(this.name)}/download`,
+          {},
+        );
+      } catch (err) {
+        const outage = err instanceof GsError && err.code === "TRACKER_UNAVAILABLE";
+        if (!outage || Date.now() - since > GIVE_UP_MS) throw err;
+      }
+      await this.#waitForRetry();
+      if (this.#stopping) return undefined;
     }
   }
 
@@ -280,11 +320,12 @@ export class Download implements LinkOwner {
     let have = new Bitfield(this.pieceCount);
     const r = this.#resume;
     if (r && r.sha1 === file.sha1 && r.size === file.size) {
-      // resume only from a partial file that is as we left it
       const st = await stat(r.partPath).catch(() => undefined);
-      if (st?.isFile() && st.size === file.size && st.mtimeMs === r.mtimeMs) {
-        have = Bitfield.fromBase64(this.pieceCount, r.have);
+      if (st?.isFile() && st.size === file.size) {
         this.#fh = await open(r.partPath, "r+");
+        // as we left it: trust the saved bitfield; touched since (a crash after the last
+        // save, or someone else): re-hash every piece and keep those that check
+        have = (st.mtimeMs === r.mtimeMs && savedBits(this.pieceCount, r.have)) || (await this.#rehash());
       }
     }
     if (!this.#fh) {
@@ -294,7 +335,23 @@ export class Download implements LinkOwner {
     }
     this.#partMtime = (await this.#fh.stat()).mtimeMs;
     this.picker = new PiecePicker(this.pieceCount, have);
+    this.#written = new Bitfield(this.pieceCount, have.bytes);
     if (have.count > 0) await this.#announcePartial();
+  }
+
+  /** Which pieces of the partial file match their SHA1: one streaming pass, one piece buffer. */
+  async #rehash(): Promise<Bitfield> {
+    const have = new Bitfield(this.pieceCount);
+    const buf = Buffer.allocUnsafe(PIECE_SIZE);
+    for (let i = 0; i < this.pieceCount && !this.#stopping; i++) {
+      const len = this.pieceLength(i);
+      const { bytesRead } = await this.#fh!.read(buf, 0, len, i * PIECE_SIZE);
+      const digest = createHash("sha1").update(buf.subarray(0, bytesRead)).digest();
+      if (bytesRead === len && digest.equals(this.#hashes.subarray(i * SHA1_LENGTH, (i + 1) * SHA1_LENGTH))) {
+        have.set(i);
+      }
+    }
+    return have;
   }
 
   async #refresh(): Promise<Grant> {
@@ -353,7 +410,8 @@ export class Download implements LinkOwner {
     this.#writes++;
     try {
       await this.#fh!.write(data, 0, data.length, piece * PIECE_SIZE);
-      // only now may peers ask us for it
+      // only now may peers ask us for it, and a saved state claim it
+      this.#written.set(piece);
       this.#deps.shares.markHave(this.sha1, piece);
       if (!this.#announced) await this.#announcePartial();
       const now = Date.now();
