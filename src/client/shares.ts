@@ -45,6 +45,12 @@ export class ShareRegistry extends EventEmitter<ShareEvents> {
   readonly #files = new Map<string, SharedFile>();
   readonly #checked = new Map<string, { at: number; ok: Promise<boolean> }>();
 
+  constructor() {
+    super();
+    // every peer connection listens (two listeners each); the peer server bounds connections
+    this.setMaxListeners(0);
+  }
+
   get(sha1: string): SharedFile | undefined {
     return this.#files.get(sha1);
   }

@@ -2,6 +2,7 @@ import { createInterface, type Interface } from "node:readline";
 import { ID_RULE } from "../shared/constants.js";
 import { GsError } from "../shared/errors.js";
 import type { GroupshareClient } from "./client.js";
+import { formatRate } from "./format.js";
 import { tokenize } from "./tokenize.js";
 
 interface Command {
@@ -166,6 +167,19 @@ export class Shell {
     }
   }
 
+  /** ` [#####-----] 48% 92.1 MB/s` over the downloads in flight, or nothing. */
+  #downloadBar(): string {
+    const active = this.#client.downloads
+      .list()
+      .filter((d) => d.state === "downloading" || d.state === "waiting" || d.state === "starting");
+    if (active.length === 0) return "";
+    const pct = active.reduce((s, d) => s + d.percent, 0) / active.length;
+    const speed = active.reduce((s, d) => s + d.speed, 0);
+    const bar = "#".repeat(Math.round(pct / 10)).padEnd(10, "-");
+    const n = active.length > 1 ? ` ${active.length} downloads` : "";
+    return colour.cyan(` [${bar}] ${pct.toFixed(0)}% ${formatRate(speed)}${n}`);
+  }
+
   #print(outcome: Outcome | undefined): void {
     if (!outcome || outcome === "quit") return;
     if (this.#progressShown) process.stdout.write("\r\x1b[2K");
@@ -193,7 +207,16 @@ export class Shell {
       },
     });
     this.#rl = rl;
-    const setPrompt = () => rl.setPrompt(`${this.#client.userId ?? "groupshare"}> `);
+    // the prompt doubles as a live progress bar while downloads run
+    const setPrompt = () => rl.setPrompt(`${this.#client.userId ?? "groupshare"}${this.#downloadBar()}> `);
+    const live = this.#tty
+      ? setInterval(() => {
+          if (this.#client.downloads.list().some((d) => d.state !== "complete")) {
+            setPrompt();
+            rl.prompt(true);
+          }
+        }, 1_000)
+      : undefined;
     let quit = false;
     let interrupted = false;
     rl.on("SIGINT", () => {
@@ -218,6 +241,7 @@ export class Shell {
         rl.prompt();
       }
     }
+    clearInterval(live);
     const kept = [...((rl as unknown as { history?: string[] }).history ?? [])];
     rl.close();
     this.#rl = undefined;

@@ -162,17 +162,23 @@ export class Download implements LinkOwner {
     return span > 0 ? (bytes * 1000) / span : 0;
   }
 
+  get percent(): number {
+    if (this.phase === "complete") return 100;
+    if (!this.picker) return 0;
+    return this.pieceCount === 0 ? 100 : (100 * this.picker.have.count) / this.pieceCount;
+  }
+
   /** One line of state for show_downloads. */
   describe(): string {
     switch (this.phase) {
       case "starting":
         return "starting";
       case "downloading": {
-        const pct = this.pieceCount === 0 ? 100 : (100 * this.have.count) / this.pieceCount;
+        const pct = this.percent;
         return `${pct.toFixed(1)}%  ${formatRate(this.speed)}  ${this.peerCount} peer${this.peerCount === 1 ? "" : "s"}`;
       }
       case "waiting": {
-        const pct = this.pieceCount === 0 ? 100 : (100 * this.have.count) / this.pieceCount;
+        const pct = this.percent;
         const secs = Math.max(0, Math.ceil((this.#waitingUntil - Date.now()) / 1000));
         return `${pct.toFixed(1)}%  waiting for a sharer: try ${this.#retry} in ${secs} s`;
       }

@@ -15,6 +15,10 @@ export interface DownloadStatus {
   target: string;
   state: Download["phase"];
   detail: string;
+  /** 0..100 */
+  percent: number;
+  /** bytes per second */
+  speed: number;
 }
 
 export interface DownloadManagerOptions {
@@ -47,6 +51,10 @@ export class DownloadManager {
 
   /** Checks what can be checked at once, then downloads in the background. */
   async start(groupId: string, name: string, destination: string): Promise<string> {
+    const mine = this.#opts.shares.find(groupId, name);
+    if (mine?.have.complete) {
+      throw new GsError("BAD_REQUEST", `you already share [${groupId}] ${quoteWord(name)}: it is at ${mine.path}`);
+    }
     const target = await resolveTarget(name, destination);
     for (const d of this.#active()) {
       if (d.groupId === groupId && d.name === name) {
@@ -91,6 +99,8 @@ export class DownloadManager {
       target: d.target,
       state: d.phase,
       detail: d.describe(),
+      percent: d.percent,
+      speed: d.speed,
     }));
   }
 
