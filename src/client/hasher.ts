@@ -1,6 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { open } from "node:fs/promises";
 import { PIECE_SIZE, SHA1_LENGTH } from "../shared/constants.js";
+import { wholeFileSha1 } from "./wholeSha1.js";
 
 export interface FileHashes {
   size: number;
@@ -15,9 +16,10 @@ export interface FileHashes {
 const READ_SIZE = 4 * PIECE_SIZE;
 
 /**
- * One streaming pass over a file: the SHA1 of every piece and of the whole file.
- * Memory is one read buffer whatever the file's size. `onProgress` is called with
- * the bytes hashed so far after each read.
+ * The SHA1 of every piece and of the whole file, streaming: memory is one read
+ * buffer whatever the file's size. The whole-file hash runs on a worker thread,
+ * reading the same file alongside (from the page cache), so both cores hash.
+ * `onProgress` is called with the bytes hashed so far after each read.
  */
 export async function hashFile(
   path: string,
@@ -29,7 +31,8 @@ export async function hashFile(
     const size = st.size;
     const pieceCount = Math.ceil(size / PIECE_SIZE);
     const pieces = Buffer.allocUnsafe(pieceCount * SHA1_LENGTH);
-    const whole = createHash("sha1");
+    const whole = wholeFileSha1(path, size);
+    whole.catch(() => {}); // awaited below; a failure there must not be an unhandled rejection first
     const buf = Buffer.allocUnsafe(READ_SIZE);
     let piece: Hash | undefined;
     let pieceFill = 0;
@@ -39,7 +42,6 @@ export async function hashFile(
       const { bytesRead } = await fh.read(buf, 0, Math.min(READ_SIZE, size - done), done);
       if (bytesRead === 0) throw new Error(`${path} shrank while it was being hashed`);
       const chunk = buf.subarray(0, bytesRead);
-      whole.update(chunk);
       let at = 0;
       while (at < bytesRead) {
         const take = Math.min(PIECE_SIZE - pieceFill, bytesRead - at);
@@ -60,7 +62,7 @@ export async function hashFile(
     const after = await fh.stat();
     if (after.size !== size || after.mtimeMs !== st.mtimeMs)
       throw new Error(`${path} changed while it was being hashed`);
-    return { size, sha1: whole.digest("hex"), pieces, mtimeMs: st.mtimeMs };
+    return { size, sha1: await whole, pieces, mtimeMs: st.mtimeMs };
   } finally {
     await fh.close();
   }

@@ -1,0 +1,30 @@
+/**
+ * Worker thread: the SHA1 of a whole file (or of its first `length` bytes), read
+ * on its own. It runs beside the piece hashing of the main thread, so the two
+ * hashes of upload_file (or the final check of a download) use both cores.
+ */
+import { createHash } from "node:crypto";
+import { open } from "node:fs/promises";
+import { parentPort, workerData } from "node:worker_threads";
+
+const READ_SIZE = 2 * 1024 * 1024;
+
+async function main(): Promise<void> {
+  const { path, length } = workerData as { path: string; length: number };
+  const fh = await open(path, "r");
+  try {
+    const hash = createHash("sha1");
+    const buf = Buffer.allocUnsafe(READ_SIZE);
+    for (let at = 0; at < length; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(READ_SIZE, length - at), at);
+      if (bytesRead === 0) throw new Error(`${path} is shorter than ${length} bytes`);
+      hash.update(buf.subarray(0, bytesRead));
+      at += bytesRead;
+    }
+    parentPort!.postMessage({ sha1: hash.digest("hex") });
+  } finally {
+    await fh.close();
+  }
+}
+
+main().catch((err: Error) => parentPort!.postMessage({ error: err.message }));
