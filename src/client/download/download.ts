@@ -7,6 +7,7 @@ import { parseHostPort } from "../../shared/trackerInfo.js";
 import type { PieceMessage } from "../../wire/index.js";
 import type { ClientEvents } from "../client.js";
 import { formatBytes, formatRate } from "../format.js";
+import { wholeFileSha1 } from "../wholeSha1.js";
 import { pieceCountOf, pieceLength, type ShareRegistry } from "../shares.js";
 import type { DownloadState, ShareState } from "../state.js";
 import { quoteWord } from "../tokenize.js";
@@ -480,16 +481,9 @@ export class Download implements LinkOwner {
   async #finish(): Promise<void> {
     this.phase = "verifying";
     const fh = this.#fh!;
-    await fh.sync();
-    const whole = createHash("sha1");
-    const buf = Buffer.allocUnsafe(4 * PIECE_SIZE);
-    for (let at = 0; at < this.size; ) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, this.size - at), at);
-      if (bytesRead === 0) throw new Error(`${this.partPath} is shorter than expected`);
-      whole.update(buf.subarray(0, bytesRead));
-      at += bytesRead;
-    }
-    if (whole.digest("hex") !== this.sha1) {
+    // durable before it gets its final name; the check reads from the page cache meanwhile
+    const [whole] = await Promise.all([wholeFileSha1(this.partPath, this.size), fh.sync()]);
+    if (whole !== this.sha1) {
       throw new Error("the whole file's SHA1 does not match (the partial file was changed on disk?)");
     }
     await fh.close();
