@@ -1,0 +1,156 @@
+import { link, mkdir, readFile, rm } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { type Cluster, freePort, Proc, ROOT } from "../test/helpers/procs.js";
+import { sha1File } from "./files.js";
+
+/** Every command of the setup answers within this bound. */
+const COMMAND_MS = 20_000;
+/** Group served by seeder 1 alone, and group served by every seeder. */
+export const ONE = "one";
+export const ALL = "all";
+
+export interface SwarmOptions {
+  /** Seeder processes (seeder 1 owns both groups). */
+  seeders: number;
+  /** If set, seeder 1 and every downloader run under `node --cpu-prof` and leave their profiles here. */
+  cpuProfDir?: string;
+}
+
+export interface DownloadResult {
+  seconds: number;
+  /** The downloader's VmHWM when the complete line appeared, in bytes. */
+  peakBytes: number;
+  /** CPU time (user + system) the downloader had used by then, in seconds: less noisy than wall time on a busy box. */
+  cpuSeconds: number;
+}
+
+/**
+ * One tracker, `seeders` seeding clients and one downloading user, all real
+ * processes of one Cluster on 127.0.0.1. Seeder 1 shares a file in group ONE
+ * alone and in group ALL with the others; each seeder uploads its own hard link
+ * of the file (the same content by another member adds a seeder).
+ */
+export class Swarm {
+  readonly seeders: Proc[] = [];
+  #runs = 0;
+
+  private constructor(
+    readonly cluster: Cluster,
+    readonly opts: SwarmOptions,
+  ) {}
+
+  static async start(cluster: Cluster, opts: SwarmOptions): Promise<Swarm> {
+    const s = new Swarm(cluster, opts);
+    await cluster.tracker(1);
+    for (let i = 1; i <= opts.seeders; i++) {
+      const p = await s.#client(`seeder${i}`, join(cluster.dir, `state-seeder${i}`), i === 1);
+      s.seeders.push(p);
+      await p.run(`create_user s${i} pw`, /^user s\d+ created/, COMMAND_MS);
+      await p.run(`login s${i} pw`, /^logged in as/, COMMAND_MS);
+    }
+    const owner = s.seeders[0]!;
+    await owner.run(`create_group ${ONE}`, /^group \S+ created/, COMMAND_MS);
+    await owner.run(`create_group ${ALL}`, /^group \S+ created/, COMMAND_MS);
+    for (const [i, p] of s.seeders.entries()) {
+      if (i === 0) continue;
+      await p.run(`join_group ${ALL}`, /^asked to join/, COMMAND_MS);
+      await owner.run(`accept_request ${ALL} s${i + 1}`, /is now a member/, COMMAND_MS);
+    }
+    // the downloading user, set up once; each run logs it in from a fresh client
+    const dl = await s.#client("dl-setup", join(cluster.dir, "state-dl-setup"), false);
+    await dl.run("create_user dl pw", /^user dl created/, COMMAND_MS);
+    await dl.run("login dl pw", /^logged in as/, COMMAND_MS);
+    for (const g of [ONE, ALL]) {
+      await dl.run(`join_group ${g}`, /^asked to join/, COMMAND_MS);
+      await owner.run(`accept_request ${g} dl`, /is now a member/, COMMAND_MS);
+    }
+    dl.endInput();
+    await dl.waitExit(COMMAND_MS);
+    return s;
+  }
+
+  /** Seeder 1 shares `file` in ONE; every seeder shares its own hard link of it in ALL. */
+  async share(file: string, timeoutMs: number): Promise<void> {
+    const name = basename(file);
+    for (const [i, p] of this.seeders.entries()) {
+      const dir = join(this.cluster.dir, `files-seeder${i + 1}`);
+      await mkdir(dir, { recursive: true });
+      const own = join(dir, name);
+      await link(file, own);
+      if (i === 0) await p.run(`upload_file ${own} ${ONE}`, /^uploaded /, timeoutMs);
+      await p.run(`upload_file ${own} ${ALL}`, /^uploaded /, timeoutMs);
+    }
+  }
+
+  /**
+   * Downloads `name` from `group` with a fresh client (fresh state dir and
+   * destination), timed from sending download_file to its complete line; checks
+   * the result's SHA1, then removes it and lets the client exit.
+   */
+  async download(group: string, name: string, sha1: string, timeoutMs: number): Promise<DownloadResult> {
+    const run = ++this.#runs;
+    const out = join(this.cluster.dir, `out-${run}`);
+    await mkdir(out);
+    const p = await this.#client(`downloader${run}`, join(this.cluster.dir, `state-dl-${run}`), true);
+    try {
+      await p.run("login dl pw", /^logged in as/, COMMAND_MS);
+      const started = performance.now();
+      await p.run(`download_file ${group} ${name} ${out}`, /^downloading /, COMMAND_MS);
+      const end = await p.expect(/^download (complete|failed)/, timeoutMs);
+      const seconds = (performance.now() - started) / 1000;
+      const peakBytes = await peakMemory(p);
+      const cpuSeconds = await cpuTime(p);
+      if (!end.startsWith("download complete")) throw new Error(`${p.label}: ${end}`);
+      p.endInput();
+      const code = await p.waitExit(COMMAND_MS);
+      if (code !== 0) throw new Error(`${p.label} exited with ${code}\n${p.dump()}`);
+      const got = await sha1File(join(out, name));
+      if (got !== sha1) throw new Error(`${p.label}: downloaded file has SHA1 ${got}, expected ${sha1}`);
+      return { seconds, peakBytes, cpuSeconds };
+    } finally {
+      await p.kill();
+      await rm(out, { recursive: true, force: true });
+    }
+  }
+
+  /** Ends every client's input so that each exits cleanly (and writes its profile, if any). */
+  async stop(): Promise<void> {
+    for (const p of this.seeders) p.endInput();
+    await Promise.all(this.seeders.map((p) => p.waitExit(COMMAND_MS)));
+  }
+
+  async #client(label: string, stateDir: string, profiled: boolean): Promise<Proc> {
+    const port = await freePort();
+    const dir = this.opts.cpuProfDir;
+    const args = [`127.0.0.1:${port}`, this.cluster.infoPath, "--state-dir", stateDir];
+    // node refuses --cpu-prof in NODE_OPTIONS: run the client's entry point under node directly
+    const p =
+      dir && profiled
+        ? new Proc(label, process.execPath, [
+            "--cpu-prof",
+            `--cpu-prof-dir=${dir}`,
+            `--cpu-prof-name=${label}.cpuprofile`,
+            join(ROOT, "dist/src/client/main.js"),
+            ...args,
+          ])
+        : new Proc(label, join(ROOT, "client"), args);
+    this.cluster.procs.push(p);
+    return p;
+  }
+}
+
+/** User + system CPU time of a live process, in seconds (/proc/<pid>/stat, clock ticks of 1/100 s). */
+async function cpuTime(p: Proc): Promise<number> {
+  const stat = await readFile(`/proc/${p.child.pid}/stat`, "utf8");
+  // fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15
+  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(rest[11]) + Number(rest[12])) / 100;
+}
+
+/** VmHWM (peak resident set) of a live process, in bytes. */
+async function peakMemory(p: Proc): Promise<number> {
+  const status = await readFile(`/proc/${p.child.pid}/status`, "utf8");
+  const kb = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
+  if (!kb) throw new Error(`no VmHWM in /proc/${p.child.pid}/status`);
+  return Number(kb) * 1024;
+}
