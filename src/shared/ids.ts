@@ -1,9 +1,10 @@
-import { ID_PATTERN, ID_RULE, MAX_FILE_NAME_LENGTH } from "./constants.js";
-import { GsError } from "./errors.js";
+import { ID_PATTERN, MAX_FILE_NAME_LENGTH } from "./constants.js";
+import { ERRORS, GsError } from "./errors.js";
 
 export function checkId(kind: "user id" | "group id", id: string): string {
   if (!ID_PATTERN.test(id)) {
-    throw new GsError("INVALID_ID", `invalid ${kind} '${printable(id)}': use ${ID_RULE}`);
+    // the hint states the rule: the shell then prints it once, not twice
+    throw new GsError("INVALID_ID", `invalid ${kind} '${printable(id)}': ${ERRORS.INVALID_ID.hint}`);
   }
   return id;
 }

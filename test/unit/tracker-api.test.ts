@@ -1,0 +1,359 @@
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import Database from "better-sqlite3";
+import type { FastifyInstance } from "fastify";
+import { MAX_BODY_BYTES } from "../../src/shared/constants.js";
+import { ERRORS, type ErrorCode, isErrorCode } from "../../src/shared/errors.js";
+import { buildTrackerServer } from "../../src/tracker/server.js";
+import { TrackerService } from "../../src/tracker/service.js";
+import { openStore, type Store } from "../../src/tracker/store/index.js";
+import { ROOT } from "../helpers/procs.js";
+
+// The tracker's HTTP API in-process over a real SQLite file, with real HTTP on
+// 127.0.0.1: bad input is a 4xx with a registry code, never a crash.
+
+interface Answer {
+  status: number;
+  body: unknown;
+}
+
+/** A tracker on 127.0.0.1 port 0 over a fresh SQLite file; `now` is its clock. */
+async function startTracker(now?: () => number) {
+  const dir = await mkdtemp(join(tmpdir(), "gs-api-"));
+  const dbPath = join(dir, "tracker.db");
+  const store: Store = await openStore(dbPath);
+  const service = new TrackerService(store, now);
+  await service.init();
+  const warnings: string[] = [];
+  const app: FastifyInstance = buildTrackerServer({ service, warn: (l) => warnings.push(l) });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+
+  /** Sends `body` as JSON, or as-is when it is a string (to send malformed JSON). */
+  async function call(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Answer> {
+    const h: Record<string, string> = { ...headers };
+    if (body !== undefined) h["content-type"] ??= "application/json";
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: h,
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+      signal: AbortSignal.timeout(15_000),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text === "" ? undefined : JSON.parse(text) };
+  }
+
+  async function login(userId: string, password: string): Promise<string> {
+    const r = await call("POST", "/v1/sessions", { userId, password, peerAddr: "127.0.0.1:6001" });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return (r.body as { token: string }).token;
+  }
+
+  const close = async () => {
+    await app.close();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  };
+  return { call, login, close, warnings, dbPath, base };
+}
+
+/** An error answer: `{error:{code,message}}` and nothing else, a registry code, its status. */
+function assertError(r: Answer, code: ErrorCode, status: number = ERRORS[code].status): void {
+  const detail = JSON.stringify(r.body);
+  assert.equal(r.status, status, detail);
+  const body = r.body as { error?: { code?: unknown; message?: unknown } };
+  assert.deepEqual(Object.keys(body), ["error"], detail);
+  assert.deepEqual(Object.keys(body.error!).sort(), ["code", "message"], detail);
+  assert.ok(isErrorCode(body.error!.code), `not a registry code: ${detail}`);
+  assert.equal(body.error!.code, code, detail);
+  assert.equal(typeof body.error!.message, "string");
+  assert.ok((body.error!.message as string).length > 0);
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+describe("tracker API: malformed and hostile requests", () => {
+  let t: Awaited<ReturnType<typeof startTracker>>;
+  let aliceToken: string;
+  before(async () => {
+    t = await startTracker();
+    assert.equal((await t.call("POST", "/v1/users", { userId: "alice", password: "pw" })).status, 201);
+    aliceToken = await t.login("alice", "pw");
+  });
+  after(() => t.close());
+
+  it("answers malformed JSON with 400 BAD_REQUEST and logs a warning", async () => {
+    const before = t.warnings.length;
+    for (const raw of ['{"userId": "bob", ', "{userId: 'bob'}", "nul", '{"a":1}}']) {
+      assertError(await t.call("POST", "/v1/users", raw), "BAD_REQUEST");
+    }
+    assertError(await t.call("POST", "/v1/groups", "{", bearer(aliceToken)), "BAD_REQUEST");
+    assert.ok(t.warnings.length >= before + 5);
+    assert.ok(
+      t.warnings.slice(before).every((l) => /^warning: .*400 BAD_REQUEST/.test(l)),
+      t.warnings.join("\n"),
+    );
+  });
+
+  it("answers an empty body or a body that is not JSON with 400", async () => {
+    assertError(await t.call("POST", "/v1/users", ""), "BAD_REQUEST");
+    assertError(
+      await t.call("POST", "/v1/users", "userId=bob&password=pw", {
+        "content-type": "application/x-www-form-urlencoded",
+      }),
+      "BAD_REQUEST",
+    );
+    assertError(
+      await t.call("POST", "/v1/users", '{"userId":"bob","password":"pw"}', { "content-type": "text/plain" }),
+      "BAD_REQUEST",
+    );
+  });
+
+  it("answers a body over MAX_BODY_BYTES with 413 BODY_TOO_LARGE", async () => {
+    const big = JSON.stringify({ userId: "bob", password: "x".repeat(MAX_BODY_BYTES) });
+    assert.ok(Buffer.byteLength(big) > MAX_BODY_BYTES);
+    assertError(await t.call("POST", "/v1/users", big), "BODY_TOO_LARGE");
+    // and the tracker serves the next request
+    assert.equal((await t.call("GET", "/v1/health")).status, 200);
+  });
+
+  it("refuses wrong types, missing fields and unknown fields with 400", async () => {
+    const bodies: unknown[] = [
+      { userId: 5, password: "pw" },
+      { userId: "bob", password: null },
+      { userId: ["bob"], password: "pw" },
+      { userId: "bob" },
+      {},
+      [],
+      "just a string",
+      { userId: "bob", password: "pw", admin: true },
+      { userId: "bob", password: "" },
+      { userId: "x".repeat(33), password: "pw" },
+    ];
+    for (const b of bodies) {
+      assertError(await t.call("POST", "/v1/users", JSON.stringify(b)), "BAD_REQUEST");
+    }
+    assertError(
+      await t.call("POST", "/v1/sessions", { userId: "alice", password: "pw", peerAddr: "nowhere" }),
+      "BAD_REQUEST",
+    );
+    assertError(
+      await t.call("POST", "/v1/groups", { groupId: "g", owner: "mallory" }, bearer(aliceToken)),
+      "BAD_REQUEST",
+    );
+    assertError(await t.call("POST", "/v1/groups", { groupId: 7 }, bearer(aliceToken)), "BAD_REQUEST");
+    assertError(
+      await t.call("POST", "/v1/groups/g/requests", { extra: 1 }, bearer(aliceToken)),
+      "BAD_REQUEST",
+    );
+    // nothing of the above was created
+    assertError(
+      await t.call("POST", "/v1/sessions", { userId: "bob", password: "pw", peerAddr: "127.0.0.1:1" }),
+      "WRONG_PASSWORD",
+    );
+  });
+
+  it("refuses ids outside the id rule with INVALID_ID", async () => {
+    for (const userId of ["bad/id", "sp ace", "a*b", "ünï", "a\u0000b"]) {
+      assertError(await t.call("POST", "/v1/users", { userId, password: "pw" }), "INVALID_ID");
+    }
+    assertError(await t.call("POST", "/v1/groups", { groupId: "a;b" }, bearer(aliceToken)), "INVALID_ID");
+    assertError(
+      await t.call("POST", `/v1/groups/${encodeURIComponent("a b")}/requests`, {}, bearer(aliceToken)),
+      "INVALID_ID",
+    );
+  });
+
+  it("answers a missing, forged or ended session with 401 UNAUTHORIZED", async () => {
+    assertError(await t.call("GET", "/v1/groups"), "UNAUTHORIZED");
+    assertError(await t.call("GET", "/v1/groups", undefined, bearer("forged-token")), "UNAUTHORIZED");
+    assertError(
+      await t.call("GET", "/v1/groups", undefined, { authorization: `Basic ${aliceToken}` }),
+      "UNAUTHORIZED",
+    );
+    assertError(await t.call("GET", "/v1/groups", undefined, { authorization: aliceToken }), "UNAUTHORIZED");
+    assertError(await t.call("POST", "/v1/groups", { groupId: "g" }), "UNAUTHORIZED");
+    assertError(await t.call("POST", "/v1/heartbeat", {}), "UNAUTHORIZED");
+    assertError(await t.call("POST", "/v1/heartbeat", {}, bearer("forged")), "UNAUTHORIZED");
+    assertError(await t.call("DELETE", "/v1/sessions"), "UNAUTHORIZED");
+    // a token works until logout, then it is refused
+    const token = await t.login("alice", "pw");
+    assert.equal((await t.call("GET", "/v1/groups", undefined, bearer(token))).status, 200);
+    assertError(await t.call("GET", "/v1/groups", undefined, bearer(aliceToken)), "UNAUTHORIZED"); // moved
+    assert.equal((await t.call("DELETE", "/v1/sessions", undefined, bearer(token))).status, 200);
+    assertError(await t.call("GET", "/v1/groups", undefined, bearer(token)), "UNAUTHORIZED");
+    aliceToken = await t.login("alice", "pw");
+  });
+
+  it("answers an unknown route with a registry error body", async () => {
+    const r = await t.call("GET", "/v1/nothing-here");
+    assert.equal(r.status, 404);
+    const body = r.body as { error: { code: unknown; message: unknown } };
+    assert.ok(isErrorCode(body.error.code));
+    assert.equal(typeof body.error.message, "string");
+  });
+});
+
+describe("tracker API: the rules of accounts and groups", () => {
+  let t: Awaited<ReturnType<typeof startTracker>>;
+  const token: Record<string, string> = {};
+  const as = (u: string) => bearer(token[u]!);
+  before(async () => {
+    t = await startTracker();
+    for (const u of ["alice", "bob", "carol"]) {
+      assert.equal((await t.call("POST", "/v1/users", { userId: u, password: `pw-${u}` })).status, 201);
+      token[u] = await t.login(u, `pw-${u}`);
+    }
+  });
+  after(() => t.close());
+
+  it("keeps user and group ids unique and checks passwords", async () => {
+    assertError(await t.call("POST", "/v1/users", { userId: "alice", password: "x" }), "USER_EXISTS");
+    assertError(
+      await t.call("POST", "/v1/sessions", { userId: "alice", password: "nope", peerAddr: "127.0.0.1:6001" }),
+      "WRONG_PASSWORD",
+    );
+    // an unknown user gets the same answer as a wrong password
+    assertError(
+      await t.call("POST", "/v1/sessions", { userId: "zed", password: "nope", peerAddr: "127.0.0.1:6001" }),
+      "WRONG_PASSWORD",
+    );
+    token.alice = await t.login("alice", "pw-alice"); // a success clears the failures
+    assert.equal((await t.call("POST", "/v1/groups", { groupId: "g" }, as("alice"))).status, 201);
+    assertError(await t.call("POST", "/v1/groups", { groupId: "g" }, as("bob")), "GROUP_EXISTS");
+  });
+
+  it("lets only the owner list and accept; refuses joining twice and accepting twice", async () => {
+    assertError(await t.call("POST", "/v1/groups/nosuch/requests", {}, as("bob")), "GROUP_NOT_FOUND");
+    assertError(await t.call("POST", "/v1/groups/g/requests", {}, as("alice")), "ALREADY_MEMBER");
+    assert.equal((await t.call("POST", "/v1/groups/g/requests", {}, as("bob"))).status, 201);
+    assertError(await t.call("POST", "/v1/groups/g/requests", {}, as("bob")), "REQUEST_EXISTS");
+    assert.equal((await t.call("POST", "/v1/groups/g/requests", {}, as("carol"))).status, 201);
+    assertError(await t.call("GET", "/v1/groups/g/requests", undefined, as("bob")), "NOT_OWNER");
+    assertError(await t.call("POST", "/v1/groups/g/requests/carol/accept", {}, as("bob")), "NOT_OWNER");
+    const r = await t.call("GET", "/v1/groups/g/requests", undefined, as("alice"));
+    assert.deepEqual(
+      (r.body as { requests: { userId: string }[] }).requests.map((q) => q.userId),
+      ["bob", "carol"],
+    );
+    // carol is accepted first: she joined earliest
+    assert.equal((await t.call("POST", "/v1/groups/g/requests/carol/accept", {}, as("alice"))).status, 200);
+    assertError(
+      await t.call("POST", "/v1/groups/g/requests/carol/accept", {}, as("alice")),
+      "ALREADY_MEMBER",
+    );
+    assertError(
+      await t.call("POST", "/v1/groups/g/requests/zed/accept", {}, as("alice")),
+      "REQUEST_NOT_FOUND",
+    );
+    assert.equal((await t.call("POST", "/v1/groups/g/requests/bob/accept", {}, as("alice"))).status, 200);
+    assertError(await t.call("POST", "/v1/groups/g/requests", {}, as("bob")), "ALREADY_MEMBER");
+  });
+
+  it("hands the group to the earliest-joined member and deletes it with its last member", async () => {
+    const leave = async (u: string) => {
+      const r = await t.call("POST", "/v1/groups/g/leave", {}, as(u));
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body as { newOwner?: string; deleted: boolean };
+    };
+    assert.deepEqual(await leave("alice"), { newOwner: "carol", deleted: false });
+    assertError(await t.call("POST", "/v1/groups/g/leave", {}, as("alice")), "NOT_MEMBER");
+    assert.deepEqual(await leave("carol"), { newOwner: "bob", deleted: false });
+    assert.deepEqual(await leave("bob"), { deleted: true });
+    const groups = await t.call("GET", "/v1/groups", undefined, as("bob"));
+    assert.deepEqual((groups.body as { groups: unknown[] }).groups, []);
+    assertError(await t.call("GET", "/v1/groups/g/requests", undefined, as("bob")), "GROUP_NOT_FOUND");
+  });
+});
+
+describe("tracker API: login throttle", () => {
+  let t: Awaited<ReturnType<typeof startTracker>>;
+  let clock = Date.UTC(2030, 0, 1);
+  before(async () => {
+    t = await startTracker(() => clock); // the clock stands still unless the test moves it
+    assert.equal((await t.call("POST", "/v1/users", { userId: "alice", password: "right" })).status, 201);
+  });
+  after(() => t.close());
+
+  const attempt = (password: string) =>
+    t.call("POST", "/v1/sessions", { userId: "alice", password, peerAddr: "127.0.0.1:6001" });
+
+  it("refuses the 6th attempt after 5 wrong passwords with 429, even with the right password", async () => {
+    for (let i = 0; i < 5; i++) assertError(await attempt(`wrong-${i}`), "WRONG_PASSWORD");
+    assertError(await attempt("right"), "TOO_MANY_ATTEMPTS");
+    assertError(await attempt("right"), "TOO_MANY_ATTEMPTS");
+    // once the wait is over, the right password works again
+    clock += 60_000;
+    assert.equal((await attempt("right")).status, 200);
+  });
+});
+
+describe("tracker API: what the store keeps", () => {
+  it("stores passwords as salted scrypt hashes and session tokens only as hashes", async () => {
+    const t = await startTracker();
+    try {
+      const same = "correct horse battery staple";
+      for (const u of ["alice", "bob"]) {
+        assert.equal((await t.call("POST", "/v1/users", { userId: u, password: same })).status, 201);
+      }
+      const token = await t.login("alice", same);
+      const db = new Database(t.dbPath, { readonly: true });
+      try {
+        const users = db.prepare("SELECT user_id, password_hash FROM users ORDER BY user_id").all() as {
+          user_id: string;
+          password_hash: string;
+        }[];
+        assert.deepEqual(
+          users.map((u) => u.user_id),
+          ["alice", "bob"],
+        );
+        for (const u of users) {
+          assert.match(u.password_hash, /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/);
+          assert.ok(!u.password_hash.includes(same));
+        }
+        assert.notEqual(users[0]!.password_hash, users[1]!.password_hash, "a salt per user");
+        const dump = JSON.stringify(db.prepare("SELECT * FROM sessions").all());
+        assert.ok(!dump.includes(token), "the token is not stored as is");
+        for (const file of [t.dbPath, `${t.dbPath}-wal`].filter((f) => existsSync(f))) {
+          assert.ok(!readFileSync(file).includes(Buffer.from(same)), `no plaintext password in ${file}`);
+        }
+      } finally {
+        db.close();
+      }
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe("error registry", () => {
+  it("gives every code an HTTP error status and a hint that says what to do", () => {
+    for (const [code, e] of Object.entries(ERRORS)) {
+      assert.match(code, /^[A-Z][A-Z_]+$/);
+      assert.ok(e.status >= 400 && e.status <= 599, `${code}: status ${e.status}`);
+      assert.equal(typeof e.hint, "string", code);
+      assert.ok(e.hint.trim().length >= 10, `${code}: hint '${e.hint}'`);
+    }
+  });
+
+  it("is documented: the README mentions every code", (t) => {
+    const readme = join(ROOT, "README.md");
+    if (!existsSync(readme)) {
+      t.skip("no README.md yet");
+      return;
+    }
+    const text = readFileSync(readme, "utf8");
+    const missing = Object.keys(ERRORS).filter((code) => !text.includes(`\`${code}\``));
+    assert.deepEqual(missing, [], "codes missing from README.md");
+  });
+});
