@@ -112,7 +112,9 @@ export async function runLine(client: GroupshareClient, line: string): Promise<O
     return { lines: await cmd.run(client, args) };
   } catch (err) {
     if (err instanceof GsError) {
-      const hint = err.hint && !err.message.includes(err.hint) ? ` (${err.hint})` : "";
+      // a BAD_REQUEST message says what to do itself
+      const useful = err.code !== "BAD_REQUEST" && err.hint && !err.message.includes(err.hint);
+      const hint = useful ? ` (${err.hint})` : "";
       return { error: `${err.message}${hint}` };
     }
     return { error: `${(err as Error).message ?? err}` };

@@ -12,7 +12,8 @@ import { parseHostPort } from "../shared/trackerInfo.js";
 import type { TrackerService } from "./service.js";
 
 /** Schemas: every route declares its body and params; unknown fields are refused, not dropped. */
-const id = { type: "string", minLength: 1, maxLength: 32 } as const;
+// loose bound here; checkId in the service applies the id rule and answers INVALID_ID
+const id = { type: "string", maxLength: 256 } as const;
 const fileName = { type: "string", minLength: 1, maxLength: MAX_FILE_NAME_LENGTH } as const;
 const password = { type: "string", minLength: 1, maxLength: 128 } as const;
 const groupParams = { type: "object", required: ["groupId"], properties: { groupId: id } } as const;
@@ -83,9 +84,7 @@ export function buildTrackerServer({ service, warn = () => {} }: TrackerServerOp
 
   app.setNotFoundHandler((req, reply) => {
     warn(`warning: ${req.ip} ${req.method} ${req.url} -> 404 no such route`);
-    void reply
-      .code(404)
-      .send({ error: { code: "BAD_REQUEST", message: `no route ${req.method} ${req.url}` } });
+    void reply.code(404).send({ error: { code: "NO_ROUTE", message: `no route ${req.method} ${req.url}` } });
   });
 
   app.get("/v1/health", async () => ({ ok: true }));

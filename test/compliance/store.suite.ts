@@ -330,7 +330,7 @@ export function storeComplianceSuite(
         await group(t, own);
         await users(pen, out);
         await store.requestJoin(t, pen, T0);
-        assert.deepEqual(await store.leaveGroup(t, pen), { deleted: false });
+        assert.deepEqual(await store.leaveGroup(t, pen), { deleted: false, withdrawn: true });
         assert.deepEqual(await store.listRequests(t, own), []);
         assert.equal((await groupAs(pen, t))?.role, "none");
         await rejectsWith(store.leaveGroup(t, pen), "NOT_MEMBER");

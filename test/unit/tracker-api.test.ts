@@ -138,11 +138,13 @@ describe("tracker API: malformed and hostile requests", () => {
       "just a string",
       { userId: "bob", password: "pw", admin: true },
       { userId: "bob", password: "" },
-      { userId: "x".repeat(33), password: "pw" },
+      { userId: "x".repeat(257), password: "pw" },
     ];
     for (const b of bodies) {
       assertError(await t.call("POST", "/v1/users", JSON.stringify(b)), "BAD_REQUEST");
     }
+    // within the schema's bound, the id rule itself answers
+    assertError(await t.call("POST", "/v1/users", { userId: "x".repeat(33), password: "pw" }), "INVALID_ID");
     assertError(
       await t.call("POST", "/v1/sessions", { userId: "alice", password: "pw", peerAddr: "nowhere" }),
       "BAD_REQUEST",
@@ -200,6 +202,7 @@ describe("tracker API: malformed and hostile requests", () => {
     assert.equal(r.status, 404);
     const body = r.body as { error: { code: unknown; message: unknown } };
     assert.ok(isErrorCode(body.error.code));
+    assert.equal(body.error.code, "NO_ROUTE");
     assert.equal(typeof body.error.message, "string");
   });
 });

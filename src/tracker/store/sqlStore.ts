@@ -196,7 +196,7 @@ export class SqlStore implements Store {
           userId,
         ]);
         if (changes === 0) throw new GsError("NOT_MEMBER", `you are not a member of '${groupId}'`);
-        return { deleted: false };
+        return { deleted: false, withdrawn: true };
       }
       await tx.run("DELETE FROM shares WHERE group_id = ? AND user_id = ?", [groupId, userId]);
       await tx.run("DELETE FROM members WHERE group_id = ? AND user_id = ?", [groupId, userId]);

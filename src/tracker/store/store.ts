@@ -42,6 +42,8 @@ export interface LeaveResult {
   newOwner?: string;
   /** True when the last member left and the group is gone. */
   deleted: boolean;
+  /** True when the user was not a member but had a pending request, now withdrawn. */
+  withdrawn?: boolean;
 }
 
 export interface FileMeta {
