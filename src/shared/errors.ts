@@ -5,10 +5,10 @@
  * Tests assert on `code`, never on message text.
  */
 export const ERRORS = {
-  BAD_REQUEST: { status: 400, hint: "see help" },
+  BAD_REQUEST: { status: 400, hint: "see help for the syntax" },
   INVALID_ID: { status: 400, hint: "ids are 1-32 characters: letters, digits, '_', '-' or '.'" },
   INVALID_FILE_NAME: { status: 400, hint: "rename the file" },
-  BODY_TOO_LARGE: { status: 413, hint: "send less" },
+  BODY_TOO_LARGE: { status: 413, hint: "send a smaller request" },
   UNAUTHORIZED: { status: 401, hint: "log in first" },
   WRONG_PASSWORD: { status: 401, hint: "check the user id and password" },
   TOO_MANY_ATTEMPTS: { status: 429, hint: "wait, then try again" },
