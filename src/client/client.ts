@@ -436,7 +436,7 @@ function enc(s: string): string {
 }
 
 export function formatDownload(d: DownloadStatus): string {
-  const head = `[${d.state === "complete" ? "C" : "D"}] [${d.groupId}] ${d.name}`;
+  const head = `[${d.state === "complete" ? "C" : "D"}] [${d.groupId}] ${quoteWord(d.name)}`;
   if (d.state === "complete") return head;
   return `${head}  ${d.detail}`;
 }

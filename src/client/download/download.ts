@@ -34,6 +34,12 @@ const SAVE_EVERY_MS = 1_000;
 const MAX_UNWRITTEN = 16;
 /** Speed is averaged over this window. */
 const SPEED_WINDOW_MS = 5_000;
+/**
+ * The start gate's bound: the first requests wait at most this long after the first
+ * bitfield for the other peers dialled with it (a loopback or LAN peer answers in
+ * milliseconds; one that doesn't is not worth holding the download for).
+ */
+const START_GATE_MS = 2_000;
 
 export type DownloadPhase =
   | "starting"
@@ -124,6 +130,14 @@ export class Download implements LinkOwner {
   /** Peers that sent a corrupt piece: never again in this download. */
   readonly #banned = new Set<string>();
   readonly #wakeup = new Wakeup();
+  /**
+   * The start gate: no request before every peer of the first round has sent its
+   * bitfield (or gone), or START_GATE_MS passed. Availability is counted before the
+   * first pick (DESIGN.md "Download" 2-3), so the first requests spread over every
+   * sharer instead of all going to whichever answered first.
+   */
+  #gateOpen = false;
+  #gateTimer: NodeJS.Timeout | undefined;
   #stopping = false;
   #announced = false;
   #writes = 0;
@@ -558,7 +572,26 @@ export class Download implements LinkOwner {
     if (this.peerCount === 0) this.#wakeup.wake();
   }
 
+  mayRequest(asker: PeerLink): boolean {
+    if (this.#gateOpen) return true;
+    if ([...this.#links.values()].some((l) => !l.closed && !l.ready)) {
+      this.#gateTimer ??= setTimeout(() => this.#openGate(), START_GATE_MS);
+      return false;
+    }
+    this.#openGate(asker);
+    return true;
+  }
+
+  /** Every ready link may request now; the asker fills itself when this returns. */
+  #openGate(asker?: PeerLink): void {
+    if (this.#gateOpen) return;
+    this.#gateOpen = true;
+    clearTimeout(this.#gateTimer);
+    for (const l of [...this.#links.values()]) if (l !== asker) l.fill();
+  }
+
   #closeLinks(reason: string): void {
+    clearTimeout(this.#gateTimer);
     for (const l of [...this.#links.values()]) l.close(reason);
     this.#links.clear();
   }

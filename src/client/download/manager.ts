@@ -66,7 +66,13 @@ export class DownloadManager {
       if (d.target === target) throw new GsError("BAD_REQUEST", `another download is writing ${target}`);
     }
     // membership and existence are checked now, so the user hears of them at once
-    await this.#opts.tracker.call("GET", `/v1/groups/${encodeURIComponent(groupId)}/files`);
+    const { files } = await this.#opts.tracker.call<{ files: { name: string }[] }>(
+      "GET",
+      `/v1/groups/${encodeURIComponent(groupId)}/files`,
+    );
+    if (!files.some((f) => f.name === name)) {
+      throw new GsError("FILE_NOT_FOUND", `no file ${quoteWord(name)} in ${groupId}`);
+    }
     const d = new Download(this.#deps(), groupId, name, target);
     this.#add(d);
     return `downloading [${groupId}] ${quoteWord(name)} to ${target} in the background (show_downloads for progress)`;

@@ -21,6 +21,8 @@ export interface LinkOwner {
   readonly pieceCount: number;
   readonly picker: PiecePicker;
   pieceLength(piece: number): number;
+  /** May this ready link send requests yet? (the download's start gate) */
+  mayRequest(link: PeerLink): boolean;
   /** A piece arrived from this link: check and store it. */
   onPiece(link: PeerLink, msg: PieceMessage): void;
   /** The link ended (with the reason for logs and show_downloads). */
@@ -105,7 +107,7 @@ export class PeerLink {
 
   /** Requests pieces from this peer until its pipeline is full or it has nothing we lack. */
   fill(): void {
-    if (!this.#ready || this.#closed) return;
+    if (!this.#ready || this.#closed || !this.#owner.mayRequest(this)) return;
     const picker = this.#owner.picker;
     while (this.#inFlight.size < PIPELINE_DEPTH) {
       const piece = picker.pick(this.addr);
