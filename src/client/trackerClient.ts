@@ -54,8 +54,16 @@ export class TrackerClient {
         failures.push(`tracker ${t.no} at ${where}: ${describeFetchError(err)}`);
         continue;
       }
+      let text: string;
+      try {
+        text = await readBounded(res);
+      } catch (err) {
+        if (err instanceof GsError) throw err;
+        // died or went quiet (the timeout covers the body too) mid-answer: as good as no answer
+        failures.push(`tracker ${t.no} at ${where}: ${describeFetchError(err)} in the middle of its answer`);
+        continue;
+      }
       this.#current = index;
-      const text = await readBounded(res);
       let json: unknown;
       try {
         json = JSON.parse(text);
