@@ -127,8 +127,10 @@ export class GroupshareClient {
     const heartbeat = setInterval(() => void this.#heartbeat(), HEARTBEAT_INTERVAL_MS);
     this.#login = { userId, state, stateFile, heartbeat };
     const lines = [`logged in as ${userId}`];
+    // resumed first: the re-share saves the state, and a save keeps only the downloads it sees
+    const resumed = this.downloads.resumeAll(state.downloads);
     lines.push(...(await this.#reshare(state)));
-    lines.push(...this.downloads.resumeAll(state.downloads));
+    lines.push(...resumed);
     return lines;
   }
 

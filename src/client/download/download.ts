@@ -129,6 +129,12 @@ export class Download implements LinkOwner {
   readonly #links = new Map<string, PeerLink>();
   /** Peers that sent a corrupt piece: never again in this download. */
   readonly #banned = new Set<string>();
+  /**
+   * Peers whose connection ended before their bitfield (refused, dead, rejected us):
+   * not tried again before `until`, on the retry schedule. Without this a dead
+   * peer the tracker still lists (until its TTL) is redialled in a tight loop.
+   */
+  readonly #backoff = new Map<string, { fails: number; until: number }>();
   readonly #wakeup = new Wakeup();
   /**
    * The start gate: no request before every peer of the first round has sent its
@@ -219,10 +225,9 @@ export class Download implements LinkOwner {
 
   /** What survives a restart: only unfinished downloads are saved. */
   snapshot(): DownloadState | undefined {
-    if (this.phase === "complete" || this.phase === "failed" || this.#written.length !== this.pieceCount) {
-      return undefined;
-    }
-    if (!this.sha1) return undefined;
+    if (this.phase === "complete" || this.phase === "failed") return undefined;
+    // not open yet (asking the tracker, checking the partial file): keep what we resume from
+    if (!this.sha1 || this.#written.length !== this.pieceCount) return this.#resume;
     return {
       groupId: this.groupId,
       name: this.name,
@@ -254,6 +259,8 @@ export class Download implements LinkOwner {
         return;
       }
       await this.#open(info.file);
+      // in the state file from now on, so a crash before the first piece still resumes it
+      this.#deps.onStateChange();
       let grant: Grant | undefined = info;
       const started = Date.now();
       while (!this.picker.complete && !this.#stopping) {
@@ -304,6 +311,8 @@ export class Download implements LinkOwner {
       this.#fh = undefined;
       if (this.sha1) await unlink(this.partPath).catch(() => {});
       this.#deps.events.event(`download failed: [${this.groupId}] ${quoteWord(this.name)}: ${this.error}`);
+      // the tracker listed us as a partial sharer: peers must not be sent to a file we deleted
+      if (this.#announced) await this.#deps.tracker.call("DELETE", this.#sharePath()).catch(() => {});
     } finally {
       await this.#fh?.close().catch(() => {});
       this.#fh = undefined;
@@ -398,6 +407,7 @@ export class Download implements LinkOwner {
     for (const p of peers) {
       if (this.peerCount >= MAX_PEERS) break;
       if (p.addr === this.#deps.selfAddr || this.#banned.has(p.addr)) continue;
+      if ((this.#backoff.get(p.addr)?.until ?? 0) > Date.now()) continue;
       const existing = this.#links.get(p.addr);
       if (existing && !existing.closed) continue;
       const hp = parseHostPort(p.addr);
@@ -567,6 +577,13 @@ export class Download implements LinkOwner {
 
   onClosed(link: PeerLink, _reason: string): void {
     if (this.#links.get(link.addr) === link) this.#links.delete(link.addr);
+    if (link.ready) {
+      this.#backoff.delete(link.addr);
+    } else {
+      const fails = (this.#backoff.get(link.addr)?.fails ?? 0) + 1;
+      const delay = RETRY_SCHEDULE_MS[Math.min(fails, RETRY_SCHEDULE_MS.length) - 1]!;
+      this.#backoff.set(link.addr, { fails, until: Date.now() + delay });
+    }
     // its pieces went back to the pool: let the other peers take them now
     for (const l of this.#links.values()) l.fill();
     if (this.peerCount === 0) this.#wakeup.wake();

@@ -53,7 +53,10 @@ export class DownloadManager {
   async start(groupId: string, name: string, destination: string): Promise<string> {
     const mine = this.#opts.shares.find(groupId, name);
     if (mine?.have.complete) {
-      throw new GsError("BAD_REQUEST", `you already share [${groupId}] ${quoteWord(name)}: it is at ${mine.path}`);
+      throw new GsError(
+        "BAD_REQUEST",
+        `you already share [${groupId}] ${quoteWord(name)}: it is at ${mine.path}`,
+      );
     }
     const target = await resolveTarget(name, destination);
     for (const d of this.#active()) {
@@ -154,6 +157,11 @@ async function resolveTarget(name: string, destination: string): Promise<string>
     throw new GsError("BAD_REQUEST", `${target} exists; not overwritten: choose another destination`);
   }
   const dir = dirname(target);
+  // access() alone passes a regular file for root: the partial file could then not be created
+  const dirStat = await stat(dir).catch(() => undefined);
+  if (dirStat && !dirStat.isDirectory()) {
+    throw new GsError("BAD_REQUEST", `cannot write to ${dir}: not a directory`);
+  }
   try {
     await access(dir, constants.W_OK);
   } catch {
