@@ -67,18 +67,39 @@ class SqliteConn implements SqlDb {
   }
 }
 
+/** Opening attempts while another process holds the lock that switching to WAL needs. */
+const OPEN_ATTEMPTS = 40;
+
+/**
+ * Opens the file in WAL mode. Two trackers starting at once on a new file both
+ * switch it to WAL, and SQLite can answer SQLITE_BUSY to that without calling the
+ * busy handler, so the switch is retried here, with a growing pause (startup only).
+ */
+function openWal(file: string): Database.Database {
+  for (let attempt = 1; ; attempt++) {
+    // busy_timeout first: every later statement waits for other processes' locks
+    const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
+    try {
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = NORMAL");
+      db.pragma("foreign_keys = ON");
+      return db;
+    } catch (err) {
+      db.close();
+      const code = (err as { code?: string }).code ?? "";
+      if (!code.startsWith("SQLITE_BUSY") || attempt >= OPEN_ATTEMPTS) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(25 * attempt, 250));
+    }
+  }
+}
+
 class SqliteDb implements SqlDb {
   readonly dialect = "sqlite";
   readonly #conn: SqliteConn;
   readonly #mutex: Mutex;
 
   constructor(file: string) {
-    // busy_timeout first: switching to WAL needs a lock another process may hold
-    const db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
-    db.pragma("journal_mode = WAL");
-    db.pragma("synchronous = NORMAL");
-    db.pragma("foreign_keys = ON");
-    this.#conn = new SqliteConn(db);
+    this.#conn = new SqliteConn(openWal(file));
     this.#mutex = mutexFor(file);
   }
 
