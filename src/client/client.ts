@@ -370,7 +370,10 @@ export class GroupshareClient {
     this.#requireLogin();
     checkId("group id", groupId);
     checkFileName(name);
-    return [await this.downloads.start(groupId, name, destination)];
+    const line = await this.downloads.start(groupId, name, destination);
+    // on disk before we answer: a crash from here on resumes it at the next login
+    await this.#saveState();
+    return [line];
   }
 
   showDownloads(): string[] {

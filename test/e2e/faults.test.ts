@@ -320,6 +320,27 @@ describe("faults: nothing lost, every fault ends byte-identical or with a clear 
     await restart("s1");
   });
 
+  it("the downloader SIGKILLed right after download_file answers, before any piece: resumed at login", async () => {
+    const original = await share("g.bin", "s1");
+    const s1 = cl("s1");
+    let d = cl("d");
+    const out = join(c.dir, "dl-g");
+    await mkdir(out);
+    s1.child.kill("SIGSTOP"); // no piece can arrive
+    try {
+      await d.run(`download_file g g.bin ${out}`, /^downloading \[g\] g\.bin/);
+      await d.kill("SIGKILL");
+      d = await start("d");
+      await d.run("login d pw-d", /^logged in as d/);
+      await d.expect(`resuming download of [g] g.bin to ${join(out, "g.bin")}`);
+    } finally {
+      s1.child.kill("SIGCONT");
+    }
+    await d.expect(/^download complete: \[g\] g\.bin -> /, DONE_MS);
+    await assertSameFile(join(out, "g.bin"), original);
+    assert.deepEqual(await readdir(out), ["g.bin"]);
+  });
+
   it("a destination that is not writable: a clear error at once, and no file written", async () => {
     await share("e.bin", "s1");
     const d = cl("d");

@@ -165,7 +165,17 @@ export class Download implements LinkOwner {
     this.name = name;
     this.target = target;
     this.partPath = resume?.partPath ?? `${target}.gspart`;
-    this.#resume = resume;
+    // until the partial file is open, a save records this much: enough to start again at login
+    this.#resume = resume ?? {
+      groupId,
+      name,
+      sha1: "",
+      size: 0,
+      target,
+      partPath: this.partPath,
+      have: "",
+      mtimeMs: 0,
+    };
     this.done = this.#run();
   }
 
