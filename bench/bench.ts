@@ -1,42 +1,65 @@
 /**
- * npm run bench [-- --size-mib N] [--runs N] [--memory] [--no-record] [--cpu-prof DIR]
+ * npm run bench [-- --only download,hash,memory,tracker,scaling] [--quick] [--runs N]
+ *                  [--size-mib N] [--no-record] [--cpu-prof DIR]
  *
- * Downloads a random file on 127.0.0.1 through real tracker and client processes,
- * from 1 seeder and from 4, and times each against a bare Node TCP pipeline
- * (file → socket → file). Prints a table and replaces the "## Download (npm run
- * bench)" section of BENCHMARKS.md. Every process and temp file is removed at the
- * end, whatever happens; a failure exits non-zero.
+ * Issue 6's benchmarks on 127.0.0.1, real tracker and client processes throughout:
+ *   download  a 1 GiB file from 1 and 4 seeders against the bare Node pipeline (the limit) and aria2c
+ *   hash      upload_file's hashing of 1 GiB against sha1sum and mktorrent
+ *   memory    the downloader's peak memory for 256 MiB, 1 GiB and 4 GiB files
+ *   tracker   requests/s and p99 of login, list_files and a download's start, 50 connections, SQLite and PostgreSQL
+ *   scaling   1, 2, 4, 8 seeders; list_files with 10,000 files; a 10 GiB file's memory
+ * Prints each part and rewrites its subsection of BENCHMARKS.md's "## Figures"
+ * section (others stay). Missing tools (aria2, mktorrent, opentracker, wrk,
+ * postgresql) are installed with apt-get. Every process and temp file is removed
+ * at the end, whatever happens; the whole run is cut off after WATCHDOG_MS; a
+ * failure exits non-zero.
  */
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { loadavg } from "node:os";
-import { basename, join } from "node:path";
-import { Cluster, Proc, ROOT } from "../test/helpers/procs.js";
-import { makeRandomFile, sha1File } from "./files.js";
+import { join } from "node:path";
+import { Cluster, ROOT } from "../test/helpers/procs.js";
+import { Context } from "./context.js";
 import { describeMachine } from "./machine.js";
-import { MEMORY_SUBSECTION, type Row, SECTION, table, writeSection } from "./report.js";
-import { ALL, ONE, Swarm } from "./swarm.js";
+import { downloadPart } from "./parts/download.js";
+import { hashPart } from "./parts/hash.js";
+import { memoryPart } from "./parts/memory.js";
+import { SCALE_SEEDERS, scalingPart } from "./parts/scaling.js";
+import { trackerPart } from "./parts/tracker.js";
+import { type Part, writeParts } from "./report.js";
 
-const USAGE = `usage: npm run bench -- [--size-mib N] [--runs N] [--memory] [--no-record] [--cpu-prof DIR]
-  --size-mib N    file size in MiB (default 256)
-  --runs N        downloads per case; the median is reported (default 3)
-  --memory        also measure the downloader's peak memory for 256 MiB and 1 GiB (1 seeder, one run each)
-  --no-record     print the table only; leave BENCHMARKS.md alone
-  --cpu-prof DIR  run seeder 1 and every downloader under node --cpu-prof, profiles in DIR`;
+const PARTS = ["download", "hash", "memory", "tracker", "scaling"] as const;
+type PartName = (typeof PARTS)[number];
 
-const SEEDERS = 4;
-/** The whole run is cut off after this long, whatever it is doing. */
-const WATCHDOG_MS = 20 * 60_000;
+const USAGE = `usage: npm run bench -- [--only PARTS] [--quick] [--runs N] [--size-mib N] [--no-record] [--cpu-prof DIR]
+  --only PARTS    comma-separated, of: ${PARTS.join(", ")} (default: all)
+  --quick         small files (64 MiB, 1,000 listed files, 512 MiB for the large file) and 1 run: checks the bench
+  --runs N        runs per timed case; the median is reported (default 3; --quick: 1)
+  --size-mib N    the download and hash parts' file size (default 1024)
+  --no-record     print the figures only; leave BENCHMARKS.md alone
+  --cpu-prof DIR  run seeder 1 and every downloader under node --cpu-prof, profiles in DIR
+                  (summarise one with: node dist/bench/profile.js DIR/downloader1.cpuprofile)`;
+
+/** The whole run is cut off after this long, whatever it is doing (a full run takes 10-15 minutes here). */
+const WATCHDOG_MS = 40 * 60_000;
 
 interface Args {
-  sizeMiB: number;
-  runs: number;
-  memory: boolean;
+  parts: PartName[];
+  quick: boolean;
+  runs: number | undefined;
+  sizeMiB: number | undefined;
   record: boolean;
   cpuProfDir: string | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { sizeMiB: 256, runs: 3, memory: false, record: true, cpuProfDir: undefined };
+  const a: Args = {
+    parts: [...PARTS],
+    quick: false,
+    runs: undefined,
+    sizeMiB: undefined,
+    record: true,
+    cpuProfDir: undefined,
+  };
   const count = (flag: string, v: string | undefined, max: number) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1 || n > max)
@@ -45,9 +68,14 @@ function parseArgs(argv: string[]): Args {
   };
   for (let i = 0; i < argv.length; i++) {
     const f = argv[i]!;
-    if (f === "--size-mib") a.sizeMiB = count(f, argv[++i], 16_384);
+    if (f === "--only") {
+      const names = (argv[++i] ?? "").split(",").filter(Boolean);
+      const bad = names.find((n) => !(PARTS as readonly string[]).includes(n));
+      if (names.length === 0 || bad) throw new Error(`--only takes parts of: ${PARTS.join(", ")}\n${USAGE}`);
+      a.parts = PARTS.filter((p) => names.includes(p));
+    } else if (f === "--quick") a.quick = true;
     else if (f === "--runs") a.runs = count(f, argv[++i], 50);
-    else if (f === "--memory") a.memory = true;
+    else if (f === "--size-mib") a.sizeMiB = count(f, argv[++i], 16_384);
     else if (f === "--no-record") a.record = false;
     else if (f === "--cpu-prof") {
       a.cpuProfDir = argv[++i];
@@ -60,151 +88,35 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-/** Bounds for a phase that moves `bytes`: generous against a slow disk, finite against a hang. */
-function boundMs(bytes: number, slowestBytesPerSec: number): number {
-  return 60_000 + Math.ceil((bytes / slowestBytesPerSec) * 1000);
-}
-
-function say(line: string): void {
-  process.stderr.write(`bench: ${line}\n`);
-}
-
-async function makeFile(
-  dir: string,
-  prefix: string,
-  mibs: number,
-): Promise<{ path: string; bytes: number; sha1: string }> {
-  const path = join(dir, `${prefix}-${mibs}MiB.bin`);
-  const bytes = mibs * 2 ** 20;
-  say(`writing ${mibs} MiB of random data to ${path}`);
-  const sha1 = await makeRandomFile(path, bytes);
-  return { path, bytes, sha1 };
-}
-
-/** One bare pipeline transfer: `bare.js serve` and `bare.js fetch` as two processes. */
-async function bareRun(
-  cluster: Cluster,
-  file: { path: string; bytes: number; sha1: string },
-  run: number,
-): Promise<number> {
-  const bare = join(ROOT, "dist/bench/bare.js");
-  const server = new Proc(`bare-serve-${run}`, process.execPath, [bare, "serve", file.path]);
-  cluster.procs.push(server);
-  try {
-    const port = Number((await server.expect(/^port \d+/)).split(" ")[1]);
-    const dest = join(cluster.dir, `bare-${run}.bin`);
-    const fetch = new Proc(`bare-fetch-${run}`, process.execPath, [bare, "fetch", String(port), dest]);
-    cluster.procs.push(fetch);
-    const ms = Number((await fetch.expect(/^ms /, boundMs(file.bytes, 5e6))).split(" ")[1]);
-    await fetch.waitExit();
-    const got = await sha1File(dest);
-    await rm(dest, { force: true });
-    if (got !== file.sha1) throw new Error(`bare pipeline: SHA1 ${got}, expected ${file.sha1}`);
-    return ms / 1000;
-  } finally {
-    await server.kill();
-  }
-}
-
-async function bench(args: Args, cluster: Cluster): Promise<string> {
-  const machine = describeMachine(cluster.dir);
-  const loadBefore = loadavg()[0]!.toFixed(1);
-  say(machine);
-  if (args.cpuProfDir) await mkdir(args.cpuProfDir, { recursive: true });
-  const file = await makeFile(cluster.dir, "bench", args.sizeMiB);
-  const bareRow: Row = {
-    label: "bare TCP pipeline (file → socket → file, fsync)",
-    bytes: file.bytes,
-    runs: [],
-    peaks: [],
-    cpu: [],
-  };
-  for (let r = 1; r <= args.runs; r++) {
-    bareRow.runs.push(await bareRun(cluster, file, r));
-    say(`bare pipeline run ${r}: ${bareRow.runs.at(-1)!.toFixed(2)} s`);
-  }
-
-  say(`starting a tracker and ${SEEDERS} seeders`);
-  const swarm = await Swarm.start(cluster, { seeders: SEEDERS, cpuProfDir: args.cpuProfDir });
-  await swarm.share(file.path, boundMs(file.bytes, 10e6));
-  const rows: Row[] = [];
-  for (const [group, label] of [
-    [ONE, "download, 1 seeder"],
-    [ALL, `download, ${SEEDERS} seeders`],
-  ] as const) {
-    const row: Row = { label, bytes: file.bytes, runs: [], peaks: [], cpu: [] };
-    for (let r = 1; r <= args.runs; r++) {
-      const res = await swarm.download(
-        group,
-        `bench-${args.sizeMiB}MiB.bin`,
-        file.sha1,
-        boundMs(file.bytes, 5e6),
+async function runParts(args: Args, ctx: Context): Promise<Part[]> {
+  const q = args.quick;
+  const size = args.sizeMiB ?? (q ? 64 : 1024);
+  const scaleFile = q ? 64 : 1024;
+  const memorySizes = q ? [64, 256] : [256, 1024, 4096];
+  const has = (p: PartName) => args.parts.includes(p);
+  const out: Part[] = [];
+  for (const p of args.parts) {
+    const started = performance.now();
+    ctx.say(`--- ${p}`);
+    if (p === "download") out.push(await downloadPart(ctx, size));
+    else if (p === "hash") out.push(await hashPart(ctx, size));
+    else if (p === "memory") {
+      // files the scaling part uses again stay
+      const keep = new Set(has("scaling") ? [scaleFile, q ? 64 : 256] : []);
+      out.push(await memoryPart(ctx, memorySizes, keep));
+    } else if (p === "tracker") out.push(await trackerPart(ctx));
+    else {
+      out.push(
+        await scalingPart(ctx, {
+          fileMiB: scaleFile,
+          listFiles: q ? 1_000 : 10_000,
+          bigMiB: q ? 512 : 10_240,
+        }),
       );
-      row.runs.push(res.seconds);
-      row.peaks.push(res.peakBytes);
-      row.cpu.push(res.cpuSeconds);
-      say(`${label} run ${r}: ${res.seconds.toFixed(2)} s, peak ${(res.peakBytes / 2 ** 20).toFixed(0)} MiB`);
     }
-    rows.push(row);
+    ctx.say(`--- ${p} took ${((performance.now() - started) / 1000).toFixed(0)} s`);
   }
-  await rm(file.path, { force: true });
-
-  let memory: Row[] | undefined;
-  if (args.memory) {
-    memory = [];
-    for (const mibs of [256, 1024]) {
-      const f = await makeFile(cluster.dir, "memory", mibs);
-      // a file of another name: seeder 1 shares it in ONE (the others too, in ALL)
-      await swarm.share(f.path, boundMs(f.bytes, 10e6));
-      const res = await swarm.download(ONE, basename(f.path), f.sha1, boundMs(f.bytes, 5e6));
-      memory.push({
-        label: "download, 1 seeder",
-        bytes: f.bytes,
-        runs: [res.seconds],
-        peaks: [res.peakBytes],
-        cpu: [res.cpuSeconds],
-      });
-      say(
-        `memory: ${mibs} MiB in ${res.seconds.toFixed(2)} s, peak ${(res.peakBytes / 2 ** 20).toFixed(0)} MiB`,
-      );
-      await rm(f.path, { force: true });
-    }
-  }
-  await swarm.stop();
-  const load = `${loadBefore} at the start, ${loadavg()[0]!.toFixed(1)} at the end`;
-
-  const date = new Date().toISOString().slice(0, 10);
-  const cmd = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
-  const parts = [
-    SECTION,
-    "",
-    `Written by \`${cmd}\` on ${date}; each run replaces this section.`,
-    "",
-    `Machine: ${machine}. Load average (1 min): ${load}: this box is shared, so wall times vary by ` +
-      "tens of percent between runs; the downloader's CPU time varies less.",
-    "",
-    `Setup: one tracker, ${SEEDERS} seeders and the downloader are real \`./tracker\` and \`./client\` processes ` +
-      `on 127.0.0.1; the file is ${args.sizeMiB} MiB of random data (each seeder uploads its own hard link of it). ` +
-      "A download is timed from sending `download_file` to the `download complete` line (the client has checked " +
-      "every piece's SHA1 and the whole file's SHA1 by then; the bench checks the result's SHA1 again). " +
-      `Median of ${args.runs} run${args.runs === 1 ? "" : "s"}, each with a fresh downloader (state dir, destination). ` +
-      "MB/s is 10^6 bytes/s. Downloader CPU is its user + system time (/proc/<pid>/stat) at that line, median. Peak RSS is the downloader's VmHWM (/proc/<pid>/status) when the complete line " +
-      "appears; the bare pipeline is two plain Node processes (`dist/bench/bare.js`): a file read stream piped " +
-      "into a socket, the socket piped into a file write stream, then fsync.",
-    "",
-    table([bareRow, ...rows], bareRow),
-  ];
-  if (memory) {
-    parts.push(
-      "",
-      MEMORY_SUBSECTION,
-      "",
-      `Measured on ${date}: one download from 1 seeder for each size (\`${cmd}\`).`,
-      "",
-      table(memory),
-    );
-  }
-  return parts.join("\n");
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -216,22 +128,42 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const cluster = await Cluster.create(1);
+  const seeders = args.parts.includes("scaling") ? Math.max(...SCALE_SEEDERS) : 4;
+  const ctx = new Context(
+    { quick: args.quick, runs: args.runs ?? (args.quick ? 1 : 3), cpuProfDir: args.cpuProfDir },
+    cluster,
+    seeders,
+  );
   const cleanup = async () => {
+    await ctx.close().catch(() => {});
     await cluster.close().catch(() => {});
   };
   const watchdog = setTimeout(() => {
-    say(`cut off after ${WATCHDOG_MS / 60_000} minutes`);
+    ctx.say(`cut off after ${WATCHDOG_MS / 60_000} minutes`);
     void cleanup().finally(() => process.exit(1));
   }, WATCHDOG_MS);
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     process.once(sig, () => void cleanup().finally(() => process.exit(130)));
   }
   try {
-    const section = await bench(args, cluster);
-    process.stdout.write(`\n${section}\n`);
+    if (args.cpuProfDir) await mkdir(args.cpuProfDir, { recursive: true });
+    const machine = describeMachine(cluster.dir);
+    const load0 = loadavg()[0]!.toFixed(1);
+    const started = performance.now();
+    ctx.say(machine);
+    const parts = await runParts(args, ctx);
+    const minutes = ((performance.now() - started) / 60_000).toFixed(1);
+    const cmd = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`;
+    const date = new Date().toISOString().slice(0, 10);
+    const head =
+      `Each subsection is rewritten by the run that measured it; the last one: \`${cmd}\` on ${date} ` +
+      `(${args.parts.join(", ")}; ${minutes} min). Machine: ${machine}. Load average (1 min) ${load0} at its start, ` +
+      `${loadavg()[0]!.toFixed(1)} at its end: the box is shared with other sessions' tests, so wall times vary by ` +
+      "tens of percent between runs; CPU times vary less. MB/s is 10^6 bytes/s; MiB is 2^20 bytes.";
+    for (const p of parts) process.stdout.write(`\n${p.text}\n`);
     if (args.record) {
-      await writeSection(join(ROOT, "BENCHMARKS.md"), section);
-      say("BENCHMARKS.md updated");
+      await writeParts(join(ROOT, "BENCHMARKS.md"), head, parts, [...PARTS]);
+      ctx.say("BENCHMARKS.md updated");
     }
   } catch (err) {
     process.stderr.write(`error: ${(err as Error).stack ?? err}\n`);

@@ -1,20 +1,10 @@
 import { readFile, writeFile } from "node:fs/promises";
 
-export const SECTION = "## Download (npm run bench)";
-export const MEMORY_SUBSECTION = "### Peak memory (npm run bench -- --memory)";
-
-export interface Row {
-  label: string;
-  bytes: number;
-  /** seconds of each run */
-  runs: number[];
-  /** peak memory of each run, bytes (none for the bare pipeline's downloader) */
-  peaks: number[];
-  /** downloader CPU seconds of each run */
-  cpu: number[];
-}
+/** The generated part of BENCHMARKS.md: from this heading to the next `## ` heading. */
+export const SECTION = "## Figures (npm run bench)";
 
 export function median(xs: number[]): number {
+  if (xs.length === 0) return Number.NaN;
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
@@ -25,54 +15,68 @@ export function mbps(bytes: number, seconds: number): number {
   return bytes / 1e6 / seconds;
 }
 
-const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+export const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+export const secs = (xs: number[]) => xs.map((s) => s.toFixed(2)).join(", ");
 
-/** A Markdown table: one row per transfer, median time and speed, the largest peak of its runs. */
-export function table(rows: Row[], reference?: Row): string {
-  const ref = reference ? mbps(reference.bytes, median(reference.runs)) : undefined;
-  const head = [
-    "| transfer | size | runs (s) | median (s) | MB/s | of bare | downloader CPU (s) | downloader peak RSS |",
-    "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
-  ];
-  const body = rows.map((r) => {
-    const t = median(r.runs);
-    const speed = mbps(r.bytes, t);
-    const share = ref ? `${((100 * speed) / ref).toFixed(0)}%` : "";
-    const cpu = r.cpu.length > 0 ? median(r.cpu).toFixed(2) : "n/a";
-    const peak = r.peaks.length > 0 ? `${mib(Math.max(...r.peaks))} MiB` : "n/a";
-    return `| ${r.label} | ${mib(r.bytes)} MiB | ${r.runs.map((s) => s.toFixed(2)).join(", ")} | ${t.toFixed(2)} | ${speed.toFixed(0)} | ${share} | ${cpu} | ${peak} |`;
-  });
-  return [...head, ...body].join("\n");
+/** A Markdown table; columns whose header ends with `>` are right-aligned (the `>` is dropped). */
+export function mdTable(head: string[], rows: (string | number)[][]): string {
+  const names = head.map((h) => h.replace(/>$/, ""));
+  const align = head.map((h) => (h.endsWith(">") ? "---:" : "---"));
+  return [
+    `| ${names.join(" | ")} |`,
+    `| ${align.join(" | ")} |`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
 }
 
+/** `met` / `MISSED` against a target. */
+export function verdict(ok: boolean): string {
+  return ok ? "met" : "**missed**";
+}
+
+export interface Part {
+  /** download, hash, memory, tracker, scaling */
+  key: string;
+  /** Markdown: a `### ` heading and its text */
+  text: string;
+}
+
+const begin = (key: string) => `<!-- bench:${key} -->`;
+const end = (key: string) => `<!-- /bench:${key} -->`;
+
 /**
- * Replaces the SECTION of `path` (from its heading to the next `## ` heading) with
- * `body`, or appends it. When `body` has no memory subsection, the previous
- * section's one (with its own date) is carried over.
+ * Rewrites SECTION of `path`: its preamble (`head`) and the subsection of each
+ * part in `parts`; subsections of parts not run this time stay as they were
+ * (each says when and how it was measured). The rest of the file is left alone.
  */
-export async function writeSection(path: string, body: string): Promise<void> {
+export async function writeParts(path: string, head: string, parts: Part[], order: string[]): Promise<void> {
   const old = await readFile(path, "utf8").catch(() => "# Benchmarks\n");
   const lines = old.split("\n");
   const start = lines.indexOf(SECTION);
-  let end = lines.length;
+  let stop = lines.length;
   if (start >= 0) {
-    for (let i = start + 1; i < lines.length; i++) {
-      if (lines[i]!.startsWith("## ")) {
-        end = i;
-        break;
-      }
-    }
+    stop = lines.findIndex((l, i) => i > start && l.startsWith("## "));
+    if (stop < 0) stop = lines.length;
   }
-  let text = body.trimEnd();
-  if (start >= 0 && !text.includes(MEMORY_SUBSECTION)) {
-    const previous = lines.slice(start, end);
-    const m = previous.indexOf(MEMORY_SUBSECTION);
-    if (m >= 0) text += `\n\n${previous.slice(m).join("\n").trimEnd()}`;
+  const previous = start >= 0 ? lines.slice(start, stop).join("\n") : "";
+  const blocks = new Map<string, string>();
+  for (const key of order) {
+    const i = previous.indexOf(begin(key));
+    const j = previous.indexOf(end(key));
+    if (i >= 0 && j > i) blocks.set(key, previous.slice(i, j + end(key).length));
   }
-  const section = `${text}\n`;
+  for (const p of parts) blocks.set(p.key, `${begin(p.key)}\n${p.text.trim()}\n${end(p.key)}`);
+  const section = [
+    SECTION,
+    "",
+    head.trim(),
+    ...order.flatMap((k) => (blocks.has(k) ? ["", blocks.get(k)!] : [])),
+  ]
+    .join("\n")
+    .trimEnd();
   const out =
     start >= 0
-      ? [...lines.slice(0, start), ...section.split("\n"), ...lines.slice(end)].join("\n")
-      : `${old.trimEnd()}\n\n${section}`;
-  await writeFile(path, out.replace(/\n{3,}/g, "\n\n"));
+      ? [...lines.slice(0, start), ...section.split("\n"), "", ...lines.slice(stop)].join("\n")
+      : `${old.trimEnd()}\n\n${section}\n`;
+  await writeFile(path, `${out.replace(/\n{3,}/g, "\n\n").trimEnd()}\n`);
 }

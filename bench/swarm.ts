@@ -5,12 +5,12 @@ import { sha1File } from "./files.js";
 
 /** Every command of the setup answers within this bound. */
 const COMMAND_MS = 20_000;
-/** Group served by seeder 1 alone, and group served by every seeder. */
-export const ONE = "one";
-export const ALL = "all";
+/** Groups every seeder and the downloading user belong to. */
+export const GROUPS = ["one", "all", "scale"] as const;
+export type Group = (typeof GROUPS)[number];
 
 export interface SwarmOptions {
-  /** Seeder processes (seeder 1 owns both groups). */
+  /** Seeder processes (seeder 1 owns every group). */
   seeders: number;
   /** If set, seeder 1 and every downloader run under `node --cpu-prof` and leave their profiles here. */
   cpuProfDir?: string;
@@ -26,13 +26,16 @@ export interface DownloadResult {
 
 /**
  * One tracker, `seeders` seeding clients and one downloading user, all real
- * processes of one Cluster on 127.0.0.1. Seeder 1 shares a file in group ONE
- * alone and in group ALL with the others; each seeder uploads its own hard link
- * of the file (the same content by another member adds a seeder).
+ * processes of one Cluster on 127.0.0.1, every one a member of every group of
+ * GROUPS. Which seeders share a file in a group is up to `share`; each seeder
+ * uploads its own hard link of the file (the same content by another member
+ * adds a seeder).
  */
 export class Swarm {
   readonly seeders: Proc[] = [];
   #runs = 0;
+  /** "seeder group name" for every upload done, so a second share() skips it. */
+  readonly #shared = new Set<string>();
 
   private constructor(
     readonly cluster: Cluster,
@@ -49,18 +52,19 @@ export class Swarm {
       await p.run(`login s${i} pw`, /^logged in as/, COMMAND_MS);
     }
     const owner = s.seeders[0]!;
-    await owner.run(`create_group ${ONE}`, /^group \S+ created/, COMMAND_MS);
-    await owner.run(`create_group ${ALL}`, /^group \S+ created/, COMMAND_MS);
-    for (const [i, p] of s.seeders.entries()) {
-      if (i === 0) continue;
-      await p.run(`join_group ${ALL}`, /^asked to join/, COMMAND_MS);
-      await owner.run(`accept_request ${ALL} s${i + 1}`, /is now a member/, COMMAND_MS);
+    for (const g of GROUPS) {
+      await owner.run(`create_group ${g}`, /^group \S+ created/, COMMAND_MS);
+      for (const [i, p] of s.seeders.entries()) {
+        if (i === 0) continue;
+        await p.run(`join_group ${g}`, /^asked to join/, COMMAND_MS);
+        await owner.run(`accept_request ${g} s${i + 1}`, /is now a member/, COMMAND_MS);
+      }
     }
     // the downloading user, set up once; each run logs it in from a fresh client
     const dl = await s.#client("dl-setup", join(cluster.dir, "state-dl-setup"), false);
     await dl.run("create_user dl pw", /^user dl created/, COMMAND_MS);
     await dl.run("login dl pw", /^logged in as/, COMMAND_MS);
-    for (const g of [ONE, ALL]) {
+    for (const g of GROUPS) {
       await dl.run(`join_group ${g}`, /^asked to join/, COMMAND_MS);
       await owner.run(`accept_request ${g} dl`, /is now a member/, COMMAND_MS);
     }
@@ -69,17 +73,45 @@ export class Swarm {
     return s;
   }
 
-  /** Seeder 1 shares `file` in ONE; every seeder shares its own hard link of it in ALL. */
-  async share(file: string, timeoutMs: number): Promise<void> {
+  /**
+   * Seeders `which` (1-based) share `file` in `group`, each its own hard link of it,
+   * all at once (each hashes the file; the box has two cores). Returns the slowest
+   * upload_file's seconds. A seeder that already shares the file there is skipped.
+   */
+  async share(file: string, group: Group, which: number[], timeoutMs: number): Promise<number> {
     const name = basename(file);
-    for (const [i, p] of this.seeders.entries()) {
-      const dir = join(this.cluster.dir, `files-seeder${i + 1}`);
-      await mkdir(dir, { recursive: true });
-      const own = join(dir, name);
-      await link(file, own);
-      if (i === 0) await p.run(`upload_file ${own} ${ONE}`, /^uploaded /, timeoutMs);
-      await p.run(`upload_file ${own} ${ALL}`, /^uploaded /, timeoutMs);
+    const started = performance.now();
+    await Promise.all(
+      which.map(async (no) => {
+        const key = `${no} ${group} ${name}`;
+        if (this.#shared.has(key)) return;
+        const p = this.seeders[no - 1];
+        if (!p) throw new Error(`no seeder ${no}`);
+        const own = await this.#link(file, no);
+        await p.run(`upload_file ${own} ${group}`, /^uploaded /, timeoutMs);
+        this.#shared.add(key);
+      }),
+    );
+    return (performance.now() - started) / 1000;
+  }
+
+  /** Removes every seeder's hard link of `file` (frees the disk; the seeders stop serving it). */
+  async forget(file: string): Promise<void> {
+    const name = basename(file);
+    for (let no = 1; no <= this.seeders.length; no++) {
+      await rm(join(this.cluster.dir, `files-seeder${no}`, name), { force: true });
     }
+    for (const key of [...this.#shared]) if (key.endsWith(` ${name}`)) this.#shared.delete(key);
+  }
+
+  async #link(file: string, no: number): Promise<string> {
+    const dir = join(this.cluster.dir, `files-seeder${no}`);
+    await mkdir(dir, { recursive: true });
+    const own = join(dir, basename(file));
+    await link(file, own).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "EEXIST") throw err;
+    });
+    return own;
   }
 
   /**
