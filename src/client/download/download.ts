@@ -82,6 +82,12 @@ function savedBits(pieceCount: number, base64: string): Bitfield | undefined {
   }
 }
 
+/** Are two paths links to one file (same device and inode)? */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([stat(a).catch(() => undefined), stat(b).catch(() => undefined)]);
+  return x !== undefined && y !== undefined && x.dev === y.dev && x.ino === y.ino;
+}
+
 /** A promise that a timer or an event can settle, whichever comes first. */
 class Wakeup {
   #wake: (() => void) | undefined;
@@ -546,11 +552,14 @@ export class Download implements LinkOwner {
       await link(this.partPath, this.target); // fails with EEXIST instead of overwriting
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new Error(
-        e.code === "EEXIST"
-          ? `${this.target} appeared meanwhile; not overwritten`
-          : `cannot create ${this.target}: ${e.code}`,
-      );
+      // our own link, made just before a crash that left the partial file and the saved state
+      if (e.code !== "EEXIST" || !(await sameFile(this.partPath, this.target))) {
+        throw new Error(
+          e.code === "EEXIST"
+            ? `${this.target} appeared meanwhile; not overwritten`
+            : `cannot create ${this.target}: ${e.code}`,
+        );
+      }
     }
     await unlink(this.partPath).catch(() => {});
     const mtimeMs = (await stat(this.target)).mtimeMs;
