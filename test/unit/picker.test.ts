@@ -2,18 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { PiecePicker } from "../../src/client/download/picker.js";
 import { Bitfield } from "../../src/shared/bitfield.js";
-
-/** mulberry32: a small seeded PRNG, so every run picks the same pieces. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../helpers/files.js";
 
 function bits(length: number, pieces: Iterable<number>): Bitfield {
   const b = new Bitfield(length);
@@ -73,7 +62,7 @@ describe("PiecePicker", () => {
 
   test("rarest-first: a piece held by 1 peer goes before pieces held by 3", () => {
     for (let seed = 1; seed <= 20; seed++) {
-      const picker = new PiecePicker(10, new Bitfield(10), { randomFirst: 0, random: seeded(seed) });
+      const picker = new PiecePicker(10, new Bitfield(10), { randomFirst: 0, random: prng(seed) });
       picker.addPeer("a", Bitfield.full(10));
       picker.addPeer("b", bits(10, range(5, 10)));
       picker.addPeer("c", bits(10, range(5, 10)));
@@ -84,7 +73,7 @@ describe("PiecePicker", () => {
   });
 
   test("rarest-first follows availability as haves arrive", () => {
-    const picker = new PiecePicker(4, new Bitfield(4), { randomFirst: 0, random: seeded(3) });
+    const picker = new PiecePicker(4, new Bitfield(4), { randomFirst: 0, random: prng(3) });
     picker.addPeer("a", Bitfield.full(4));
     picker.addPeer("b", bits(4, [0, 1, 2]));
     picker.peerHas("b", 3); // now all equal at 2...
@@ -95,7 +84,7 @@ describe("PiecePicker", () => {
   test("random among equally rare: over many seeds more than one choice appears", () => {
     const first = new Set<number>();
     for (let seed = 1; seed <= 50; seed++) {
-      const picker = new PiecePicker(20, new Bitfield(20), { randomFirst: 0, random: seeded(seed) });
+      const picker = new PiecePicker(20, new Bitfield(20), { randomFirst: 0, random: prng(seed) });
       picker.addPeer("a", Bitfield.full(20));
       picker.addPeer("b", bits(20, range(10, 20)));
       const p = picker.pick("a")!;
@@ -109,7 +98,7 @@ describe("PiecePicker", () => {
     let rareFirst = 0;
     for (let seed = 1; seed <= 40; seed++) {
       // piece 0 is the one rare piece among 100
-      const picker = new PiecePicker(100, new Bitfield(100), { randomFirst: 4, random: seeded(seed) });
+      const picker = new PiecePicker(100, new Bitfield(100), { randomFirst: 4, random: prng(seed) });
       picker.addPeer("a", Bitfield.full(100));
       picker.addPeer("b", bits(100, range(1, 100)));
       picker.addPeer("c", bits(100, range(1, 100)));
@@ -121,14 +110,14 @@ describe("PiecePicker", () => {
     // at random, the rare piece is among the first 4 of 100 about 4% of the time
     assert.ok(rareFirst < 10, `rare piece picked in the random phase ${rareFirst}/40 times`);
 
-    const strict = new PiecePicker(100, new Bitfield(100), { randomFirst: 0, random: seeded(1) });
+    const strict = new PiecePicker(100, new Bitfield(100), { randomFirst: 0, random: prng(1) });
     strict.addPeer("a", Bitfield.full(100));
     strict.addPeer("b", bits(100, range(1, 100)));
     assert.equal(strict.pick("a"), 0);
   });
 
   test("never picks a piece the peer lacks, we have, or that is in flight", () => {
-    const random = seeded(7);
+    const random = prng(7);
     const n = 300;
     const have = bits(
       n,
@@ -166,7 +155,7 @@ describe("PiecePicker", () => {
   });
 
   test("a peer with nothing for us gets nothing and is not interesting", () => {
-    const picker = new PiecePicker(4, bits(4, [0, 1]), { random: seeded(1) });
+    const picker = new PiecePicker(4, bits(4, [0, 1]), { random: prng(1) });
     picker.addPeer("a", bits(4, [0, 1]));
     picker.addPeer("b", bits(4, [2, 3]));
     assert.equal(picker.interesting("a"), false);
@@ -177,7 +166,7 @@ describe("PiecePicker", () => {
   });
 
   test("pieces of a removed peer return to the pool and are picked by another", () => {
-    const picker = new PiecePicker(6, new Bitfield(6), { random: seeded(2) });
+    const picker = new PiecePicker(6, new Bitfield(6), { random: prng(2) });
     picker.addPeer("a", Bitfield.full(6));
     const mine = [picker.pick("a")!, picker.pick("a")!, picker.pick("a")!];
     picker.addPeer("b", Bitfield.full(6));
@@ -197,7 +186,7 @@ describe("PiecePicker", () => {
   });
 
   test("release and failed return the piece to the pool", () => {
-    const picker = new PiecePicker(2, new Bitfield(2), { random: seeded(4) });
+    const picker = new PiecePicker(2, new Bitfield(2), { random: prng(4) });
     picker.addPeer("a", Bitfield.full(2));
     const p = picker.pick("a")!;
     const q = picker.pick("a")!;
@@ -215,7 +204,7 @@ describe("PiecePicker", () => {
   });
 
   test("end-game: duplicates up to maxDuplicates, and received names the others to cancel", () => {
-    const picker = new PiecePicker(3, new Bitfield(3), { random: seeded(5) });
+    const picker = new PiecePicker(3, new Bitfield(3), { random: prng(5) });
     for (const peer of ["a", "b", "c"]) picker.addPeer(peer, Bitfield.full(3));
     const first = drain(picker, "a");
     assert.equal(first.length, 3);
@@ -240,7 +229,7 @@ describe("PiecePicker", () => {
   });
 
   test("end-game prefers the piece with fewest requesters; maxDuplicates 1 means none", () => {
-    const picker = new PiecePicker(2, new Bitfield(2), { maxDuplicates: 3, random: seeded(6) });
+    const picker = new PiecePicker(2, new Bitfield(2), { maxDuplicates: 3, random: prng(6) });
     for (const peer of ["a", "b", "c"]) picker.addPeer(peer, Bitfield.full(2));
     const p = picker.pick("a")!;
     const q = picker.pick("b")!;
@@ -251,7 +240,7 @@ describe("PiecePicker", () => {
     // d joins the piece that c did not: it has 1 requester, the other 2
     assert.equal(picker.pick("d"), c === p ? q : p);
 
-    const single = new PiecePicker(2, new Bitfield(2), { maxDuplicates: 1, random: seeded(6) });
+    const single = new PiecePicker(2, new Bitfield(2), { maxDuplicates: 1, random: prng(6) });
     single.addPeer("a", Bitfield.full(2));
     single.addPeer("b", Bitfield.full(2));
     single.pick("a");
@@ -261,7 +250,7 @@ describe("PiecePicker", () => {
   });
 
   test("a late answer to a released request takes the piece out of the pool", () => {
-    const picker = new PiecePicker(2, new Bitfield(2), { random: seeded(8) });
+    const picker = new PiecePicker(2, new Bitfield(2), { random: prng(8) });
     picker.addPeer("a", Bitfield.full(2));
     const p = picker.pick("a")!;
     picker.release(p, "a");
@@ -282,7 +271,7 @@ describe("PiecePicker", () => {
   });
 
   test("complete after every piece is received; pieces we start with are never picked", () => {
-    const picker = new PiecePicker(10, bits(10, [0, 5, 9]), { random: seeded(9) });
+    const picker = new PiecePicker(10, bits(10, [0, 5, 9]), { random: prng(9) });
     picker.addPeer("a", Bitfield.full(10));
     const got = drain(picker, "a");
     assert.deepEqual(got.sort(), [1, 2, 3, 4, 6, 7, 8]);
@@ -297,7 +286,7 @@ describe("PiecePicker", () => {
 
   test("simulated download: 4 peers with different bitfields, each piece received once, all peers used", () => {
     for (let seed = 1; seed <= 10; seed++) {
-      const random = seeded(seed);
+      const random = prng(seed);
       const n = 64;
       const peerBits: Record<string, Bitfield> = {
         low: bits(n, range(0, n / 2)),
@@ -312,7 +301,7 @@ describe("PiecePicker", () => {
         ),
       };
       const peers = Object.keys(peerBits);
-      const picker = new PiecePicker(n, new Bitfield(n), { random: seeded(seed * 31) });
+      const picker = new PiecePicker(n, new Bitfield(n), { random: prng(seed * 31) });
       for (const peer of peers) picker.addPeer(peer, peerBits[peer]!);
       const queue = new Map(peers.map((p) => [p, [] as number[]]));
       const delivered = new Map(peers.map((p) => [p, 0]));
@@ -358,7 +347,7 @@ describe("PiecePicker", () => {
 
   test("random operations agree with a plain model of the same state", () => {
     for (let seed = 1; seed <= 30; seed++) {
-      const random = seeded(seed);
+      const random = prng(seed);
       const n = 40;
       const maxDuplicates = 1 + (seed % 3);
       const pick = (k: number) => Math.floor(random() * k);
@@ -368,7 +357,7 @@ describe("PiecePicker", () => {
           n,
           range(0, n).filter(() => random() < 0.2),
         ),
-        { maxDuplicates, randomFirst: seed % 5, random: seeded(seed + 1000) },
+        { maxDuplicates, randomFirst: seed % 5, random: prng(seed + 1000) },
       );
       const have = new Set(range(0, n).filter((i) => picker.have.has(i)));
       const peers = new Map<string, Set<number>>();
@@ -470,7 +459,7 @@ describe("PiecePicker", () => {
     const n = 20_480;
     // sparse: one seeder, and peers with few pieces scattered through large availability levels
     for (const kind of ["seeders", "partial", "sparse"] as const) {
-      const random = seeded(kind.length);
+      const random = prng(kind.length);
       const picker = new PiecePicker(n, new Bitfield(n), { random });
       const peers = range(0, 8).map((k) => `p${k}`);
       for (const peer of peers) {

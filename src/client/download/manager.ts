@@ -2,12 +2,9 @@ import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { GsError } from "../../shared/errors.js";
-import type { ClientEvents } from "../client.js";
-import type { ShareRegistry } from "../shares.js";
-import type { DownloadState, ShareState } from "../state.js";
+import type { DownloadState } from "../state.js";
 import { quoteWord } from "../tokenize.js";
-import type { TrackerClient } from "../trackerClient.js";
-import { Download } from "./download.js";
+import { Download, type DownloadDeps } from "./download.js";
 
 export interface DownloadStatus {
   groupId: string;
@@ -21,14 +18,8 @@ export interface DownloadStatus {
   speed: number;
 }
 
-export interface DownloadManagerOptions {
-  tracker: TrackerClient;
-  shares: ShareRegistry;
-  events: ClientEvents;
-  selfAddr: string;
-  onStateChange(): void;
-  onComplete(share: ShareState): void;
-}
+/** What the manager needs is what each of its downloads needs. */
+export type DownloadManagerOptions = DownloadDeps;
 
 /** The client's downloads: started by download_file, resumed at login, listed by show_downloads. */
 export class DownloadManager {
