@@ -2,6 +2,7 @@ import { rm, statfs, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Cluster } from "../test/helpers/procs.js";
 import { makeRandomFile } from "./files.js";
+import { timed } from "./tools.js";
 import { Swarm } from "./swarm.js";
 
 export interface BenchFile {
@@ -39,6 +40,14 @@ export class Context {
   /** Bounds for a phase that moves `bytes`: generous against a slow disk, finite against a hang. */
   boundMs(bytes: number, slowestBytesPerSec = 5e6): number {
     return 60_000 + Math.ceil((bytes / slowestBytesPerSec) * 1000);
+  }
+
+  /**
+   * Before each timed run: the kernel writes back the dirty pages of what came
+   * before (a file just made or downloaded), so no run pays for another's.
+   */
+  async settle(): Promise<void> {
+    await timed("sync", [], 300_000);
   }
 
   swarm(): Promise<Swarm> {

@@ -2,6 +2,7 @@ import { link, mkdir, readFile, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { type Cluster, freePort, Proc, ROOT } from "../test/helpers/procs.js";
 import { sha1File } from "./files.js";
+import { cpuTime } from "./tools.js";
 
 /** Every command of the setup answers within this bound. */
 const COMMAND_MS = 20_000;
@@ -131,7 +132,7 @@ export class Swarm {
       const end = await p.expect(/^download (complete|failed)/, timeoutMs);
       const seconds = (performance.now() - started) / 1000;
       const peakBytes = await peakMemory(p);
-      const cpuSeconds = await cpuTime(p);
+      const cpuSeconds = await cpuTime(p.child.pid!);
       if (!end.startsWith("download complete")) throw new Error(`${p.label}: ${end}`);
       p.endInput();
       const code = await p.waitExit(COMMAND_MS);
@@ -169,14 +170,6 @@ export class Swarm {
     this.cluster.procs.push(p);
     return p;
   }
-}
-
-/** User + system CPU time of a live process, in seconds (/proc/<pid>/stat, clock ticks of 1/100 s). */
-async function cpuTime(p: Proc): Promise<number> {
-  const stat = await readFile(`/proc/${p.child.pid}/stat`, "utf8");
-  // fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(rest[11]) + Number(rest[12])) / 100;
 }
 
 /** VmHWM (peak resident set) of a live process, in bytes. */

@@ -3,7 +3,7 @@
  * bound on their time, timed with their CPU time (bash's `times`).
  */
 import { execFile, spawn } from "node:child_process";
-import { access, constants } from "node:fs/promises";
+import { access, constants, readFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 
 /** Binary → Debian package. */
@@ -127,4 +127,12 @@ export async function ensurePackage(path: string, pkg: string, say: (line: strin
     env,
   );
   await access(path);
+}
+
+/** User + system CPU time of a live process, in seconds (/proc/<pid>/stat, clock ticks of 1/100 s). */
+export async function cpuTime(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15
+  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(rest[11]) + Number(rest[12])) / 100;
 }

@@ -16,6 +16,7 @@ export async function measureMemory(ctx: Context, mibs: number, keep: boolean): 
   const file = await ctx.file(mibs);
   const swarm = await ctx.swarm();
   await swarm.share(file.path, "one", [1], ctx.boundMs(file.bytes, 10e6));
+  await ctx.settle();
   const res = await swarm.download("one", `bench-${mibs}MiB.bin`, file.sha1, ctx.boundMs(file.bytes));
   ctx.say(`memory: ${mibs} MiB in ${res.seconds.toFixed(2)} s, peak ${mib(res.peakBytes)} MiB`);
   if (!keep) await ctx.release(mibs);

@@ -30,6 +30,7 @@ export async function scalingPart(
     const cpu: number[] = [];
     let peak = 0;
     for (let r = 0; r < ctx.opts.runs; r++) {
+      await ctx.settle();
       const res = await swarm.download("scale", name, file.sha1, ctx.boundMs(file.bytes));
       runs.push(res.seconds);
       cpu.push(res.cpuSeconds);

@@ -14,12 +14,23 @@ async function main(): Promise<void> {
   const fh = await open(path, "r");
   try {
     const hash = createHash("sha1");
-    const buf = Buffer.allocUnsafe(READ_SIZE);
+    // two buffers: the next read runs (on libuv's pool) while this one is hashed
+    const bufs = [Buffer.allocUnsafe(READ_SIZE), Buffer.allocUnsafe(READ_SIZE)] as const;
+    const readInto = (i: 0 | 1, at: number) => {
+      const r = fh.read(bufs[i], 0, Math.min(READ_SIZE, length - at), at);
+      r.catch(() => {}); // awaited below; not unhandled if the loop ends first
+      return r;
+    };
+    let cur: 0 | 1 = 0;
+    let next = length > 0 ? readInto(0, 0) : undefined;
     for (let at = 0; at < length; ) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(READ_SIZE, length - at), at);
+      const { bytesRead } = await next!;
       if (bytesRead === 0) throw new Error(`${path} is shorter than ${length} bytes`);
-      hash.update(buf.subarray(0, bytesRead));
+      const chunk = bufs[cur].subarray(0, bytesRead);
       at += bytesRead;
+      cur = cur === 0 ? 1 : 0;
+      if (at < length) next = readInto(cur, at);
+      hash.update(chunk);
     }
     parentPort!.postMessage({ sha1: hash.digest("hex") });
   } finally {
