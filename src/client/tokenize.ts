@@ -34,7 +34,15 @@ export function tokenize(line: string): string[] | { error: string } {
   return words;
 }
 
-/** Quotes a word for display so that it can be pasted back into a command. */
+/**
+ * Quotes a word for display so that it can be pasted back into a command.
+ * Control characters are shown escaped: a name from a tracker must never drive
+ * the user's terminal.
+ */
 export function quoteWord(word: string): string {
-  return /^[^\s"'\\]+$/.test(word) ? word : `"${word.replace(/(["\\])/g, "\\$1")}"`;
+  if (/^[^\s"'\\\u0000-\u001f\u007f]+$/.test(word)) return word;
+  const escaped = word
+    .replace(/(["\\])/g, "\\$1")
+    .replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return `"${escaped}"`;
 }
