@@ -1,6 +1,7 @@
 /**
  * Splits a command line into words: whitespace separates; "double" or 'single'
- * quotes keep spaces; a backslash escapes the next character (outside single quotes).
+ * quotes keep spaces; a backslash escapes the next character (outside single quotes);
+ * in double quotes \xHH is the character with that code.
  * Returns an error string for an unterminated quote.
  */
 export function tokenize(line: string): string[] | { error: string } {
@@ -12,7 +13,11 @@ export function tokenize(line: string): string[] | { error: string } {
     const c = line[i]!;
     if (quote) {
       if (c === quote) quote = undefined;
-      else if (c === "\\" && quote === '"' && i + 1 < line.length) word += line[++i];
+      else if (c === "\\" && quote === '"' && /^x[0-9a-fA-F]{2}/.test(line.slice(i + 1, i + 4))) {
+        // \xHH: how quoteWord shows a control character, so what it prints reads back
+        word += String.fromCharCode(Number.parseInt(line.slice(i + 2, i + 4), 16));
+        i += 3;
+      } else if (c === "\\" && quote === '"' && i + 1 < line.length) word += line[++i];
       else word += c;
     } else if (c === '"' || c === "'") {
       quote = c;
