@@ -26,6 +26,23 @@ function isRetryable(err: unknown): boolean {
   return RETRYABLE.has((err as { code?: string }).code ?? "");
 }
 
+/**
+ * A named query for each DML text: pg prepares it once per connection and then
+ * only binds and executes it, so the server skips parsing and planning on the hot
+ * paths (a list_files is four of them). Other statements (DDL, SET) stay unnamed.
+ */
+const prepared = new Map<string, pg.QueryConfig>();
+
+function queryFor(sql: string, params: readonly SqlParam[]): pg.QueryConfig {
+  let q = prepared.get(sql);
+  if (!q) {
+    const text = numberPlaceholders(sql);
+    q = /^\s*(SELECT|INSERT|UPDATE|DELETE)\b/i.test(sql) ? { name: `gs${prepared.size}`, text } : { text };
+    prepared.set(sql, q);
+  }
+  return { ...q, values: params as SqlParam[] };
+}
+
 /** Statements on one client: the pool for plain calls, a checked-out client in a transaction. */
 class PgConn implements SqlDb {
   readonly dialect = "postgres";
@@ -33,7 +50,7 @@ class PgConn implements SqlDb {
   constructor(readonly queryable: pg.Pool | pg.PoolClient) {}
 
   async all<T>(sql: string, params: readonly SqlParam[] = []): Promise<T[]> {
-    const result = await this.queryable.query(numberPlaceholders(sql), params as SqlParam[]);
+    const result = await this.queryable.query(queryFor(sql, params));
     return result.rows as T[];
   }
 
@@ -42,7 +59,7 @@ class PgConn implements SqlDb {
   }
 
   async run(sql: string, params: readonly SqlParam[] = []): Promise<{ changes: number }> {
-    const result = await this.queryable.query(numberPlaceholders(sql), params as SqlParam[]);
+    const result = await this.queryable.query(queryFor(sql, params));
     return { changes: result.rowCount ?? 0 };
   }
 

@@ -347,11 +347,15 @@ async function isMember(db: SqlDb, groupId: string, userId: string): Promise<boo
   );
 }
 
+/** GROUP_NOT_FOUND, NOT_MEMBER; one statement: it runs before every read of a group (list_files, downloads). */
 async function assertMember(db: SqlDb, groupId: string, userId: string): Promise<void> {
-  await groupOwner(db, groupId);
-  if (!(await isMember(db, groupId, userId))) {
-    throw new GsError("NOT_MEMBER", `you are not a member of '${groupId}'`);
-  }
+  const row = await db.get<{ member: number }>(
+    `SELECT (SELECT COUNT(*) FROM members WHERE group_id = ? AND user_id = ?) AS member
+     FROM user_groups WHERE group_id = ?`,
+    [groupId, userId, groupId],
+  );
+  if (!row) throw new GsError("GROUP_NOT_FOUND", `no group '${groupId}'`);
+  if (Number(row.member) === 0) throw new GsError("NOT_MEMBER", `you are not a member of '${groupId}'`);
 }
 
 async function assertOwner(db: SqlDb, groupId: string, userId: string): Promise<void> {
