@@ -90,7 +90,7 @@ async function main(): Promise<void> {
     await step(alice, "login alice s3cret", /sharing again/);
     await step(carol, "list_files movies", /holiday/);
     await step(alice, "leave_group movies", /left group/);
-    await step(bob, "login bob hunter2", /logged in/);
+    await step(bob, "login bob hunter2", /sharing again/);
     await step(bob, "list_groups", /^movies/);
     say("demo done");
   } finally {
