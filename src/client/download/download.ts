@@ -1,4 +1,4 @@
-import { createHash, webcrypto } from "node:crypto";
+import { createHash } from "node:crypto";
 import { type FileHandle, link, open, stat, unlink } from "node:fs/promises";
 import { Bitfield } from "../../shared/bitfield.js";
 import { PIECE_SIZE, SHA1_LENGTH } from "../../shared/constants.js";
@@ -14,8 +14,6 @@ import { quoteWord } from "../tokenize.js";
 import type { TrackerClient } from "../trackerClient.js";
 import { type LinkOwner, PeerLink } from "./peerLink.js";
 import { PiecePicker } from "./picker.js";
-
-const { subtle } = webcrypto;
 
 /** Peers connected at once per download. */
 const MAX_PEERS = 8;
@@ -441,35 +439,9 @@ export class Download implements LinkOwner {
       link.close("sent a piece of the wrong length");
       return;
     }
-    if (this.picker.have.has(piece)) {
-      this.#fill(link);
-      return;
-    }
-    // counted as unwritten from now: pieces awaiting their hash hold memory too
-    this.#writes++;
-    this.#unwritten++;
-    void this.#verify(link, piece, data);
-    this.#fill(link);
-  }
-
-  /**
-   * The piece's SHA1, then its write. crypto.subtle hashes on libuv's thread pool
-   * (it copies the data first), so the main thread goes on reading the sockets
-   * meanwhile: per-piece SHA1 was the largest item of its profile.
-   */
-  async #verify(link: PeerLink, piece: number, data: Buffer): Promise<void> {
-    // never fails in practice; if it did, hash here rather than blame the peer
-    const hashed = await subtle
-      .digest("SHA-1", data)
-      .then((d) => Buffer.from(d))
-      .catch(() => createHash("sha1").update(data).digest());
-    const ok = hashed.equals(this.#hashes.subarray(piece * SHA1_LENGTH, (piece + 1) * SHA1_LENGTH));
-    if (!ok) {
-      this.#unheld();
-      this.#pieceDone();
+    const digest = createHash("sha1").update(data).digest();
+    if (!digest.equals(this.#hashes.subarray(piece * SHA1_LENGTH, (piece + 1) * SHA1_LENGTH))) {
       this.picker.failed(piece, link.addr);
-      // its other pieces were being hashed meanwhile: one warning, one drop
-      if (this.#banned.has(link.addr)) return;
       this.#banned.add(link.addr);
       this.#deps.events.warn(
         `warning: peer ${link.addr} sent a corrupt piece ${piece} of [${this.groupId}] ${quoteWord(this.name)}: dropped it`,
@@ -477,10 +449,8 @@ export class Download implements LinkOwner {
       link.close("sent a corrupt piece");
       return;
     }
-    if (this.picker.have.has(piece) || this.#stopping) {
-      // another peer's copy won meanwhile (end-game), or the download is ending
-      this.#unheld();
-      this.#pieceDone();
+    if (this.picker.have.has(piece)) {
+      this.#fill(link);
       return;
     }
     for (const other of this.picker.received(piece, link.addr)) this.#links.get(other)?.cancel(piece);
@@ -489,18 +459,7 @@ export class Download implements LinkOwner {
     this.#retry = 0;
     this.phase = "downloading";
     void this.#write(piece, data);
-  }
-
-  /** One piece less held in memory: links held back by MAX_UNWRITTEN may ask again. */
-  #unheld(): void {
-    if (this.#unwritten-- === MAX_UNWRITTEN && !this.#stopping)
-      for (const l of this.#links.values()) l.fill();
-  }
-
-  /** A piece left #verify without a write: the count #drainWrites waits on goes down. */
-  #pieceDone(): void {
-    this.#writes--;
-    if (this.#writes === 0) this.#drained?.();
+    this.#fill(link);
   }
 
   /** More requests for this link, unless the disk is behind (MAX_UNWRITTEN). */
@@ -508,14 +467,15 @@ export class Download implements LinkOwner {
     if (this.#unwritten < MAX_UNWRITTEN) link.fill();
   }
 
-  /** Called from #verify, which counted the piece in #writes and #unwritten. */
   async #write(piece: number, data: Buffer): Promise<void> {
+    this.#writes++;
+    this.#unwritten++;
     try {
       try {
         await this.#fh!.write(data, 0, data.length, piece * PIECE_SIZE);
       } finally {
-        // the disk caught up by one piece
-        this.#unheld();
+        // the disk caught up by one piece: links held back by MAX_UNWRITTEN may ask again
+        if (this.#unwritten-- === MAX_UNWRITTEN) for (const l of this.#links.values()) l.fill();
       }
       // only now may peers ask us for it, and a saved state claim it
       this.#written.set(piece);
@@ -537,7 +497,8 @@ export class Download implements LinkOwner {
         this.#wakeup.wake();
       }
     } finally {
-      this.#pieceDone();
+      this.#writes--;
+      if (this.#writes === 0) this.#drained?.();
       if (this.picker.complete) this.#wakeup.wake();
     }
   }
