@@ -19,7 +19,7 @@ export async function scalingPart(
   const name = `bench-${sizes.fileMiB}MiB.bin`;
   const rows: (string | number)[][] = [];
   for (const n of SCALE_SEEDERS) {
-    // seeders join one by one: the group "scale" has exactly n sharers now
+    // the group "scale" grows to exactly n sharers (those before keep sharing)
     await swarm.share(
       file.path,
       "scale",
@@ -56,7 +56,7 @@ export async function scalingPart(
     text: [
       "### Scaling",
       "",
-      `One download of ${sizes.fileMiB} MiB by a fresh client from n seeders (group \`scale\`, seeders added one by one; median of ${ctx.opts.runs}):`,
+      `One download of ${sizes.fileMiB} MiB by a fresh client from n seeders (group \`scale\`, grown to n sharers before each step; median of ${ctx.opts.runs}):`,
       "",
       mdTable(["seeders", "runs (s)", "median (s)>", "MB/s>", "downloader CPU (s)>", "peak RSS>"], rows),
       "",
