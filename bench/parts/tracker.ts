@@ -230,8 +230,8 @@ export async function trackerPart(ctx: Context): Promise<Part> {
       `wrk 4 (one thread, ${CONNECTIONS} connections, ${seconds} s each, after a 1 s warm-up) against one \`./tracker\` ` +
         "process on 127.0.0.1, on a fresh SQLite file and on a throwaway PostgreSQL 15 cluster " +
         "(test/helpers/postgres.ts). The group has 1 file shared by 4 online members. Login is the same user " +
-        "again and again with the right password: each is one scrypt (N=16384, r=8: about 50 ms of CPU, " +
-        "on libuv's thread pool) and a transaction that moves the session; so it is bound by scrypt on 2 cores, " +
+        "again and again with the right password: each is one scrypt (N=16384, r=8: about 25 ms of CPU here, see the CPU " +
+        "column, on libuv's thread pool) and a transaction that moves the session; so it is bound by scrypt on 2 cores, " +
         "by design (DESIGN.md: scrypt, per-user salt), and its p99 is the queue behind 50 connections. The " +
         "throttle only counts failed logins, so none is throttled here. Tracker CPU per request is the tracker " +
         "process's user + system time (/proc/<pid>/stat, 10 ms ticks) over the run divided by its requests " +
