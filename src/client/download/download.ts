@@ -12,7 +12,7 @@ import { pieceCountOf, pieceLength, type ShareRegistry } from "../shares.js";
 import type { DownloadState, ShareState } from "../state.js";
 import { quoteWord } from "../tokenize.js";
 import type { TrackerClient } from "../trackerClient.js";
-import { type LinkOwner, PeerLink } from "./peerLink.js";
+import { type LinkOwner, PeerLink, PIPELINE_DEPTH } from "./peerLink.js";
 import { PiecePicker } from "./picker.js";
 
 /** Peers connected at once per download. */
@@ -32,6 +32,12 @@ const SAVE_EVERY_MS = 1_000;
  * 500 MiB RSS). 16 x 512 KiB = 8 MiB keeps libuv's 4 threads writing.
  */
 const MAX_UNWRITTEN = 16;
+/**
+ * Pieces requested at once by one download, shared among its peers (each keeps
+ * PIPELINE_DEPTH at most, 2 at least): 8 MiB in flight however many peers serve,
+ * so the downloader's memory does not grow with the swarm.
+ */
+const MAX_IN_FLIGHT = 16;
 /** Speed is averaged over this window. */
 const SPEED_WINDOW_MS = 5_000;
 /**
@@ -606,6 +612,12 @@ export class Download implements LinkOwner {
     // its pieces went back to the pool: let the other peers take them now
     for (const l of this.#links.values()) l.fill();
     if (this.peerCount === 0) this.#wakeup.wake();
+  }
+
+  depth(): number {
+    let ready = 0;
+    for (const l of this.#links.values()) if (l.ready && !l.closed) ready++;
+    return Math.max(2, Math.min(PIPELINE_DEPTH, Math.floor(MAX_IN_FLIGHT / Math.max(1, ready))));
   }
 
   mayRequest(asker: PeerLink): boolean {

@@ -23,6 +23,8 @@ export interface LinkOwner {
   pieceLength(piece: number): number;
   /** May this ready link send requests yet? (the download's start gate) */
   mayRequest(link: PeerLink): boolean;
+  /** Requests each link keeps in flight now (the download shares a bound among its links). */
+  depth(): number;
   /** A piece arrived from this link: check and store it. */
   onPiece(link: PeerLink, msg: PieceMessage): void;
   /** The link ended (with the reason for logs and show_downloads). */
@@ -31,7 +33,7 @@ export interface LinkOwner {
 
 /**
  * One outgoing connection to a peer that shares the file: handshake with our
- * ticket, learn its pieces, keep PIPELINE_DEPTH requests in flight. Every
+ * ticket, learn its pieces, keep its share of requests in flight (LinkOwner.depth). Every
  * request ends: with its piece, a timeout, or the link's end, which hands its
  * pieces back to the picker.
  */
@@ -109,7 +111,8 @@ export class PeerLink {
   fill(): void {
     if (!this.#ready || this.#closed || !this.#owner.mayRequest(this)) return;
     const picker = this.#owner.picker;
-    while (this.#inFlight.size < PIPELINE_DEPTH) {
+    const depth = this.#owner.depth();
+    while (this.#inFlight.size < depth) {
       const piece = picker.pick(this.addr);
       if (piece === undefined) break;
       this.#inFlight.set(
