@@ -138,6 +138,7 @@ export class GroupshareClient {
   async #reshare(state: UserState): Promise<string[]> {
     const lines: string[] = [];
     const kept: ShareState[] = [];
+    let shared = 0;
     for (const s of state.shares) {
       const what = `[${s.groupId}] ${quoteWord(s.name)}`;
       let st: Awaited<ReturnType<typeof stat>> | undefined;
@@ -155,7 +156,12 @@ export class GroupshareClient {
       try {
         await this.tracker.call("POST", this.#filePath(s.groupId, s.name, "shares"), { complete: true });
       } catch (err) {
-        if (err instanceof GsError && err.code === "TRACKER_UNAVAILABLE") throw err;
+        if (err instanceof GsError && err.code === "TRACKER_UNAVAILABLE") {
+          // the tracker went away mid-login: keep it in the state, shared again at the next login
+          this.#opts.events.warn(`warning: not sharing ${what} again yet: ${err.message}`);
+          kept.push(s);
+          continue;
+        }
         this.#opts.events.warn(`warning: not sharing ${what} again: ${(err as Error).message}`);
         continue;
       }
@@ -167,8 +173,9 @@ export class GroupshareClient {
         mtimeMs: s.mtimeMs,
       });
       kept.push(s);
+      shared++;
     }
-    if (kept.length > 0) lines.push(`sharing again: ${kept.length} file${kept.length === 1 ? "" : "s"}`);
+    if (shared > 0) lines.push(`sharing again: ${shared} file${shared === 1 ? "" : "s"}`);
     state.shares = kept;
     await this.#saveState();
     return lines;
