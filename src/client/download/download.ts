@@ -29,15 +29,17 @@ const SAVE_EVERY_MS = 1_000;
  * Verified pieces held in memory until their write completes. At this bound no peer
  * gets a new request until a write completes: without it a disk slower than the
  * network lets received pieces pile up without limit (a 1 GiB download peaked at
- * 500 MiB RSS). 16 x 512 KiB = 8 MiB keeps libuv's 4 threads writing.
+ * 500 MiB RSS). 12 x 512 KiB = 6 MiB keeps libuv's 4 threads writing; 16 measured
+ * no faster and 10 to 25 MiB more at peak.
  */
-const MAX_UNWRITTEN = 16;
+const MAX_UNWRITTEN = 12;
 /**
  * Pieces requested at once by one download, shared among its peers (each keeps
- * PIPELINE_DEPTH at most, 2 at least): 8 MiB in flight however many peers serve,
- * so the downloader's memory does not grow with the swarm.
+ * PIPELINE_DEPTH at most, 2 at least): 6 MiB in flight however many peers serve,
+ * so the downloader's memory does not grow with the swarm (16 took 4 seeders to
+ * 159 MiB at peak, 12 keeps them near 135 MiB at the same speed).
  */
-const MAX_IN_FLIGHT = 16;
+const MAX_IN_FLIGHT = 12;
 /** Speed is averaged over this window. */
 const SPEED_WINDOW_MS = 5_000;
 /**
