@@ -146,8 +146,14 @@ export class Shell {
   /** Asynchronous news (download finished, warnings): printed above the prompt on a terminal. */
   event(line: string, isWarning = false): void {
     const text = this.#tty ? (isWarning ? colour.yellow(line) : colour.cyan(line)) : line;
-    this.#above(text, isWarning ? process.stderr : process.stdout);
+    // news that comes while a command runs waits for the command's own answer, so a
+    // download that fails at once is reported after "downloading ...", not before it
+    if (this.#held) this.#held.push([text, isWarning]);
+    else this.#above(text, isWarning ? process.stderr : process.stdout);
   }
+
+  /** Events held while a command runs (undefined when none is running). */
+  #held: [string, boolean][] | undefined;
 
   progress(label: string, done: number, total: number): void {
     if (!this.#tty) return;
@@ -232,8 +238,12 @@ export class Shell {
       rl.prompt();
     }
     for await (const line of rl) {
+      this.#held = [];
       const outcome = await runLine(this.#client, line);
       this.#print(outcome);
+      const held = this.#held;
+      this.#held = undefined;
+      for (const [text, isWarning] of held) this.#above(text, isWarning ? process.stderr : process.stdout);
       if (outcome === "quit") {
         quit = true;
         break;
