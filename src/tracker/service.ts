@@ -19,6 +19,16 @@ export interface DownloadGrant {
   peers: PeerInfo[];
 }
 
+/**
+ * How long a tracker trusts a session it has just read from the store. A logout or a
+ * new login on this tracker takes effect at once; on another tracker, within this
+ * time. It saves a store round trip on every request (a third of list_files' work on
+ * PostgreSQL).
+ */
+const SESSION_CACHE_MS = 1_000;
+/** Sessions cached at once (the oldest goes first). */
+const SESSION_CACHE_SIZE = 10_000;
+
 function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
@@ -32,6 +42,7 @@ export class TrackerService {
   readonly #store: Store;
   readonly #now: () => number;
   readonly #throttle = new LoginThrottle();
+  readonly #sessions = new Map<string, { userId: string; until: number }>();
   #signing?: { privateKey: KeyObject; publicKeyPem: string };
 
   constructor(store: Store, now: () => number = Date.now) {
@@ -81,26 +92,42 @@ export class TrackerService {
     for (const k of keys) this.#throttle.succeeded(k);
     const token = randomBytes(32).toString("base64url");
     await this.#store.createSession(hashToken(token), userId, peerAddr, now);
+    this.#forgetUser(userId);
     return token;
   }
 
   /** The user behind a bearer token; UNAUTHORIZED when the session has ended. */
   async authenticate(token: string | undefined): Promise<string> {
     if (!token) throw new GsError("UNAUTHORIZED", "not logged in");
-    const session = await this.#store.getSession(hashToken(token));
+    const key = hashToken(token);
+    const now = this.#now();
+    const cached = this.#sessions.get(key);
+    if (cached && cached.until > now) return cached.userId;
+    const session = await this.#store.getSession(key);
     if (!session) {
+      this.#sessions.delete(key);
       throw new GsError("UNAUTHORIZED", "session ended: logged out, or logged in from another client");
     }
+    this.#sessions.delete(key); // re-insert: Map order is our eviction order
+    this.#sessions.set(key, { userId: session.userId, until: now + SESSION_CACHE_MS });
+    if (this.#sessions.size > SESSION_CACHE_SIZE) this.#sessions.delete(this.#sessions.keys().next().value!);
     return session.userId;
+  }
+
+  /** Forgets this tracker's cached sessions of a user (a new login replaced them). */
+  #forgetUser(userId: string): void {
+    for (const [key, s] of this.#sessions) if (s.userId === userId) this.#sessions.delete(key);
   }
 
   async heartbeat(token: string): Promise<void> {
     if (!(await this.#store.touchSession(hashToken(token), this.#now()))) {
+      this.#sessions.delete(hashToken(token));
       throw new GsError("UNAUTHORIZED", "session ended: logged out, or logged in from another client");
     }
   }
 
   async logout(token: string): Promise<void> {
+    this.#sessions.delete(hashToken(token));
     await this.#store.deleteSession(hashToken(token));
   }
 

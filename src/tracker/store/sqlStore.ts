@@ -243,7 +243,7 @@ export class SqlStore implements Store {
   }
 
   async listFiles(groupId: string, userId: string, now: number): Promise<FileSummary[]> {
-    await assertMember(this.db, groupId, userId);
+    // membership is part of the query: a member with files costs one round trip
     const rows = await this.db.all<{
       name: string;
       size: number;
@@ -258,9 +258,12 @@ export class SqlStore implements Store {
        LEFT JOIN shares s ON s.group_id = f.group_id AND s.name = f.name
        LEFT JOIN sessions se ON se.user_id = s.user_id AND se.last_seen >= ?
        WHERE f.group_id = ?
+         AND EXISTS (SELECT 1 FROM members m WHERE m.group_id = f.group_id AND m.user_id = ?)
        GROUP BY f.group_id, f.name, f.size, f.sha1`,
-      [onlineSince(now), groupId],
+      [onlineSince(now), groupId, userId],
     );
+    // no rows: no such group, not a member, or simply no files yet
+    if (rows.length === 0) await assertMember(this.db, groupId, userId);
     return rows
       .map((r) => ({
         name: r.name,
