@@ -255,11 +255,12 @@ export class GroupshareClient {
   async leaveGroup(groupId: string): Promise<string[]> {
     const l = this.#requireLogin();
     checkId("group id", groupId);
-    const r = await this.tracker.call<{ newOwner?: string; deleted: boolean }>(
+    const r = await this.tracker.call<{ newOwner?: string; deleted: boolean; withdrawn?: boolean }>(
       "POST",
       `/v1/groups/${enc(groupId)}/leave`,
       {},
     );
+    if (r.withdrawn) return [`withdrew your request to join ${groupId}`];
     // leaving a group stops sharing its files
     for (const f of this.shares.all()) if (f.groups.has(groupId)) this.shares.remove(f.sha1, groupId);
     l.state.shares = l.state.shares.filter((s) => s.groupId !== groupId);

@@ -162,6 +162,9 @@ describe("accounts and groups: three clients, one tracker", () => {
     await ok(bob, "join_group team", /^asked to join team/);
     await fails(bob, "join_group team", /^error: .*request.*pending/);
     await ok(carol, "join_group team", /^asked to join team/);
+    // leave_group withdraws a pending request; asking again is allowed
+    await ok(carol, "leave_group team", /^withdrew your request to join team/);
+    await ok(carol, "join_group team", /^asked to join team/);
     assert.match((await groups(bob)).get("team")!, /owner=alice\s+members=1\s+you=pending/);
     const requests = await ok(alice, "list_requests team", /^bob /);
     assert.equal(requests.length, 2);
