@@ -8,6 +8,13 @@ import { pieceLength, type ShareRegistry, type SharedFile } from "./shares.js";
 
 /** Connections served at once; more are refused with BUSY (each holds a socket and a file handle). */
 const MAX_CONNECTIONS = 64;
+/**
+ * Connections from one address at once: a downloader needs one per file, so no one
+ * host can take every slot. This host's own address is exempt: clients on one
+ * machine (a demo, the tests) all connect from it.
+ */
+const MAX_CONNECTIONS_PER_ADDRESS = 8;
+const THIS_HOST = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
 /** A connection must present its handshake within this time. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** A connection that sends nothing for this long is closed (downloaders keep-alive every 30 s at most). */
@@ -62,6 +69,15 @@ export class PeerServer {
   }
 
   #accept(socket: Socket): void {
+    const from = socket.remoteAddress ?? "";
+    if (!THIS_HOST.has(from)) {
+      let same = 0;
+      for (const s of this.#sockets) if (s.remoteAddress === from) same++;
+      if (same >= MAX_CONNECTIONS_PER_ADDRESS) {
+        socket.destroy();
+        return;
+      }
+    }
     this.#sockets.add(socket);
     socket.setNoDelay(true);
     socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());

@@ -315,6 +315,37 @@ describe("hostile peers: every bad connection is closed, the sharer carries on",
     await legitimateDownload();
   });
 
+  it("lets one address hold at most 8 connections, and serves others meanwhile", async () => {
+    // 127.0.0.2 is another host as far as the sharer can tell (only 127.0.0.1 is exempt)
+    const held: Socket[] = [];
+    const answered = (socket: Socket) =>
+      new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), CLOSE_MS);
+        socket.once("data", () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+        socket.once("close", () => {
+          clearTimeout(timer);
+          resolve(false);
+        });
+      });
+    try {
+      const outcomes: boolean[] = [];
+      for (let i = 0; i < 10; i++) {
+        const socket = connect({ host: "127.0.0.1", port: alice.port, localAddress: "127.0.0.2" });
+        socket.on("error", () => {});
+        held.push(socket);
+        socket.write(hello());
+        outcomes.push(await answered(socket));
+      }
+      assert.deepEqual(outcomes, [true, true, true, true, true, true, true, true, false, false]);
+      await legitimateDownload();
+    } finally {
+      for (const s of held) s.destroy();
+    }
+  });
+
   it("keeps its memory bounded through 200 hostile connections, and serves afterwards", async () => {
     const pid = alice.child.pid!;
     const before = await rssBytes(pid);
