@@ -14,7 +14,7 @@ import { PeerServer } from "./peerServer.js";
 import { pieceCountOf, ShareRegistry } from "./shares.js";
 import { type ShareState, StateFile, type UserState } from "./state.js";
 import { quoteWord } from "./tokenize.js";
-import { TrackerClient } from "./trackerClient.js";
+import { filePath, groupPath, TrackerClient } from "./trackerClient.js";
 
 /** Where the client's asynchronous news goes (download ends, warnings). */
 export interface ClientEvents {
@@ -154,7 +154,7 @@ export class GroupshareClient {
         continue;
       }
       try {
-        await this.tracker.call("POST", this.#filePath(s.groupId, s.name, "shares"), { complete: true });
+        await this.tracker.call("POST", filePath(s.groupId, s.name, "shares"), { complete: true });
       } catch (err) {
         if (err instanceof GsError && err.code === "TRACKER_UNAVAILABLE") {
           // the tracker went away mid-login: keep it in the state, shared again at the next login
@@ -248,7 +248,7 @@ export class GroupshareClient {
   async joinGroup(groupId: string): Promise<string[]> {
     this.#requireLogin();
     checkId("group id", groupId);
-    await this.tracker.call("POST", `/v1/groups/${enc(groupId)}/requests`, {});
+    await this.tracker.call("POST", groupPath(groupId, "requests"), {});
     return [`asked to join ${groupId}; the owner must accept the request`];
   }
 
@@ -257,7 +257,7 @@ export class GroupshareClient {
     checkId("group id", groupId);
     const r = await this.tracker.call<{ newOwner?: string; deleted: boolean; withdrawn?: boolean }>(
       "POST",
-      `/v1/groups/${enc(groupId)}/leave`,
+      groupPath(groupId, "leave"),
       {},
     );
     if (r.withdrawn) return [`withdrew your request to join ${groupId}`];
@@ -277,7 +277,7 @@ export class GroupshareClient {
     checkId("group id", groupId);
     const { requests } = await this.tracker.call<{ requests: { userId: string; requestedAt: number }[] }>(
       "GET",
-      `/v1/groups/${enc(groupId)}/requests`,
+      groupPath(groupId, "requests"),
     );
     if (requests.length === 0) return [`(no pending requests for ${groupId})`];
     return requests.map((r) => `${r.userId}  requested ${new Date(r.requestedAt).toISOString()}`);
@@ -287,7 +287,7 @@ export class GroupshareClient {
     this.#requireLogin();
     checkId("group id", groupId);
     checkId("user id", userId);
-    await this.tracker.call("POST", `/v1/groups/${enc(groupId)}/requests/${enc(userId)}/accept`, {});
+    await this.tracker.call("POST", groupPath(groupId, `requests/${encodeURIComponent(userId)}/accept`), {});
     return [`${userId} is now a member of ${groupId}`];
   }
 
@@ -304,10 +304,7 @@ export class GroupshareClient {
   async listFiles(groupId: string): Promise<string[]> {
     this.#requireLogin();
     checkId("group id", groupId);
-    const { files } = await this.tracker.call<{ files: FileSummary[] }>(
-      "GET",
-      `/v1/groups/${enc(groupId)}/files`,
-    );
+    const { files } = await this.tracker.call<{ files: FileSummary[] }>("GET", groupPath(groupId, "files"));
     if (files.length === 0) return [`(no files in ${groupId} yet: upload_file <file_path> ${groupId})`];
     return files.map((f) => {
       const avail =
@@ -335,7 +332,7 @@ export class GroupshareClient {
     if (!st.isFile()) throw new GsError("BAD_REQUEST", `${filePath} is not a regular file`);
     const name = checkFileName(basename(path));
     // check membership before hashing a large file for nothing
-    await this.tracker.call("GET", `/v1/groups/${enc(groupId)}/files`);
+    await this.tracker.call("GET", groupPath(groupId, "files"));
     let hashes: Awaited<ReturnType<typeof hashFile>>;
     try {
       hashes = await hashFile(path, (done, total) =>
@@ -345,7 +342,7 @@ export class GroupshareClient {
       const e = err as NodeJS.ErrnoException;
       throw new GsError("BAD_REQUEST", `cannot read ${filePath}: ${e.code ?? e.message}`);
     }
-    await this.tracker.call("POST", `/v1/groups/${enc(groupId)}/files`, {
+    await this.tracker.call("POST", groupPath(groupId, "files"), {
       name,
       size: hashes.size,
       sha1: hashes.sha1,
@@ -394,7 +391,7 @@ export class GroupshareClient {
     const l = this.#requireLogin();
     checkId("group id", groupId);
     checkFileName(name);
-    await this.tracker.call("DELETE", this.#filePath(groupId, name, "shares"));
+    await this.tracker.call("DELETE", filePath(groupId, name, "shares"));
     const f = this.shares.find(groupId, name);
     if (f) this.shares.remove(f.sha1, groupId);
     l.state.shares = l.state.shares.filter((s) => !(s.groupId === groupId && s.name === name));
@@ -425,10 +422,6 @@ export class GroupshareClient {
     void this.#saveState();
   }
 
-  #filePath(groupId: string, name: string, tail: string): string {
-    return `/v1/groups/${enc(groupId)}/files/${enc(name)}/${tail}`;
-  }
-
   /** At the end of a script: wait for downloads in flight (each bounded by its own retry schedule). */
   whenDownloadsDone(): Promise<void> {
     return this.downloads.whenIdle();
@@ -442,10 +435,6 @@ export class GroupshareClient {
     }
     await this.peerServer.close();
   }
-}
-
-function enc(s: string): string {
-  return encodeURIComponent(s);
 }
 
 export function formatDownload(d: DownloadStatus): string {

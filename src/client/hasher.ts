@@ -1,6 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { open } from "node:fs/promises";
 import { PIECE_SIZE, SHA1_LENGTH } from "../shared/constants.js";
+import { readAhead } from "./readAhead.js";
 import { wholeFileSha1 } from "./wholeSha1.js";
 
 export interface FileHashes {
@@ -33,25 +34,12 @@ export async function hashFile(
     const pieces = Buffer.allocUnsafe(pieceCount * SHA1_LENGTH);
     const whole = wholeFileSha1(path, size);
     whole.catch(() => {}); // awaited below; a failure there must not be an unhandled rejection first
-    // two buffers: the next read runs (on libuv's pool) while this one is hashed
-    const bufs = [Buffer.allocUnsafe(READ_SIZE), Buffer.allocUnsafe(READ_SIZE)] as const;
-    const readInto = (i: 0 | 1, at: number) => {
-      const r = fh.read(bufs[i], 0, Math.min(READ_SIZE, size - at), at);
-      r.catch(() => {}); // awaited in the loop; not unhandled if the loop ends first
-      return r;
-    };
-    let cur: 0 | 1 = 0;
-    let next = size > 0 ? readInto(0, 0) : undefined;
     let piece: Hash | undefined;
     let pieceFill = 0;
     let pieceIndex = 0;
     let done = 0;
-    while (done < size) {
-      const { bytesRead } = await next!;
-      if (bytesRead === 0) throw new Error(`${path} shrank while it was being hashed`);
-      const chunk = bufs[cur].subarray(0, bytesRead);
-      cur = cur === 0 ? 1 : 0;
-      if (done + bytesRead < size) next = readInto(cur, done + bytesRead);
+    for await (const chunk of readAhead(fh, size, READ_SIZE, path)) {
+      const bytesRead = chunk.length;
       let at = 0;
       while (at < bytesRead) {
         const take = Math.min(PIECE_SIZE - pieceFill, bytesRead - at);

@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
 import { parentPort, workerData } from "node:worker_threads";
+import { readAhead } from "./readAhead.js";
 
 const READ_SIZE = 2 * 1024 * 1024;
 
@@ -14,24 +15,7 @@ async function main(): Promise<void> {
   const fh = await open(path, "r");
   try {
     const hash = createHash("sha1");
-    // two buffers: the next read runs (on libuv's pool) while this one is hashed
-    const bufs = [Buffer.allocUnsafe(READ_SIZE), Buffer.allocUnsafe(READ_SIZE)] as const;
-    const readInto = (i: 0 | 1, at: number) => {
-      const r = fh.read(bufs[i], 0, Math.min(READ_SIZE, length - at), at);
-      r.catch(() => {}); // awaited below; not unhandled if the loop ends first
-      return r;
-    };
-    let cur: 0 | 1 = 0;
-    let next = length > 0 ? readInto(0, 0) : undefined;
-    for (let at = 0; at < length; ) {
-      const { bytesRead } = await next!;
-      if (bytesRead === 0) throw new Error(`${path} is shorter than ${length} bytes`);
-      const chunk = bufs[cur].subarray(0, bytesRead);
-      at += bytesRead;
-      cur = cur === 0 ? 1 : 0;
-      if (at < length) next = readInto(cur, at);
-      hash.update(chunk);
-    }
+    for await (const chunk of readAhead(fh, length, READ_SIZE, path)) hash.update(chunk);
     parentPort!.postMessage({ sha1: hash.digest("hex") });
   } finally {
     await fh.close();

@@ -2,6 +2,16 @@ import { TRACKER_TIMEOUT_MS } from "../shared/constants.js";
 import { GsError, isErrorCode } from "../shared/errors.js";
 import { formatHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
 
+/** `/v1/groups/<g>/<tail>`, the id encoded. */
+export function groupPath(groupId: string, tail: string): string {
+  return `/v1/groups/${encodeURIComponent(groupId)}/${tail}`;
+}
+
+/** `/v1/groups/<g>/files/<name>/<tail>`, both encoded (names may hold spaces and more). */
+export function filePath(groupId: string, name: string, tail: string): string {
+  return groupPath(groupId, `files/${encodeURIComponent(name)}/${tail}`);
+}
+
 /** Largest tracker answer we read (a group's file list, a file's piece hashes). */
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 

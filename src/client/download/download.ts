@@ -11,7 +11,7 @@ import { wholeFileSha1 } from "../wholeSha1.js";
 import { pieceCountOf, pieceLength, type ShareRegistry } from "../shares.js";
 import type { DownloadState, ShareState } from "../state.js";
 import { quoteWord } from "../tokenize.js";
-import type { TrackerClient } from "../trackerClient.js";
+import { filePath, type TrackerClient } from "../trackerClient.js";
 import { type LinkOwner, PeerLink, PIPELINE_DEPTH } from "./peerLink.js";
 import { PiecePicker } from "./picker.js";
 
@@ -359,7 +359,7 @@ export class Download implements LinkOwner {
       try {
         return await this.#deps.tracker.call<{ file: FileInfo } & Grant>(
           "POST",
-          `/v1/groups/${encodeURIComponent(this.groupId)}/files/${encodeURIComponent(this.name)}/download`,
+          filePath(this.groupId, this.name, "download"),
           {},
         );
       } catch (err) {
@@ -418,11 +418,7 @@ export class Download implements LinkOwner {
   }
 
   async #refresh(): Promise<Grant> {
-    return await this.#deps.tracker.call<Grant>(
-      "POST",
-      `/v1/groups/${encodeURIComponent(this.groupId)}/files/${encodeURIComponent(this.name)}/peers`,
-      {},
-    );
+    return await this.#deps.tracker.call<Grant>("POST", filePath(this.groupId, this.name, "peers"), {});
   }
 
   #connect(grant: Grant): void {
@@ -542,7 +538,7 @@ export class Download implements LinkOwner {
   }
 
   #sharePath(): string {
-    return `/v1/groups/${encodeURIComponent(this.groupId)}/files/${encodeURIComponent(this.name)}/shares`;
+    return filePath(this.groupId, this.name, "shares");
   }
 
   /** Whole-file SHA1, then the partial file goes under the final name, never over an existing file. */

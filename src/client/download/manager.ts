@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { GsError } from "../../shared/errors.js";
 import type { DownloadState } from "../state.js";
 import { quoteWord } from "../tokenize.js";
+import { groupPath } from "../trackerClient.js";
 import { Download, type DownloadDeps } from "./download.js";
 
 export interface DownloadStatus {
@@ -62,7 +63,7 @@ export class DownloadManager {
     // membership and existence are checked now, so the user hears of them at once
     const { files } = await this.#opts.tracker.call<{ files: { name: string }[] }>(
       "GET",
-      `/v1/groups/${encodeURIComponent(groupId)}/files`,
+      groupPath(groupId, "files"),
     );
     if (!files.some((f) => f.name === name)) {
       throw new GsError("FILE_NOT_FOUND", `no file ${quoteWord(name)} in ${groupId}`);

@@ -33,7 +33,7 @@ interface FileRow {
   name: string;
   size: number;
   sha1: string;
-  pieces: Buffer;
+  pieces?: Buffer;
 }
 
 /**
@@ -234,7 +234,7 @@ export class SqlStore implements Store {
       } else if (
         existing.sha1 !== file.sha1 ||
         existing.size !== file.size ||
-        !Buffer.from(existing.pieces).equals(file.pieces)
+        !Buffer.from(existing.pieces!).equals(file.pieces)
       ) {
         throw new GsError("FILE_EXISTS", `another file is named '${file.name}' in '${groupId}'`);
       }
@@ -277,8 +277,8 @@ export class SqlStore implements Store {
 
   async getFile(groupId: string, name: string, userId: string): Promise<FileMeta> {
     await assertMember(this.db, groupId, userId);
-    const row = await fileRow(this.db, groupId, name);
-    return { name: row.name, size: row.size, sha1: row.sha1, pieces: Buffer.from(row.pieces) };
+    const row = await fileRow(this.db, groupId, name, true);
+    return { name: row.name, size: row.size, sha1: row.sha1, pieces: Buffer.from(row.pieces!) };
   }
 
   /** Also GROUP_NOT_FOUND, NOT_MEMBER, FILE_NOT_FOUND: only members learn who shares what. */
@@ -367,9 +367,10 @@ async function assertOwner(db: SqlDb, groupId: string, userId: string): Promise<
   }
 }
 
-async function fileRow(db: SqlDb, groupId: string, name: string): Promise<FileRow> {
+/** The file's row; the piece list (up to 2.6 MB) only when asked for. */
+async function fileRow(db: SqlDb, groupId: string, name: string, withPieces = false): Promise<FileRow> {
   const row = await db.get<FileRow>(
-    "SELECT name, size, sha1, pieces FROM files WHERE group_id = ? AND name = ?",
+    `SELECT name, size, sha1${withPieces ? ", pieces" : ""} FROM files WHERE group_id = ? AND name = ?`,
     [groupId, name],
   );
   if (!row) throw new GsError("FILE_NOT_FOUND", `no file '${name}' in '${groupId}'`);
