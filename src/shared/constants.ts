@@ -41,8 +41,15 @@ export const PEER_TTL_MS = 30_000;
 /** Clients send a heartbeat this often (a third of the TTL, so one lost beat is harmless). */
 export const HEARTBEAT_INTERVAL_MS = 10_000;
 
-/** Download tickets are short-lived; downloaders fetch a fresh one with each peer-list refresh. */
-export const TICKET_TTL_MS = 10 * 60_000;
+/**
+ * Download tickets are short-lived: a sharer checks the ticket's expiry on every
+ * request, and a downloader hands its open connections a fresh one with each
+ * peer-list refresh (TICKET_REFRESH_MS). A member who leaves or is removed gets no
+ * new ticket, so no connection of theirs outlives this bound.
+ */
+export const TICKET_TTL_MS = 10_000;
+/** Downloaders renew their ticket (and peer list) this often: a third of its life. */
+export const TICKET_REFRESH_MS = 3_000;
 
 /** Client → tracker request timeout before failing over to the next tracker. */
 export const TRACKER_TIMEOUT_MS = 3_000;
