@@ -5,11 +5,15 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { fileIdOf } from "../../src/shared/fileId.js";
-import { Cluster, type Proc, WAIT_MS } from "../helpers/procs.js";
+import { Cluster, freePort, Proc, ROOT, WAIT_MS } from "../helpers/procs.js";
+import { fails, ok } from "./sharing.helpers.js";
 import { type Api, api } from "./tracker.helpers.js";
 
 /** A one-piece file's registration body. */
@@ -277,5 +281,87 @@ describe("tracker: idle sessions end, beating ones stay (raw HTTP, --session-idl
       await beating;
     }
     assert.deepEqual(failures, [], "the beating session was never refused");
+  });
+});
+
+describe("real clients: remove_member, reject_request, the peer address and a hostile tracker", () => {
+  let c: Cluster;
+  let t: Api;
+  before(async () => {
+    c = await Cluster.create(1);
+    await c.tracker(1);
+    t = api(c.ports[0]!);
+  });
+  after(() => c.close());
+
+  /** A client whose peer server listens on `host`. */
+  async function clientOn(name: string, host: string, info = c.infoPath): Promise<Proc & { port: number }> {
+    const port = await freePort();
+    const p = new Proc(name, join(ROOT, "client"), [
+      `${host}:${port}`,
+      info,
+      "--state-dir",
+      join(c.dir, `state-${name}`),
+    ]);
+    c.procs.push(p);
+    return Object.assign(p, { port });
+  }
+
+  it("the owner rejects and removes; the removed member's share and grants end; the sharer is seen at its own IP", async () => {
+    const alice = await clientOn("alice", "127.0.0.1");
+    const bob = await clientOn("bob", "127.0.0.2");
+    const carol = await clientOn("carol", "127.0.0.1");
+    for (const [p, u] of [
+      [alice, "alice"],
+      [bob, "bob"],
+      [carol, "carol"],
+    ] as const) {
+      await ok(p, `create_user ${u} pw-${u}`, /^user .* created/);
+      await ok(p, `login ${u} pw-${u}`, /^logged in as /);
+    }
+    await ok(alice, "create_group g", /^group g created/);
+    await ok(bob, "join_group g", /^asked to join g/);
+    await ok(carol, "join_group g", /^asked to join g/);
+    await fails(bob, "reject_request g carol", /^rejected/);
+    await ok(alice, "reject_request g carol", /^rejected carol's request to join g$/);
+    await ok(alice, "list_requests g", /^bob /);
+    await fails(alice, "reject_request g carol", /^rejected/);
+    await ok(alice, "accept_request g bob", /^bob is now a member of g/);
+    await writeFile(join(c.dir, "b.bin"), "bob's bytes");
+    await ok(bob, `upload_file ${join(c.dir, "b.bin")} g`, /^uploaded b\.bin to g/);
+
+    await t.register("dave");
+    const dave = await t.login("dave", "127.0.0.1:6701");
+    await t.ok(dave, "POST", "/v1/groups/g/requests", {}, 201);
+    await ok(alice, "accept_request g dave", /^dave is now a member of g/);
+    const before = await t.ok(dave, "POST", "/v1/groups/g/files/b.bin/peers", {});
+    // bob's peer server is on 127.0.0.2: so are his connections to the tracker
+    assert.deepEqual(before.peers, [{ userId: "bob", addr: `127.0.0.2:${bob.port}`, complete: true }]);
+
+    const self = await fails(alice, "remove_member g alice", /^removed/);
+    assert.match(self, /cannot remove yourself/);
+    await fails(bob, "remove_member g dave", /^removed/);
+    await ok(alice, "remove_member g bob", /^removed bob from g$/);
+    assert.deepEqual((await t.ok(dave, "POST", "/v1/groups/g/files/b.bin/peers", {})).peers, []);
+    const refused = await fails(bob, "list_files g", /^b\.bin/);
+    assert.match(refused, /not a member/);
+  });
+
+  it("a client facing a tracker that answers {} prints a clear error naming it", async () => {
+    const fake = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+    await new Promise<void>((r) => fake.listen(0, "127.0.0.1", () => r()));
+    try {
+      const port = (fake.address() as AddressInfo).port;
+      const info = join(c.dir, "fake_tracker_info.txt");
+      await writeFile(info, `127.0.0.1 ${port}\n`);
+      const p = await clientOn("lost", "127.0.0.1", info);
+      const line = await fails(p, "login lost pw", /^logged in/);
+      assert.match(line, new RegExp(`^error: tracker 1 at 127\\.0\\.0\\.1:${port} sent a malformed answer`));
+    } finally {
+      await new Promise<void>((r) => fake.close(() => r()));
+    }
   });
 });

@@ -1,0 +1,199 @@
+/**
+ * Both ends of the route contract (shared/api.ts): the tracker authenticates every
+ * route not declared public, and the client turns a malformed or hostile answer
+ * into a clear error that names the tracker, with the tracker's words escaped.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { GroupshareClient } from "../../src/client/client.js";
+import { TrackerClient } from "../../src/client/trackerClient.js";
+import { ROUTES } from "../../src/shared/api.js";
+import { GsError } from "../../src/shared/errors.js";
+import { buildTrackerServer } from "../../src/tracker/server.js";
+import { TrackerService } from "../../src/tracker/service.js";
+import { openStore } from "../../src/tracker/store/index.js";
+
+describe("the tracker authenticates every route the contract does not declare public", () => {
+  let dir: string;
+  let base: string;
+  let close: () => Promise<void>;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "gs-contract-"));
+    const store = await openStore(join(dir, "t.db"));
+    const service = new TrackerService(store);
+    await service.init();
+    const app = buildTrackerServer({ service });
+    await app.listen({ host: "127.0.0.1", port: 0 });
+    base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    close = async () => {
+      await app.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    };
+  });
+  after(() => close());
+
+  const send = async (method: string, path: string, token?: string) => {
+    const headers: Record<string, string> = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (method === "POST") headers["content-type"] = "application/json";
+    const res = await fetch(`${base}${path.replaceAll(/:[A-Za-z]+/g, "x")}`, {
+      method,
+      headers,
+      body: method === "POST" ? "{}" : undefined,
+      signal: AbortSignal.timeout(10_000),
+    });
+    return { status: res.status, body: (await res.json()) as { error?: { code: string } } };
+  };
+
+  it("answers 401 UNAUTHORIZED on every non-public route without a token, or with a forged one", async () => {
+    const guarded = Object.values(ROUTES).filter((r) => !("public" in r));
+    assert.ok(guarded.length >= 15);
+    for (const r of guarded) {
+      for (const token of [undefined, "forged"]) {
+        const a = await send(r.method, r.path, token);
+        assert.equal(
+          a.status,
+          401,
+          `${r.method} ${r.path} (${token ?? "no token"}): ${JSON.stringify(a.body)}`,
+        );
+        assert.equal(a.body.error?.code, "UNAUTHORIZED");
+      }
+    }
+  });
+
+  it("serves the public routes without a token", async () => {
+    for (const r of Object.values(ROUTES).filter((r) => "public" in r)) {
+      const a = await send(r.method, r.path);
+      assert.notEqual(a.status, 401, `${r.method} ${r.path}`);
+    }
+  });
+});
+
+describe("the client checks every tracker answer against the contract", () => {
+  let server: Server;
+  let port: number;
+  /** What the fake tracker answers next: status and raw body. */
+  let next: { status: number; body: string | Buffer } = { status: 200, body: "{}" };
+  const sources: string[] = [];
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "gs-hostile-"));
+    server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      sources.push(req.socket.remoteAddress ?? "");
+      req.resume();
+      res.writeHead(next.status, { "content-type": "application/json" }).end(next.body);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(async () => {
+    await new Promise<void>((r) => server.close(() => r()));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const client = (localAddress?: string) =>
+    new TrackerClient({ trackers: [{ no: 1, host: "127.0.0.1", port }], localAddress });
+
+  async function refused(path: string, body: string | Buffer, status = 200): Promise<GsError> {
+    next = { status, body };
+    const t = client();
+    try {
+      await t.call("GET", path);
+    } catch (err) {
+      assert.ok(err instanceof GsError, String(err));
+      return err;
+    } finally {
+      t.close();
+    }
+    assert.fail(`accepted ${String(body).slice(0, 80)}`);
+  }
+
+  it("turns {} and wrong types into BAD_TRACKER_ANSWER naming the tracker", async () => {
+    for (const [body, what] of [
+      ["{}", /'groups' is missing/],
+      ['{"groups": "all of them"}', /answer\.groups: expected a list/],
+      ['{"groups": [{"groupId": "g", "owner": "o", "members": "many", "role": "owner"}]}', /members/],
+      ['{"groups": [{"groupId": "g", "owner": "o", "members": 1, "role": "admin"}]}', /role/],
+      ["[]", /expected an object/],
+      ["null", /expected an object/],
+      ["not json at all", /not JSON/],
+    ] as const) {
+      const e = await refused("/v1/groups", body);
+      assert.equal(e.code, "BAD_TRACKER_ANSWER", body);
+      assert.match(e.message, new RegExp(`^tracker 1 at 127\\.0\\.0\\.1:${port} sent a malformed answer`));
+      assert.match(e.message, what);
+    }
+  });
+
+  it("refuses a list longer than the contract's bound, and an answer over the byte bound", async () => {
+    const many = JSON.stringify({ peers: [], ticket: "t", ticketExpires: 1 }).replace(
+      '"peers":[]',
+      `"peers":[${Array(10_001).fill('{"userId":"u","addr":"127.0.0.1:1","complete":true}').join(",")}]`,
+    );
+    next = { status: 200, body: many };
+    const t = client();
+    await assert.rejects(t.call("POST", "/v1/groups/g/files/f/peers", {}), (err: unknown) => {
+      assert.ok(err instanceof GsError);
+      assert.equal(err.code, "BAD_TRACKER_ANSWER");
+      assert.match(err.message, /more than 10000 items/);
+      return true;
+    });
+    const huge = Buffer.alloc(17 * 1024 * 1024, 0x20);
+    const big = await refused("/v1/groups", huge);
+    assert.equal(big.code, "BAD_TRACKER_ANSWER");
+    assert.match(big.message, /over the \d+-byte bound/);
+    t.close();
+  });
+
+  it("prints a tracker's error message escaped, and keeps only registry codes", async () => {
+    const hostile = JSON.stringify({
+      error: { code: "NOT_MEMBER", message: "\u001b[2J\u001b]0;owned\u0007\u202eevil" },
+    });
+    const e = await refused("/v1/groups", hostile, 403);
+    assert.equal(e.code, "NOT_MEMBER");
+    assert.ok(!/[\u0000-\u001f\u007f-\u009f\u202a-\u202e]/.test(e.message), JSON.stringify(e.message));
+    assert.match(e.message, /\\x1b\[2J/);
+    const unknown = await refused(
+      "/v1/groups",
+      JSON.stringify({ error: { code: "PWNED", message: "x" } }),
+      400,
+    );
+    assert.equal(unknown.code, "INTERNAL");
+  });
+
+  it("a whole client: login against a tracker that answers {} is a clear error", async () => {
+    next = { status: 200, body: "{}" };
+    const c = new GroupshareClient({
+      trackers: [{ no: 1, host: "127.0.0.1", port }],
+      host: "127.0.0.1",
+      port: 9,
+      stateDir: join(dir, "state"),
+      events: { event: () => {}, warn: () => {} },
+    });
+    await assert.rejects(c.login("u", "pw"), (err: unknown) => {
+      assert.ok(err instanceof GsError);
+      assert.equal(err.code, "BAD_TRACKER_ANSWER");
+      assert.match(err.message, /tracker 1 at 127\.0\.0\.1:\d+ .*'token' is missing/);
+      return true;
+    });
+    await c.close();
+  });
+
+  it("connects from the peer server's address when it is a specific one", async () => {
+    next = { status: 200, body: '{"ok": true}' };
+    sources.length = 0;
+    for (const local of ["127.0.0.2", undefined]) {
+      const t = client(local);
+      await t.call("GET", "/v1/health");
+      t.close();
+    }
+    assert.deepEqual(sources, ["127.0.0.2", "127.0.0.1"]);
+  });
+});
