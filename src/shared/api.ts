@@ -6,17 +6,28 @@
  * answer against it. Types of requests and answers are derived from the schemas.
  */
 import {
+  ID_PATTERN,
   MAX_FILE_NAME_LENGTH,
   MAX_FILE_SIZE,
   MAX_PASSWORD_LENGTH,
   MAX_PIECES,
   SHA1_LENGTH,
 } from "./constants.js";
+import { HOSTILE_CHAR_CLASS } from "./ids.js";
 import { type Infer, open, type Schema, strict } from "./schema.js";
 
-// loose bound here; checkId in the service applies the id rule and answers INVALID_ID
+// In requests, loose bounds: the service's checkId and checkFileName then answer
+// INVALID_ID / INVALID_FILE_NAME with the rule. In answers, the rules themselves:
+// what a tracker sends is printed, so a hostile one cannot reach a terminal this way.
 const id = { type: "string", minLength: 1, maxLength: 256 } as const;
 const fileName = { type: "string", minLength: 1, maxLength: MAX_FILE_NAME_LENGTH } as const;
+const idOut = { type: "string", pattern: ID_PATTERN.source } as const;
+const fileNameOut = {
+  type: "string",
+  minLength: 1,
+  maxLength: MAX_FILE_NAME_LENGTH,
+  pattern: `^(?:(?!${HOSTILE_CHAR_CLASS}).)*$`,
+} as const;
 const password = { type: "string", minLength: 1, maxLength: MAX_PASSWORD_LENGTH } as const;
 const hex40 = { type: "string", pattern: "^[0-9a-f]{40}$" } as const;
 const time = { type: "integer", minimum: 0 } as const;
@@ -25,6 +36,10 @@ const count = { type: "integer", minimum: 0 } as const;
 const pieces = { type: "string", maxLength: Math.ceil((MAX_PIECES * SHA1_LENGTH) / 3) * 4 } as const;
 /** IP:PORT or [IPv6]:PORT; the tracker parses it */
 const addr = { type: "string", minLength: 3, maxLength: 64 } as const;
+const addrOut = {
+  type: "string",
+  pattern: "^(?:[0-9.]{7,15}|\\[[0-9a-fA-F:.]{2,45}\\]):[0-9]{1,5}$",
+} as const;
 const size = { type: "integer", minimum: 0, maximum: MAX_FILE_SIZE } as const;
 
 const noBody = { type: "object", properties: {}, additionalProperties: false, maxProperties: 0 } as const;
@@ -41,7 +56,11 @@ const MAX_LISTED = 200_000;
 /** Sharers handed out for one file. */
 const MAX_PEERS = 10_000;
 
-const peer = open({ userId: id, addr, complete: { type: "boolean" } }, ["userId", "addr", "complete"]);
+const peer = open({ userId: idOut, addr: addrOut, complete: { type: "boolean" } }, [
+  "userId",
+  "addr",
+  "complete",
+]);
 const grant = open(
   {
     ticket: { type: "string", minLength: 1, maxLength: 2048 },
@@ -77,7 +96,7 @@ export const ROUTES = {
     method: "POST",
     path: "/v1/users",
     body: strict({ userId: id, password }, ["userId", "password"]),
-    response: open({ userId: id }, ["userId"]),
+    response: open({ userId: idOut }, ["userId"]),
     status: 201,
     public: true,
   },
@@ -85,7 +104,7 @@ export const ROUTES = {
     method: "POST",
     path: "/v1/sessions",
     body: strict({ userId: id, password, peerAddr: addr }, ["userId", "password", "peerAddr"]),
-    response: open({ token: { type: "string", minLength: 1, maxLength: 256 }, userId: id }, [
+    response: open({ token: { type: "string", minLength: 1, maxLength: 256 }, userId: idOut }, [
       "token",
       "userId",
     ]),
@@ -103,8 +122,8 @@ export const ROUTES = {
           maxItems: MAX_LISTED,
           items: open(
             {
-              groupId: id,
-              owner: id,
+              groupId: idOut,
+              owner: idOut,
               members: count,
               role: { type: "string", enum: ["owner", "member", "pending", "none"] },
             },
@@ -119,7 +138,7 @@ export const ROUTES = {
     method: "POST",
     path: "/v1/groups",
     body: strict({ groupId: id }, ["groupId"]),
-    response: open({ groupId: id, owner: id }, ["groupId", "owner"]),
+    response: open({ groupId: idOut, owner: idOut }, ["groupId", "owner"]),
     status: 201,
   },
   joinGroup: {
@@ -139,7 +158,7 @@ export const ROUTES = {
         requests: {
           type: "array",
           maxItems: MAX_LISTED,
-          items: open({ userId: id, requestedAt: time }, ["userId", "requestedAt"]),
+          items: open({ userId: idOut, requestedAt: time }, ["userId", "requestedAt"]),
         },
       },
       ["requests"],
@@ -170,7 +189,7 @@ export const ROUTES = {
     path: "/v1/groups/:groupId/leave",
     params: groupParams,
     body: noBody,
-    response: open({ deleted: { type: "boolean" }, newOwner: id, withdrawn: { type: "boolean" } }, [
+    response: open({ deleted: { type: "boolean" }, newOwner: idOut, withdrawn: { type: "boolean" } }, [
       "deleted",
     ]),
   },
@@ -184,7 +203,14 @@ export const ROUTES = {
           type: "array",
           maxItems: MAX_LISTED,
           items: open(
-            { name: fileName, size, sha1: hex40, fileId: hex40, sharersOnline: count, seedersOnline: count },
+            {
+              name: fileNameOut,
+              size,
+              sha1: hex40,
+              fileId: hex40,
+              sharersOnline: count,
+              seedersOnline: count,
+            },
             ["name", "size", "sha1", "fileId", "sharersOnline", "seedersOnline"],
           ),
         },
@@ -221,7 +247,7 @@ export const ROUTES = {
     body: noBody,
     response: open(
       {
-        file: open({ name: fileName, size, sha1: hex40, fileId: hex40, pieces }, [
+        file: open({ name: fileNameOut, size, sha1: hex40, fileId: hex40, pieces }, [
           "name",
           "size",
           "sha1",

@@ -31,7 +31,7 @@ export const ERRORS = {
     status: 502,
     hint: "that tracker is broken or not a groupshare tracker: check tracker_info.txt",
   },
-  NO_ROUTE: { status: 404, hint: "see the API routes in src/tracker/server.ts" },
+  NO_ROUTE: { status: 404, hint: "see the API routes in src/shared/api.ts" },
   INTERNAL: { status: 500, hint: "see the tracker's log" },
 } as const;
 

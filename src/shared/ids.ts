@@ -15,9 +15,10 @@ export function checkId(kind: "user id" | "group id", id: string): string {
  * isolates and marks (text that reads other than it is), and zero-width characters
  * (names that look alike but differ).
  */
-const HOSTILE_CHARS =
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]/u;
-const HOSTILE_CHARS_ALL = new RegExp(HOSTILE_CHARS.source, "gu");
+export const HOSTILE_CHAR_CLASS =
+  "[\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060\\u2066-\\u2069\\ufeff]";
+const HOSTILE_CHARS = new RegExp(HOSTILE_CHAR_CLASS, "u");
+const HOSTILE_CHARS_ALL = new RegExp(HOSTILE_CHAR_CLASS, "gu");
 
 function describeChar(c: string): string {
   const cp = c.codePointAt(0)!;

@@ -132,6 +132,31 @@ describe("the client checks every tracker answer against the contract", () => {
     }
   });
 
+  it("refuses ids, names and addresses that break their rules (what would reach a terminal)", async () => {
+    const f = { size: 1, sha1: "a".repeat(40), fileId: "b".repeat(40), sharersOnline: 0, seedersOnline: 0 };
+    for (const [path, body] of [
+      ["/v1/groups", { groups: [{ groupId: "\u001b[31mred", owner: "o", members: 1, role: "owner" }] }],
+      ["/v1/groups", { groups: [{ groupId: "g", owner: "a b", members: 1, role: "owner" }] }],
+      ["/v1/groups/g/files", { files: [{ ...f, name: "invoice\u202etxt.exe" }] }],
+      ["/v1/groups/g/files", { files: [{ ...f, name: "c1\u009bcontrol" }] }],
+      ["/v1/groups/g/files", { files: [{ ...f, name: "zero\u200bwidth" }] }],
+    ] as const) {
+      const e = await refused(path, JSON.stringify(body));
+      assert.equal(e.code, "BAD_TRACKER_ANSWER", JSON.stringify(body));
+    }
+    next = {
+      status: 200,
+      body: JSON.stringify({
+        ticket: "t",
+        ticketExpires: 1,
+        peers: [{ userId: "u", addr: "127.0.0.1:1\r\nX", complete: true }],
+      }),
+    };
+    const t = client();
+    await assert.rejects(t.call("POST", "/v1/groups/g/files/f/peers", {}), /addr/);
+    t.close();
+  });
+
   it("refuses a list longer than the contract's bound, and an answer over the byte bound", async () => {
     const many = JSON.stringify({ peers: [], ticket: "t", ticketExpires: 1 }).replace(
       '"peers":[]',
