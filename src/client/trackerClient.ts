@@ -170,7 +170,7 @@ export class TrackerClient {
       };
       let r = await exchange(wire);
       // a kept-alive connection the tracker had just closed: once more, on a new one
-      if ("failed" in r && r.reusedSocket && !r.midAnswer && r.code === "ECONNRESET")
+      if ("failed" in r && r.reusedSocket && !r.midAnswer && (r.code === "ECONNRESET" || r.code === "EPIPE"))
         r = await exchange(wire);
       if ("failed" in r) {
         failures.push(`${who}: ${r.failed}${r.midAnswer ? " in the middle of its answer" : ""}`);

@@ -211,6 +211,32 @@ describe("the client checks every tracker answer against the contract", () => {
     await c.close();
   });
 
+  it("asks again on a new connection when a kept-alive one is reset before the answer", async () => {
+    const perSocket = new WeakMap<object, number>();
+    let seen = 0;
+    const flaky = createServer((req, res) => {
+      seen++;
+      const n = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, n);
+      req.resume();
+      // a tracker that closed an idle kept-alive connection just as the next request came
+      if (n > 1) req.socket.destroy();
+      else res.writeHead(200, { "content-type": "application/json" }).end('{"ok": true}');
+    });
+    await new Promise<void>((r) => flaky.listen(0, "127.0.0.1", () => r()));
+    const t = new TrackerClient({
+      trackers: [{ no: 1, host: "127.0.0.1", port: (flaky.address() as AddressInfo).port }],
+    });
+    try {
+      await t.call("GET", "/v1/health");
+      await t.call("GET", "/v1/health");
+      assert.equal(seen, 3, "the second call was sent again, once");
+    } finally {
+      t.close();
+      await new Promise<void>((r) => flaky.close(() => r()));
+    }
+  });
+
   it("connects from the peer server's address when it is a specific one", async () => {
     next = { status: 200, body: '{"ok": true}' };
     sources.length = 0;
