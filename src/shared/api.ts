@@ -26,7 +26,7 @@ const fileNameOut = {
   type: "string",
   minLength: 1,
   maxLength: MAX_FILE_NAME_LENGTH,
-  pattern: `^(?:(?!${HOSTILE_CHAR_CLASS}).)*$`,
+  pattern: `^[^${HOSTILE_CHAR_CLASS.slice(1, -1)}]*$`,
 } as const;
 const password = { type: "string", minLength: 1, maxLength: MAX_PASSWORD_LENGTH } as const;
 const hex40 = { type: "string", pattern: "^[0-9a-f]{40}$" } as const;

@@ -11,19 +11,20 @@ export function checkId(kind: "user id" | "group id", id: string): string {
 
 /**
  * Characters a name or a message must not carry to a terminal or a log: C0 and C1
- * controls and DEL (escape sequences, line breaks), bidi embeddings, overrides,
+ * controls, DEL and the line and paragraph separators U+2028/2029 (escape
+ * sequences, line breaks), bidi embeddings, overrides,
  * isolates and marks (text that reads other than it is), and zero-width characters
  * (names that look alike but differ).
  */
 export const HOSTILE_CHAR_CLASS =
-  "[\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200b-\\u200f\\u202a-\\u202e\\u2060\\u2066-\\u2069\\ufeff]";
+  "[\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200b-\\u200f\\u2028-\\u202e\\u2060\\u2066-\\u2069\\ufeff]";
 const HOSTILE_CHARS = new RegExp(HOSTILE_CHAR_CLASS, "u");
 const HOSTILE_CHARS_ALL = new RegExp(HOSTILE_CHAR_CLASS, "gu");
 
 function describeChar(c: string): string {
   const cp = c.codePointAt(0)!;
   const kind =
-    cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)
+    cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp === 0x2028 || cp === 0x2029
       ? "a control character"
       : cp === 0x200b || cp === 0x200c || cp === 0x200d || cp === 0x2060 || cp === 0xfeff
         ? "a zero-width character"
@@ -47,6 +48,15 @@ export function checkFileName(raw: string): string {
   else if (/[/\\]/.test(name)) why = "it contains a path separator";
   if (why) throw new GsError("INVALID_FILE_NAME", `invalid file name '${printable(name)}': ${why}; ${rule}`);
   return name;
+}
+
+/** True when `name` is a file name as checkFileName leaves it (valid, and NFC already). */
+export function isFileName(name: string): boolean {
+  try {
+    return checkFileName(name) === name;
+  } catch {
+    return false;
+  }
 }
 
 /**

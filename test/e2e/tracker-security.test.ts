@@ -179,6 +179,7 @@ describe("tracker: file ids, peer addresses and membership (raw HTTP)", () => {
       "alm\u061c.bin",
       "bom\ufeff.bin",
       "joiner\u2060.bin",
+      "line\u2028separator.bin",
     ]) {
       const r = await t.fails(
         tok,

@@ -12,7 +12,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { GroupshareClient } from "../../src/client/client.js";
 import { TrackerClient } from "../../src/client/trackerClient.js";
+import Database from "better-sqlite3";
 import { ROUTES } from "../../src/shared/api.js";
+import { validate } from "../../src/shared/schema.js";
 import { GsError } from "../../src/shared/errors.js";
 import { buildTrackerServer } from "../../src/tracker/server.js";
 import { TrackerService } from "../../src/tracker/service.js";
@@ -65,6 +67,53 @@ describe("the tracker authenticates every route the contract does not declare pu
         assert.equal(a.body.error?.code, "UNAUTHORIZED");
       }
     }
+  });
+
+  it("lists no file whose name today's rule refuses (registered by an older tracker)", async () => {
+    const j = async (method: string, path: string, body?: unknown, token?: string) => {
+      const res = await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(10_000),
+      });
+      return (await res.json()) as Record<string, unknown>;
+    };
+    await j("POST", "/v1/users", { userId: "old", password: "pw" });
+    const { token } = (await j("POST", "/v1/sessions", {
+      userId: "old",
+      password: "pw",
+      peerAddr: "127.0.0.1:1",
+    })) as {
+      token: string;
+    };
+    await j("POST", "/v1/groups", { groupId: "legacy" }, token);
+    const sha1 = "a".repeat(40);
+    await j(
+      "POST",
+      "/v1/groups/legacy/files",
+      { name: "fine.txt", size: 1, sha1, pieces: Buffer.alloc(20).toString("base64") },
+      token,
+    );
+    const db = new Database(join(dir, "t.db"));
+    try {
+      for (const name of ["invoice\u202etxt.exe", "line\u2028break", "cafe\u0301.txt"]) {
+        db.prepare(
+          "INSERT INTO files (group_id, name, size, sha1, file_id, pieces, added_by, added_at) VALUES ('legacy', ?, 1, ?, ?, ?, 'old', 0)",
+        ).run(name, sha1, "b".repeat(40), Buffer.alloc(20));
+      }
+    } finally {
+      db.close();
+    }
+    const answer = await j("GET", "/v1/groups/legacy/files", undefined, token);
+    assert.deepEqual(
+      (answer.files as { name: string }[]).map((f) => f.name),
+      ["fine.txt"],
+    );
+    assert.equal(validate(ROUTES.listFiles.response, answer), undefined);
   });
 
   it("serves the public routes without a token", async () => {
