@@ -1,12 +1,14 @@
 import type { KeyObject } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { basename, resolve } from "node:path";
+import type { Answer } from "../shared/api.js";
 import { Bitfield } from "../shared/bitfield.js";
 import { HEARTBEAT_INTERVAL_MS } from "../shared/constants.js";
 import { GsError } from "../shared/errors.js";
 import { checkFileName, checkId } from "../shared/ids.js";
 import { publicKeyFromPem } from "../shared/tickets.js";
 import { formatHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
+import { isIP } from "node:net";
 import { DownloadManager, type DownloadStatus } from "./download/manager.js";
 import { formatBytes } from "./format.js";
 import { hashFile } from "./hasher.js";
@@ -32,21 +34,6 @@ export interface ClientOptions {
   trackerTimeoutMs?: number;
 }
 
-interface GroupSummary {
-  groupId: string;
-  owner: string;
-  members: number;
-  role: string;
-}
-
-interface FileSummary {
-  name: string;
-  size: number;
-  sha1: string;
-  sharersOnline: number;
-  seedersOnline: number;
-}
-
 interface Login {
   userId: string;
   state: UserState;
@@ -69,7 +56,12 @@ export class GroupshareClient {
 
   constructor(opts: ClientOptions) {
     this.#opts = opts;
-    this.tracker = new TrackerClient({ trackers: opts.trackers, timeoutMs: opts.trackerTimeoutMs });
+    this.tracker = new TrackerClient({
+      trackers: opts.trackers,
+      timeoutMs: opts.trackerTimeoutMs,
+      // trackers take our peer address's IP from our connections to them
+      localAddress: specificIp(opts.host),
+    });
     this.peerServer = new PeerServer({
       shares: this.shares,
       publicKey: () => this.#publicKey,
@@ -114,13 +106,13 @@ export class GroupshareClient {
     if (this.#login) {
       throw new GsError("BAD_REQUEST", `already logged in as ${this.#login.userId}: logout first`);
     }
-    const { token } = await this.tracker.call<{ token: string }>("POST", "/v1/sessions", {
+    const { token } = await this.tracker.call<Answer<"login">>("POST", "/v1/sessions", {
       userId,
       password,
       peerAddr: this.peerAddr,
     });
     this.tracker.token = token;
-    const { publicKey } = await this.tracker.call<{ publicKey: string }>("GET", "/v1/keys");
+    const { publicKey } = await this.tracker.call<Answer<"keys">>("GET", "/v1/keys");
     this.#publicKey = publicKeyFromPem(publicKey);
     const stateFile = new StateFile(this.#opts.stateDir, userId);
     const state = await stateFile.load();
@@ -188,7 +180,7 @@ export class GroupshareClient {
     } catch (err) {
       if (err instanceof GsError && err.code === "UNAUTHORIZED" && this.#login) {
         this.#opts.events.warn(
-          "warning: your session ended (this user logged in elsewhere?): logged out here",
+          "warning: your session ended (this user logged in elsewhere, or the tracker did not hear from us for too long): logged out here",
         );
         await this.#endLogin();
       }
@@ -255,11 +247,7 @@ export class GroupshareClient {
   async leaveGroup(groupId: string): Promise<string[]> {
     const l = this.#requireLogin();
     checkId("group id", groupId);
-    const r = await this.tracker.call<{ newOwner?: string; deleted: boolean; withdrawn?: boolean }>(
-      "POST",
-      groupPath(groupId, "leave"),
-      {},
-    );
+    const r = await this.tracker.call<Answer<"leaveGroup">>("POST", groupPath(groupId, "leave"), {});
     if (r.withdrawn) return [`withdrew your request to join ${groupId}`];
     // leaving a group stops sharing its files
     for (const f of this.shares.all()) if (f.groups.has(groupId)) this.shares.remove(f.sha1, groupId);
@@ -275,7 +263,7 @@ export class GroupshareClient {
   async listRequests(groupId: string): Promise<string[]> {
     this.#requireLogin();
     checkId("group id", groupId);
-    const { requests } = await this.tracker.call<{ requests: { userId: string; requestedAt: number }[] }>(
+    const { requests } = await this.tracker.call<Answer<"listRequests">>(
       "GET",
       groupPath(groupId, "requests"),
     );
@@ -291,9 +279,26 @@ export class GroupshareClient {
     return [`${userId} is now a member of ${groupId}`];
   }
 
+  async rejectRequest(groupId: string, userId: string): Promise<string[]> {
+    this.#requireLogin();
+    checkId("group id", groupId);
+    checkId("user id", userId);
+    await this.tracker.call("POST", groupPath(groupId, `requests/${encodeURIComponent(userId)}/reject`), {});
+    return [`rejected ${userId}'s request to join ${groupId}`];
+  }
+
+  /** The member's shares in the group end at once; tickets they hold lapse within TICKET_TTL_MS. */
+  async removeMember(groupId: string, userId: string): Promise<string[]> {
+    this.#requireLogin();
+    checkId("group id", groupId);
+    checkId("user id", userId);
+    await this.tracker.call("DELETE", groupPath(groupId, `members/${encodeURIComponent(userId)}`));
+    return [`removed ${userId} from ${groupId}`];
+  }
+
   async listGroups(): Promise<string[]> {
     this.#requireLogin();
-    const { groups } = await this.tracker.call<{ groups: GroupSummary[] }>("GET", "/v1/groups");
+    const { groups } = await this.tracker.call<Answer<"listGroups">>("GET", "/v1/groups");
     if (groups.length === 0) return ["(no groups yet: create_group <group_id>)"];
     return groups.map(
       (g) =>
@@ -304,7 +309,7 @@ export class GroupshareClient {
   async listFiles(groupId: string): Promise<string[]> {
     this.#requireLogin();
     checkId("group id", groupId);
-    const { files } = await this.tracker.call<{ files: FileSummary[] }>("GET", groupPath(groupId, "files"));
+    const { files } = await this.tracker.call<Answer<"listFiles">>("GET", groupPath(groupId, "files"));
     if (files.length === 0) return [`(no files in ${groupId} yet: upload_file <file_path> ${groupId})`];
     return files.map((f) => {
       const avail =
@@ -434,7 +439,13 @@ export class GroupshareClient {
       await this.#endLogin();
     }
     await this.peerServer.close();
+    this.tracker.close();
   }
+}
+
+/** The host as a local address to connect from, unless it is a wildcard (0.0.0.0, ::). */
+function specificIp(host: string): string | undefined {
+  return isIP(host) !== 0 && host !== "0.0.0.0" && host !== "::" ? host : undefined;
 }
 
 export function formatDownload(d: DownloadStatus): string {

@@ -44,6 +44,16 @@ const COMMANDS: Record<string, Command> = {
     help: "accept a join request (owner only)",
     run: (c, [g, u]) => c.acceptRequest(g!, u!),
   },
+  reject_request: {
+    args: ["group_id", "user_id"],
+    help: "refuse a join request (owner only)",
+    run: (c, [g, u]) => c.rejectRequest(g!, u!),
+  },
+  remove_member: {
+    args: ["group_id", "user_id"],
+    help: "remove a member; their shares in the group end (owner only)",
+    run: (c, [g, u]) => c.removeMember(g!, u!),
+  },
   list_groups: { args: [], help: "every group, with its owner and your role", run: (c) => c.listGroups() },
   list_files: {
     args: ["group_id"],

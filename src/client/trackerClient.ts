@@ -1,5 +1,10 @@
+import { Agent, request } from "node:http";
+import { isIP } from "node:net";
+import { findRoute } from "../shared/api.js";
 import { TRACKER_TIMEOUT_MS } from "../shared/constants.js";
 import { GsError, isErrorCode } from "../shared/errors.js";
+import { printable } from "../shared/ids.js";
+import { validate } from "../shared/schema.js";
 import { formatHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
 
 /** `/v1/groups/<g>/<tail>`, the id encoded. */
@@ -14,28 +19,121 @@ export function filePath(groupId: string, name: string, tail: string): string {
 
 /** Largest tracker answer we read (a group's file list, a file's piece hashes). */
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+/** Longest tracker-sent message we print (a tracker's own are under 300 characters). */
+const MAX_MESSAGE_CHARS = 500;
 
 export interface TrackerClientOptions {
   trackers: TrackerAddress[];
   /** Per-tracker timeout before moving on to the next one. */
   timeoutMs?: number;
+  /**
+   * The local IP for connections to trackers: the peer server's, when it listens on
+   * a specific address, so that the tracker (which hands out the connection's source
+   * IP) sees the address peers can reach. Used only for trackers of the same family.
+   */
+  localAddress?: string;
+}
+
+/** The transport's outcome: an answer, or why there was none (then the next tracker is tried). */
+type Exchange =
+  | { status: number; text: string }
+  | { failed: string; midAnswer: boolean; reusedSocket: boolean; code?: string };
+
+interface Wire {
+  tracker: TrackerAddress;
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body?: string;
+  timeoutMs: number;
+  localAddress?: string;
+  agent: Agent;
+}
+
+/**
+ * One HTTP exchange with one tracker, bounded in time (the timeout covers the
+ * answer's body too) and in size. This is the only place that knows the transport.
+ */
+function exchange(w: Wire): Promise<Exchange> {
+  return new Promise((resolve) => {
+    let settled = false;
+    let midAnswer = false;
+    const finish = (e: Exchange) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(e);
+    };
+    const fail = (why: string, code?: string) =>
+      finish({ failed: why, midAnswer, reusedSocket: req.reusedSocket, code });
+    const req = request({
+      host: w.tracker.host,
+      port: w.tracker.port,
+      method: w.method,
+      path: w.path,
+      headers: w.headers,
+      agent: w.agent,
+      localAddress: w.localAddress,
+    });
+    const timer = setTimeout(() => {
+      fail("timed out");
+      req.destroy();
+    }, w.timeoutMs);
+    req.on("error", (err: NodeJS.ErrnoException) => fail(describeError(err), err.code));
+    req.on("response", (res) => {
+      midAnswer = true;
+      const declared = Number(res.headers["content-length"] ?? "0");
+      if (declared > MAX_RESPONSE_BYTES) {
+        finish({
+          status: -1,
+          text: `an answer of ${declared} bytes, over the ${MAX_RESPONSE_BYTES}-byte bound`,
+        });
+        req.destroy();
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let total = 0;
+      res.on("data", (chunk: Buffer) => {
+        total += chunk.length;
+        if (total > MAX_RESPONSE_BYTES) {
+          finish({ status: -1, text: `an answer over the ${MAX_RESPONSE_BYTES}-byte bound` });
+          req.destroy();
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on("end", () =>
+        finish({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }),
+      );
+      res.on("close", () => {
+        if (!res.complete) fail("connection reset");
+      });
+      res.on("error", (err: NodeJS.ErrnoException) => fail(describeError(err), err.code));
+    });
+    req.end(w.body);
+  });
 }
 
 /**
  * Talks to whichever tracker answers: tries them in order from the one that last
  * answered, moves on after a connection error or a timeout, and sticks to the one
  * that answers. Sessions are valid on every tracker, so a failover needs no login.
+ * Every answer is checked against its route in the contract (shared/api.ts).
  */
 export class TrackerClient {
   readonly trackers: TrackerAddress[];
   readonly #timeoutMs: number;
+  readonly #localAddress: string | undefined;
+  // keep-alive: a command is one or two requests, a download's refresh one every few seconds
+  readonly #agent = new Agent({ keepAlive: true, maxSockets: 8 });
   #current = 0;
   token: string | undefined;
 
-  constructor({ trackers, timeoutMs = TRACKER_TIMEOUT_MS }: TrackerClientOptions) {
+  constructor({ trackers, timeoutMs = TRACKER_TIMEOUT_MS, localAddress }: TrackerClientOptions) {
     if (trackers.length === 0) throw new Error("no trackers");
     this.trackers = trackers;
     this.#timeoutMs = timeoutMs;
+    this.#localAddress = localAddress;
   }
 
   /** The tracker that answered last. */
@@ -44,85 +142,79 @@ export class TrackerClient {
   }
 
   async call<T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<T> {
+    const found = findRoute(method, path);
+    if (!found) throw new Error(`no route ${method} ${path} in the API contract`);
+    const headers: Record<string, string> = {};
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let payload: string | undefined;
+    if (method === "POST") {
+      headers["content-type"] = "application/json";
+      payload = JSON.stringify(body ?? {});
+    }
     const failures: string[] = [];
     for (let n = 0; n < this.trackers.length; n++) {
       const index = (this.#current + n) % this.trackers.length;
       const t = this.trackers[index]!;
-      const where = formatHostPort(t.host, t.port);
-      let res: Response;
-      try {
-        const headers: Record<string, string> = {};
-        if (this.token) headers.authorization = `Bearer ${this.token}`;
-        if (method === "POST") headers["content-type"] = "application/json";
-        res = await fetch(`http://${where}${path}`, {
-          method,
-          headers,
-          body: method === "POST" ? JSON.stringify(body ?? {}) : undefined,
-          signal: AbortSignal.timeout(this.#timeoutMs),
-        });
-      } catch (err) {
-        failures.push(`tracker ${t.no} at ${where}: ${describeFetchError(err)}`);
-        continue;
-      }
-      let text: string;
-      try {
-        text = await readBounded(res);
-      } catch (err) {
-        if (err instanceof GsError) throw err;
-        // died or went quiet (the timeout covers the body too) mid-answer: as good as no answer
-        failures.push(`tracker ${t.no} at ${where}: ${describeFetchError(err)} in the middle of its answer`);
+      const who = `tracker ${t.no} at ${formatHostPort(t.host, t.port)}`;
+      const local =
+        this.#localAddress && isIP(this.#localAddress) === isIP(t.host) ? this.#localAddress : undefined;
+      const wire: Wire = {
+        tracker: t,
+        method,
+        path,
+        headers,
+        body: payload,
+        timeoutMs: this.#timeoutMs,
+        localAddress: local,
+        agent: this.#agent,
+      };
+      let r = await exchange(wire);
+      // a kept-alive connection the tracker had just closed: once more, on a new one
+      if ("failed" in r && r.reusedSocket && !r.midAnswer && (r.code === "ECONNRESET" || r.code === "EPIPE"))
+        r = await exchange(wire);
+      if ("failed" in r) {
+        failures.push(`${who}: ${r.failed}${r.midAnswer ? " in the middle of its answer" : ""}`);
         continue;
       }
       this.#current = index;
+      const bad = (what: string) =>
+        new GsError(
+          "BAD_TRACKER_ANSWER",
+          `${who} sent a malformed answer to ${method} ${found.route.path}: ${what}`,
+        );
+      if (r.status < 0) throw bad(r.text);
       let json: unknown;
       try {
-        json = JSON.parse(text);
+        json = JSON.parse(r.text);
       } catch {
-        throw new GsError("INTERNAL", `tracker ${t.no} at ${where} answered with something that is not JSON`);
+        throw bad("not JSON");
       }
-      if (!res.ok) {
-        const e = (json as { error?: { code?: unknown; message?: unknown } }).error;
+      if (r.status < 200 || r.status > 299) {
+        const e = (json as { error?: { code?: unknown; message?: unknown } } | null)?.error;
         const code = isErrorCode(e?.code) ? e.code : "INTERNAL";
-        throw new GsError(
-          code,
-          typeof e?.message === "string" ? e.message : `tracker answered ${res.status}`,
-        );
+        // the tracker's words reach a terminal: escaped
+        const message =
+          typeof e?.message === "string"
+            ? printable(e.message, MAX_MESSAGE_CHARS)
+            : `${who} answered ${r.status}`;
+        throw new GsError(code, message);
       }
+      const problem = validate(found.route.response, json);
+      if (problem) throw bad(problem);
       return json as T;
     }
     throw new GsError("TRACKER_UNAVAILABLE", `no tracker answered (tried ${failures.join("; ")})`);
   }
+
+  /** Closes kept-alive connections. */
+  close(): void {
+    this.#agent.destroy();
+  }
 }
 
-async function readBounded(res: Response): Promise<string> {
-  const declared = Number(res.headers.get("content-length") ?? "0");
-  if (declared > MAX_RESPONSE_BYTES) {
-    await res.body?.cancel();
-    throw new GsError(
-      "INTERNAL",
-      `tracker answer of ${declared} bytes is over the ${MAX_RESPONSE_BYTES}-byte bound`,
-    );
-  }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  if (res.body) {
-    for await (const chunk of res.body) {
-      total += chunk.length;
-      if (total > MAX_RESPONSE_BYTES) {
-        await res.body.cancel().catch(() => {});
-        throw new GsError("INTERNAL", `tracker answer is over the ${MAX_RESPONSE_BYTES}-byte bound`);
-      }
-      chunks.push(Buffer.from(chunk));
-    }
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-function describeFetchError(err: unknown): string {
-  const e = err as { name?: string; cause?: { code?: string; message?: string }; message?: string };
-  if (e.name === "TimeoutError" || e.name === "AbortError") return "timed out";
-  const code = e.cause?.code;
-  if (code === "ECONNREFUSED") return "connection refused";
-  if (code === "ECONNRESET" || code === "UND_ERR_SOCKET") return "connection reset";
-  return e.cause?.message ?? e.message ?? String(err);
+function describeError(err: NodeJS.ErrnoException): string {
+  if (err.code === "ECONNREFUSED") return "connection refused";
+  if (err.code === "ECONNRESET" || err.code === "EPIPE") return "connection reset";
+  if (err.code === "EADDRNOTAVAIL") return "cannot connect from this client's address";
+  return err.message;
 }

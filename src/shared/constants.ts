@@ -42,6 +42,13 @@ export const PEER_TTL_MS = 30_000;
 export const HEARTBEAT_INTERVAL_MS = 10_000;
 
 /**
+ * A session with no heartbeat for this long ends, and the tracker deletes it. 90
+ * missed beats: a laptop that sleeps through a meeting logs in again; a client
+ * whose tracker was down for a restart keeps its session.
+ */
+export const SESSION_IDLE_MS = 15 * 60_000;
+
+/**
  * Download tickets are short-lived: a sharer checks the ticket's expiry on every
  * request, and a downloader hands its open connections a fresh one with each
  * peer-list refresh (TICKET_REFRESH_MS). A member who leaves or is removed gets no

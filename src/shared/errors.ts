@@ -21,11 +21,17 @@ export const ERRORS = {
   ALREADY_MEMBER: { status: 409, hint: "see list_groups" },
   REQUEST_EXISTS: { status: 409, hint: "the owner must accept it" },
   REQUEST_NOT_FOUND: { status: 404, hint: "see list_requests" },
+  MEMBER_NOT_FOUND: { status: 404, hint: "check the user id: only members can be removed" },
+  CANNOT_REMOVE_OWNER: { status: 409, hint: "an owner leaves with leave_group instead" },
   FILE_EXISTS: { status: 409, hint: "rename your file" },
   FILE_NOT_FOUND: { status: 404, hint: "see list_files" },
   NOT_SHARING: { status: 404, hint: "see show_shares" },
   TRACKER_UNAVAILABLE: { status: 503, hint: "start a tracker, or check tracker_info.txt" },
-  NO_ROUTE: { status: 404, hint: "see the API routes in src/tracker/server.ts" },
+  BAD_TRACKER_ANSWER: {
+    status: 502,
+    hint: "that tracker is broken or not a groupshare tracker: check tracker_info.txt",
+  },
+  NO_ROUTE: { status: 404, hint: "see the API routes in src/shared/api.ts" },
   INTERNAL: { status: 500, hint: "see the tracker's log" },
 } as const;
 

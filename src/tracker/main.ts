@@ -1,15 +1,17 @@
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { SESSION_IDLE_MS } from "../shared/constants.js";
 import { formatHostPort, readTrackerInfo } from "../shared/trackerInfo.js";
 import { buildTrackerServer } from "./server.js";
 import { TrackerService } from "./service.js";
 import { openStore } from "./store/index.js";
 
-const USAGE = `usage: tracker <tracker_info.txt> <tracker_no> [--db <sqlite file | postgres://...>]
+const USAGE = `usage: tracker <tracker_info.txt> <tracker_no> [--db <sqlite file | postgres://...>] [--session-idle <s>]
 
 Runs tracker number <tracker_no> (counting from 1) of tracker_info.txt.
 The store is, in order: --db, $GROUPSHARE_DB, or groupshare.db beside tracker_info.txt
 (so trackers started from the same tracker_info.txt on one host share it).
+--session-idle: a session with no heartbeat for this many seconds ends (default ${SESSION_IDLE_MS / 1000}).
 Type 'quit' (or send SIGINT/SIGTERM) to stop.`;
 
 function fail(message: string): never {
@@ -20,6 +22,7 @@ function fail(message: string): never {
 async function main(argv: string[]): Promise<void> {
   const positional: string[] = [];
   let db: string | undefined;
+  let idleText: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--help" || a === "-h") {
@@ -30,6 +33,10 @@ async function main(argv: string[]): Promise<void> {
       db = argv[++i];
       if (!db) fail("--db needs a value: a SQLite file path or a postgres:// URL");
     } else if (a.startsWith("--db=")) db = a.slice(5);
+    else if (a === "--session-idle") {
+      idleText = argv[++i];
+      if (!idleText) fail("--session-idle needs a number of seconds");
+    } else if (a.startsWith("--session-idle=")) idleText = a.slice("--session-idle=".length);
     else if (a.startsWith("-")) fail(`unknown option '${a}'\n${USAGE}`);
     else positional.push(a);
   }
@@ -43,6 +50,13 @@ async function main(argv: string[]): Promise<void> {
   }
   const no = Number(noText);
   if (!Number.isInteger(no) || no < 1) fail(`tracker number '${noText}' must be a whole number from 1`);
+  let sessionIdleMs = SESSION_IDLE_MS;
+  if (idleText !== undefined) {
+    const seconds = Number(idleText);
+    if (!Number.isFinite(seconds) || seconds < 1)
+      fail(`--session-idle '${idleText}' must be a number of seconds, at least 1`);
+    sessionIdleMs = seconds * 1000;
+  }
   const me = trackers.find((t) => t.no === no);
   if (!me) fail(`${infoPath} lists ${trackers.length} tracker(s): there is no line for tracker ${no}`);
 
@@ -54,9 +68,9 @@ async function main(argv: string[]): Promise<void> {
   } catch (err) {
     fail(`cannot open store ${shown}: ${(err as Error).message}`);
   }
-  const service = new TrackerService(store);
+  const service = new TrackerService(store, Date.now, { trackers, sessionIdleMs });
   await service.init();
-  const app = buildTrackerServer({ service, warn: (line) => process.stderr.write(`${line}\n`) });
+  const app = buildTrackerServer({ service, log: (_level, line) => process.stderr.write(`${line}\n`) });
   try {
     await app.listen({ host: me.host, port: me.port });
   } catch (err) {

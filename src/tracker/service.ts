@@ -1,22 +1,23 @@
 import { createHash, generateKeyPairSync, type KeyObject, createPrivateKey, randomBytes } from "node:crypto";
-import { MAX_PASSWORD_LENGTH, TICKET_TTL_MS } from "../shared/constants.js";
+import type { Answer } from "../shared/api.js";
+import { MAX_PASSWORD_LENGTH, SESSION_IDLE_MS, TICKET_TTL_MS } from "../shared/constants.js";
 import { GsError } from "../shared/errors.js";
-import { checkFileName, checkId } from "../shared/ids.js";
+import { fileIdOf } from "../shared/fileId.js";
+import { checkFileName, checkId, isFileName, printable } from "../shared/ids.js";
 import { signTicket } from "../shared/tickets.js";
+import { formatHostPort, parseHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
+import { handOut, peerAddressProblem, sourceIp } from "./addresses.js";
 import { checkPassword, hashPassword } from "./passwords.js";
 import type { FileMeta, Store } from "./store/store.js";
 import { LoginThrottle } from "./throttle.js";
 
-export interface PeerInfo {
-  userId: string;
-  addr: string;
-  complete: boolean;
-}
+export type DownloadGrant = Answer<"peers">;
 
-export interface DownloadGrant {
-  ticket: string;
-  ticketExpires: number;
-  peers: PeerInfo[];
+export interface ServiceOptions {
+  /** Every tracker of tracker_info.txt: their addresses are never handed out as a peer's. */
+  trackers?: readonly TrackerAddress[];
+  /** A session with no heartbeat for this long ends (SESSION_IDLE_MS). */
+  sessionIdleMs?: number;
 }
 
 /**
@@ -43,11 +44,16 @@ export class TrackerService {
   readonly #now: () => number;
   readonly #throttle = new LoginThrottle();
   readonly #sessions = new Map<string, { userId: string; until: number }>();
+  readonly #trackers: readonly TrackerAddress[];
+  readonly #idleMs: number;
+  #lastSweep = 0;
   #signing?: { privateKey: KeyObject; publicKeyPem: string };
 
-  constructor(store: Store, now: () => number = Date.now) {
+  constructor(store: Store, now: () => number = Date.now, opts: ServiceOptions = {}) {
     this.#store = store;
     this.#now = now;
+    this.#trackers = opts.trackers ?? [];
+    this.#idleMs = opts.sessionIdleMs ?? SESSION_IDLE_MS;
   }
 
   /** Loads (or, for the first tracker ever, creates) the shared signing key. */
@@ -71,9 +77,14 @@ export class TrackerService {
     await this.#store.createUser({ userId, passwordHash: await hashPassword(password) }, this.#now());
   }
 
-  async login(userId: string, password: string, peerAddr: string, clientAddr: string): Promise<string> {
+  /**
+   * `claimedAddr` is the client's peer server as it sees it; downloaders are handed
+   * its port at `clientAddr`, the IP the login came from.
+   */
+  async login(userId: string, password: string, claimedAddr: string, clientAddr: string): Promise<string> {
     checkId("user id", userId);
     checkPassword_(password);
+    const { peerAddr, claimed } = this.#peerAddress(claimedAddr, clientAddr);
     const now = this.#now();
     const keys = [`u:${userId}`, `a:${clientAddr}`];
     const wait = Math.max(...keys.map((k) => this.#throttle.waitFor(k, now)));
@@ -91,9 +102,39 @@ export class TrackerService {
     }
     for (const k of keys) this.#throttle.succeeded(k);
     const token = randomBytes(32).toString("base64url");
-    await this.#store.createSession(hashToken(token), userId, peerAddr, now);
+    await this.#store.createSession(hashToken(token), userId, peerAddr, now, claimed);
     this.#forgetUser(userId);
+    this.#sweep(now);
     return token;
+  }
+
+  /** The address downloaders are sent to: the claimed port at the connection's source IP. */
+  #peerAddress(claimedAddr: string, clientAddr: string): { peerAddr: string; claimed: string } {
+    const c = parseHostPort(claimedAddr);
+    if (typeof c === "string") {
+      throw new GsError("BAD_REQUEST", `peerAddr '${printable(claimedAddr)}' is not IP:PORT: ${c}`);
+    }
+    const ip = sourceIp(clientAddr);
+    const problem = peerAddressProblem(ip, c.port, this.#trackers);
+    const peerAddr = formatHostPort(ip, c.port);
+    if (problem)
+      throw new GsError(
+        "BAD_REQUEST",
+        `cannot hand out ${printable(peerAddr)} as your peer address: ${problem}`,
+      );
+    return { peerAddr, claimed: formatHostPort(c.host, c.port) };
+  }
+
+  /**
+   * Deletes idle sessions now and then (at most once per idle time, or a minute),
+   * in the background: the table holds only sessions that are alive.
+   */
+  #sweep(now: number): void {
+    if (now - this.#lastSweep < Math.min(this.#idleMs, 60_000)) return;
+    this.#lastSweep = now;
+    this.#store.expireSessions(now - this.#idleMs).catch(() => {
+      this.#lastSweep = 0; // a store outage: try again at the next beat
+    });
   }
 
   /** The user behind a bearer token; UNAUTHORIZED when the session has ended. */
@@ -104,9 +145,9 @@ export class TrackerService {
     const cached = this.#sessions.get(key);
     if (cached && cached.until > now) return cached.userId;
     const session = await this.#store.getSession(key);
-    if (!session) {
+    if (!session || session.lastSeen < now - this.#idleMs) {
       this.#sessions.delete(key);
-      throw new GsError("UNAUTHORIZED", "session ended: logged out, or logged in from another client");
+      throw new GsError("UNAUTHORIZED", SESSION_ENDED);
     }
     this.#sessions.delete(key); // re-insert: Map order is our eviction order
     this.#sessions.set(key, { userId: session.userId, until: now + SESSION_CACHE_MS });
@@ -120,10 +161,12 @@ export class TrackerService {
   }
 
   async heartbeat(token: string): Promise<void> {
-    if (!(await this.#store.touchSession(hashToken(token), this.#now()))) {
+    const now = this.#now();
+    if (!(await this.#store.touchSession(hashToken(token), now, now - this.#idleMs))) {
       this.#sessions.delete(hashToken(token));
-      throw new GsError("UNAUTHORIZED", "session ended: logged out, or logged in from another client");
+      throw new GsError("UNAUTHORIZED", SESSION_ENDED);
     }
+    this.#sweep(now);
   }
 
   async logout(token: string): Promise<void> {
@@ -160,14 +203,26 @@ export class TrackerService {
     );
   }
 
-  listFiles(userId: string, groupId: string) {
-    return this.#store.listFiles(checkId("group id", groupId), userId, this.#now());
+  rejectRequest(ownerId: string, groupId: string, userId: string) {
+    return this.#store.rejectRequest(checkId("group id", groupId), ownerId, checkId("user id", userId));
   }
 
-  async upload(userId: string, groupId: string, file: FileMeta): Promise<void> {
+  removeMember(ownerId: string, groupId: string, userId: string) {
+    return this.#store.removeMember(checkId("group id", groupId), ownerId, checkId("user id", userId));
+  }
+
+  async listFiles(userId: string, groupId: string) {
+    const files = await this.#store.listFiles(checkId("group id", groupId), userId, this.#now());
+    // a name registered before today's rule can be asked for by no file route: not listed
+    return files.filter((f) => isFileName(f.name));
+  }
+
+  /** Returns the file's id. */
+  async upload(userId: string, groupId: string, file: FileMeta): Promise<string> {
     checkId("group id", groupId);
-    checkFileName(file.name);
-    await this.#store.addFile(groupId, userId, file, true, this.#now());
+    const name = checkFileName(file.name);
+    await this.#store.addFile(groupId, userId, { ...file, name }, true, this.#now());
+    return fileIdOf(file.size, file.pieces);
   }
 
   announce(userId: string, groupId: string, name: string, complete: boolean) {
@@ -188,8 +243,11 @@ export class TrackerService {
     return this.#store.getFile(checkId("group id", groupId), checkFileName(name), userId);
   }
 
-  /** A fresh ticket and the online sharers: what a download starts and refreshes with. */
-  async grant(userId: string, groupId: string, name: string, sha1: string): Promise<DownloadGrant> {
+  /**
+   * A fresh ticket for the file (by its id) and the online sharers: what a download
+   * starts and refreshes with. Only addresses that pass the hand-out rules are listed.
+   */
+  async grant(userId: string, groupId: string, name: string, fileId: string): Promise<DownloadGrant> {
     if (!this.#signing) throw new Error("TrackerService.init() was not called");
     const now = this.#now();
     const peers = await this.#store.listPeers(groupId, name, userId, now);
@@ -197,16 +255,20 @@ export class TrackerService {
     const ticket = signTicket(this.#signing.privateKey, {
       u: userId,
       g: groupId,
-      f: sha1,
+      f: fileId,
       exp: ticketExpires,
     });
     return {
       ticket,
       ticketExpires,
-      peers: peers.map((p) => ({ userId: p.userId, addr: p.peerAddr, complete: p.complete })),
+      peers: peers
+        .filter((p) => handOut(p.peerAddr, this.#trackers))
+        .map((p) => ({ userId: p.userId, addr: p.peerAddr, complete: p.complete })),
     };
   }
 }
+
+const SESSION_ENDED = "session ended: logged out, logged in from another client, or idle too long";
 
 function checkPassword_(password: string): void {
   if (password.length === 0 || password.length > MAX_PASSWORD_LENGTH) {

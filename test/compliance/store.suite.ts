@@ -3,9 +3,10 @@ import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { PEER_TTL_MS } from "../../src/shared/constants.js";
 import { type ErrorCode, GsError } from "../../src/shared/errors.js";
+import { fileIdOf } from "../../src/shared/fileId.js";
 import { MIGRATIONS, migrate } from "../../src/tracker/store/migrations.js";
 import type { SqlDb } from "../../src/tracker/store/sql.js";
-import type { FileMeta, Store } from "../../src/tracker/store/store.js";
+import type { Store, StoredFile } from "../../src/tracker/store/store.js";
 
 const T0 = 1_700_000_000_000;
 
@@ -28,9 +29,10 @@ function assertOneWinner(results: PromiseSettledResult<unknown>[], ...codes: Err
   }
 }
 
-function fileOf(name: string, content: string, size = content.length): FileMeta {
+function fileOf(name: string, content: string, size = content.length): StoredFile {
   const sha1 = createHash("sha1").update(content).digest();
-  return { name, size, sha1: sha1.toString("hex"), pieces: Buffer.concat([sha1, sha1]) };
+  const pieces = Buffer.concat([sha1, sha1]);
+  return { name, size, sha1: sha1.toString("hex"), fileId: fileIdOf(size, pieces), pieces };
 }
 
 /**
@@ -116,12 +118,50 @@ export function storeComplianceSuite(
         assert.deepEqual(await store.getSession(token), {
           userId: u,
           peerAddr: "10.0.0.1:5000",
+          claimedAddr: "10.0.0.1:5000",
           createdAt: T0,
           lastSeen: T0,
         });
-        assert.equal(await store.touchSession(token, T0 + 5), true);
+        assert.equal(await store.touchSession(token, T0 + 5, 0), true);
         assert.equal((await store.getSession(token))?.lastSeen, T0 + 5);
-        assert.equal(await store.touchSession("no-such-token", T0), false);
+        assert.equal(await store.touchSession("no-such-token", T0, 0), false);
+      });
+
+      it("an idle session cannot be touched, and expiring deletes it with its shares", async () => {
+        // long before every other test's sessions, which expiring must leave alone
+        const B = T0 - 1e9;
+        const t = tag();
+        const [own, ann, bob] = [`${t}-own`, `${t}-ann`, `${t}-bob`];
+        await group(t, own, [ann, bob], B);
+        await login(own, B + 1_000);
+        const idle = await login(ann, B);
+        const beating = await login(bob, B + 200);
+        await store.addFile(t, ann, fileOf("a.txt", "a"), true, B);
+        await store.addFile(t, bob, fileOf("a.txt", "a"), true, B);
+        assert.equal(await store.touchSession(beating, B + 500, B + 100), true);
+        assert.equal(await store.touchSession(idle, B + 500, B + 100), false, "idle since before aliveSince");
+        assert.equal(await store.expireSessions(B + 100), 1);
+        assert.equal(await store.getSession(idle), undefined);
+        assert.ok(await store.getSession(beating));
+        assert.deepEqual(
+          (await store.listPeers(t, "a.txt", own, B + 500)).map((p) => p.userId),
+          [bob],
+        );
+        // a new login of the idle user starts afresh, without the old shares
+        await login(ann, B + 600);
+        assert.deepEqual(
+          (await store.listPeers(t, "a.txt", own, B + 600)).map((p) => p.userId),
+          [bob],
+        );
+      });
+
+      it("keeps the claimed address beside the handed-out one", async () => {
+        const u = `${tag()}-ann`;
+        await users(u);
+        await store.createSession(`${u}-tok`, u, "10.0.0.2:6001", T0, "0.0.0.0:6001");
+        const s = await store.getSession(`${u}-tok`);
+        assert.equal(s?.peerAddr, "10.0.0.2:6001");
+        assert.equal(s?.claimedAddr, "0.0.0.0:6001");
       });
 
       it("refuses a session for an unknown user", async () => {
@@ -140,7 +180,7 @@ export function storeComplianceSuite(
         await store.addFile(t, ann, fileOf("a.txt", "a"), true, T0);
         const second = await login(ann, T0 + 1, "10.0.0.2:2");
         assert.equal(await store.getSession(first), undefined);
-        assert.equal(await store.touchSession(first, T0 + 2), false);
+        assert.equal(await store.touchSession(first, T0 + 2, 0), false);
         assert.equal((await store.getSession(second))?.peerAddr, "10.0.0.2:2");
         assert.deepEqual(await store.listPeers(t, "a.txt", owner, T0 + 2), []);
         assert.equal((await store.listFiles(t, owner, T0 + 2))[0]?.sharersOnline, 0);
@@ -154,7 +194,7 @@ export function storeComplianceSuite(
         await store.addFile(t, ann, fileOf("a.txt", "a"), true, T0);
         await store.deleteSession(token);
         assert.equal(await store.getSession(token), undefined);
-        assert.equal(await store.touchSession(token, T0), false);
+        assert.equal(await store.touchSession(token, T0, 0), false);
         const again = await login(ann);
         assert.ok(await store.getSession(again));
         // the share did not come back with the new session
@@ -241,6 +281,54 @@ export function storeComplianceSuite(
         await rejectsWith(store.acceptRequest(t, own, mem, T0), "ALREADY_MEMBER");
       });
 
+      it("only the owner rejects a request; a rejected user may ask again", async () => {
+        const t = tag();
+        const [own, ann, bob] = [`${t}-own`, `${t}-ann`, `${t}-bob`];
+        await group(t, own, [bob]);
+        await users(ann);
+        await store.requestJoin(t, ann, T0);
+        await rejectsWith(store.rejectRequest(t, bob, ann), "NOT_OWNER");
+        await rejectsWith(store.rejectRequest(`${t}-nope`, own, ann), "GROUP_NOT_FOUND");
+        await store.rejectRequest(t, own, ann);
+        assert.deepEqual(await store.listRequests(t, own), []);
+        await rejectsWith(store.rejectRequest(t, own, ann), "REQUEST_NOT_FOUND");
+        await rejectsWith(store.assertMember(t, ann), "NOT_MEMBER");
+        await store.requestJoin(t, ann, T0 + 1);
+        assert.deepEqual(
+          (await store.listRequests(t, own)).map((r) => r.userId),
+          [ann],
+        );
+      });
+
+      it("only the owner removes a member, never themselves; the member's shares there end", async () => {
+        const t = tag();
+        const [own, ann, bob] = [`${t}-own`, `${t}-ann`, `${t}-bob`];
+        await group(t, own, [ann, bob]);
+        await store.createGroup(`${t}-b`, own, T0);
+        await store.requestJoin(`${t}-b`, ann, T0);
+        await store.acceptRequest(`${t}-b`, own, ann, T0);
+        await login(own);
+        await login(ann);
+        const file = fileOf("a.txt", "a");
+        await store.addFile(t, ann, file, true, T0);
+        await store.addFile(`${t}-b`, ann, file, true, T0);
+        await rejectsWith(store.removeMember(t, bob, ann), "NOT_OWNER");
+        await rejectsWith(store.removeMember(t, own, own), "CANNOT_REMOVE_OWNER");
+        await rejectsWith(store.removeMember(`${t}-nope`, own, ann), "GROUP_NOT_FOUND");
+        await rejectsWith(store.removeMember(t, own, `${t}-zed`), "MEMBER_NOT_FOUND");
+        await store.removeMember(t, own, ann);
+        await rejectsWith(store.assertMember(t, ann), "NOT_MEMBER");
+        await rejectsWith(store.getFile(t, "a.txt", ann), "NOT_MEMBER");
+        await rejectsWith(store.removeMember(t, own, ann), "MEMBER_NOT_FOUND");
+        assert.deepEqual(await store.listPeers(t, "a.txt", own, T0), []);
+        // the same file in another group is still shared there
+        assert.deepEqual(
+          (await store.listPeers(`${t}-b`, "a.txt", own, T0)).map((p) => p.userId),
+          [ann],
+        );
+        assert.equal((await groupAs(own, t))?.members, 2);
+      });
+
       it("assertMember: unknown group, non-member", async () => {
         const t = tag();
         await group(t, `${t}-own`);
@@ -320,7 +408,14 @@ export function storeComplianceSuite(
         );
         // the file stays listed, unavailable
         assert.deepEqual(await store.listFiles(`${t}-a`, own, T0), [
-          { name: "a.txt", size: 1, sha1: file.sha1, sharersOnline: 0, seedersOnline: 0 },
+          {
+            name: "a.txt",
+            size: 1,
+            sha1: file.sha1,
+            fileId: file.fileId,
+            sharersOnline: 0,
+            seedersOnline: 0,
+          },
         ]);
       });
 
@@ -403,8 +498,8 @@ export function storeComplianceSuite(
         await store.addFile(t, off, a, true, now);
         await store.deleteSession(goneToken);
         assert.deepEqual(await store.listFiles(t, own, now), [
-          { name: "a.txt", size: 1, sha1: a.sha1, sharersOnline: 0, seedersOnline: 0 },
-          { name: "b.txt", size: 1, sha1: b.sha1, sharersOnline: 2, seedersOnline: 1 },
+          { name: "a.txt", size: 1, sha1: a.sha1, fileId: a.fileId, sharersOnline: 0, seedersOnline: 0 },
+          { name: "b.txt", size: 1, sha1: b.sha1, fileId: b.fileId, sharersOnline: 2, seedersOnline: 1 },
         ]);
       });
 
@@ -458,6 +553,26 @@ export function storeComplianceSuite(
         );
         await rejectsWith(store.addShare(t, "nope", ann, true, T0), "FILE_NOT_FOUND");
         await rejectsWith(store.addShare(`${t}-nope`, "a.txt", ann, true, T0), "GROUP_NOT_FOUND");
+      });
+
+      it("a file's id is derived from its size and pieces, not its whole-file SHA1", async () => {
+        const t = tag();
+        const own = `${t}-own`;
+        await group(t, own);
+        await store.createGroup(`${t}-b`, own, T0);
+        const real = fileOf("a.txt", "a");
+        const forged = { ...real, pieces: Buffer.alloc(real.pieces.length, 7) };
+        await store.addFile(t, own, real, true, T0);
+        await store.addFile(`${t}-b`, own, forged, true, T0);
+        const [a] = await store.listFiles(t, own, T0);
+        const [b] = await store.listFiles(`${t}-b`, own, T0);
+        assert.equal(a!.sha1, b!.sha1);
+        assert.equal(a!.fileId, fileIdOf(real.size, real.pieces));
+        assert.equal(b!.fileId, fileIdOf(forged.size, forged.pieces));
+        assert.notEqual(a!.fileId, b!.fileId);
+        assert.equal((await store.getFile(`${t}-b`, "a.txt", own)).fileId, b!.fileId);
+        // the same name and SHA1 with other pieces is other content
+        await rejectsWith(store.addFile(t, own, { ...forged }, true, T0), "FILE_EXISTS");
       });
 
       it("removeShare: NOT_SHARING unless sharing", async () => {

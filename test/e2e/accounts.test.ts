@@ -82,9 +82,10 @@ describe("accounts and groups: three clients, one tracker", () => {
     await ok(carol, "login carol pw-c", /^logged in as carol$/);
   });
 
-  it("logs a refused request as a warning on the tracker, which keeps serving", async () => {
-    // the wrong password above was refused: a warning, not a crash
-    await tracker.expectErr(/^warning: .*401 WRONG_PASSWORD/);
+  it("logs a user's mistake as info and a malformed request as a warning; the tracker keeps serving", async () => {
+    // the wrong password above was refused: logged, not a crash, and not a warning
+    await tracker.expectErr(/^info: .*401 WRONG_PASSWORD/);
+    assert.ok(!tracker.errLines.some((l) => /^warning: .*WRONG_PASSWORD/.test(l)), tracker.dump());
     const res = await fetch(`http://127.0.0.1:${c.ports[0]}/v1/users`, {
       method: "POST",
       headers: { "content-type": "application/json" },

@@ -15,6 +15,7 @@ import type { FastifyInstance } from "fastify";
 import { GroupshareClient } from "../../src/client/client.js";
 import { MAX_FILE_NAME_LENGTH } from "../../src/shared/constants.js";
 import { GsError } from "../../src/shared/errors.js";
+import { fileIdOf } from "../../src/shared/fileId.js";
 import { checkFileName } from "../../src/shared/ids.js";
 import { buildTrackerServer } from "../../src/tracker/server.js";
 import { TrackerService } from "../../src/tracker/service.js";
@@ -168,6 +169,7 @@ describe("a lying tracker cannot make a download write outside its destination",
   const requests: string[] = [];
   const events: string[] = [];
   const emptySha1 = createHash("sha1").digest("hex");
+  const emptyId = fileIdOf(0, Buffer.alloc(0));
   const publicKey = generateKeyPairSync("ed25519", {
     publicKeyEncoding: { type: "spki", format: "pem" },
     privateKeyEncoding: { type: "pkcs8", format: "pem" },
@@ -178,7 +180,7 @@ describe("a lying tracker cannot make a download write outside its destination",
     requests.push(`${req.method} ${req.url}`);
     req.resume();
     const url = req.url ?? "";
-    const file = { name: "../../evil.bin", size: 0, sha1: emptySha1, pieces: "" };
+    const file = { name: "../../evil.bin", size: 0, sha1: emptySha1, fileId: emptyId, pieces: "" };
     let body: unknown = { ok: true };
     if (url === "/v1/sessions") body = { token: "t", userId: "u" };
     else if (url === "/v1/keys") body = { publicKey };

@@ -30,7 +30,7 @@ async function startTracker(now?: () => number) {
   const service = new TrackerService(store, now);
   await service.init();
   const warnings: string[] = [];
-  const app: FastifyInstance = buildTrackerServer({ service, warn: (l) => warnings.push(l) });
+  const app: FastifyInstance = buildTrackerServer({ service, log: (_level, l) => warnings.push(l) });
   await app.listen({ host: "127.0.0.1", port: 0 });
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 

@@ -1,3 +1,4 @@
+import { fileIdOf } from "../../shared/fileId.js";
 import type { Dialect, SqlDb } from "./sql.js";
 
 /** Column types that differ between the dialects; everything else is shared SQL. */
@@ -24,6 +25,8 @@ export interface Migration {
   version: number;
   /** The DDL for one dialect, run in order in the migration's transaction. */
   ddl(t: Types): string[];
+  /** Fills new columns from old data, after the DDL, in the same transaction. */
+  data?(tx: SqlDb): Promise<void>;
 }
 
 /** Append only: a released migration never changes; a new version fixes it. */
@@ -94,6 +97,30 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    ddl: () => [
+      // fileIdOf(size, pieces), kept beside the pieces: list_files must not read 2.6 MB a file
+      "ALTER TABLE files ADD COLUMN file_id TEXT",
+      // what the client said its peer server is; peer_addr is its port at the connection's source IP
+      "ALTER TABLE sessions ADD COLUMN claimed_addr TEXT",
+      // idle sessions are found and deleted by last_seen
+      "CREATE INDEX sessions_by_last_seen ON sessions (last_seen)",
+    ],
+    async data(tx) {
+      const rows = await tx.all<{ group_id: string; name: string; size: number; pieces: Buffer }>(
+        "SELECT group_id, name, size, pieces FROM files WHERE file_id IS NULL",
+      );
+      for (const r of rows) {
+        await tx.run("UPDATE files SET file_id = ? WHERE group_id = ? AND name = ?", [
+          fileIdOf(Number(r.size), Buffer.from(r.pieces)),
+          r.group_id,
+          r.name,
+        ]);
+      }
+      await tx.run("UPDATE sessions SET claimed_addr = peer_addr WHERE claimed_addr IS NULL");
+    },
+  },
 ];
 
 /** Any constant: the key every tracker takes before migrating a PostgreSQL database. */
@@ -129,6 +156,7 @@ export async function migrate(db: SqlDb, migrations: readonly Migration[] = MIGR
     for (const m of migrations) {
       if (done.has(m.version)) continue;
       for (const ddl of m.ddl(TYPES[tx.dialect])) await tx.run(ddl);
+      await m.data?.(tx);
       await tx.run("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", [
         m.version,
         Date.now(),

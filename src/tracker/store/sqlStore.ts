@@ -1,5 +1,6 @@
 import { PEER_TTL_MS } from "../../shared/constants.js";
 import { GsError } from "../../shared/errors.js";
+import { fileIdOf } from "../../shared/fileId.js";
 import type { SqlDb } from "./sql.js";
 import type {
   FileMeta,
@@ -12,6 +13,7 @@ import type {
   SessionRecord,
   SigningKey,
   Store,
+  StoredFile,
   UserRecord,
 } from "./store.js";
 
@@ -33,6 +35,7 @@ interface FileRow {
   name: string;
   size: number;
   sha1: string;
+  file_id: string;
   pieces?: Buffer;
 }
 
@@ -60,15 +63,21 @@ export class SqlStore implements Store {
     return row && { userId, passwordHash: row.password_hash };
   }
 
-  createSession(tokenHash: string, userId: string, peerAddr: string, now: number): Promise<void> {
+  createSession(
+    tokenHash: string,
+    userId: string,
+    peerAddr: string,
+    now: number,
+    claimedAddr = peerAddr,
+  ): Promise<void> {
     return this.db.transaction(async (tx) => {
       if (!(await tx.get("SELECT 1 FROM users WHERE user_id = ?", [userId]))) {
         throw new GsError("USER_NOT_FOUND", `no user '${userId}'`);
       }
       await endSessions(tx, userId);
       await tx.run(
-        "INSERT INTO sessions (token_hash, user_id, peer_addr, created_at, last_seen) VALUES (?, ?, ?, ?, ?)",
-        [tokenHash, userId, peerAddr, now, now],
+        "INSERT INTO sessions (token_hash, user_id, peer_addr, claimed_addr, created_at, last_seen) VALUES (?, ?, ?, ?, ?, ?)",
+        [tokenHash, userId, peerAddr, claimedAddr, now, now],
       );
     });
   }
@@ -77,25 +86,39 @@ export class SqlStore implements Store {
     const row = await this.db.get<{
       user_id: string;
       peer_addr: string;
+      claimed_addr: string | null;
       created_at: number;
       last_seen: number;
-    }>("SELECT user_id, peer_addr, created_at, last_seen FROM sessions WHERE token_hash = ?", [tokenHash]);
+    }>("SELECT user_id, peer_addr, claimed_addr, created_at, last_seen FROM sessions WHERE token_hash = ?", [
+      tokenHash,
+    ]);
     return (
       row && {
         userId: row.user_id,
         peerAddr: row.peer_addr,
+        claimedAddr: row.claimed_addr ?? row.peer_addr,
         createdAt: row.created_at,
         lastSeen: row.last_seen,
       }
     );
   }
 
-  async touchSession(tokenHash: string, now: number): Promise<boolean> {
-    const { changes } = await this.db.run("UPDATE sessions SET last_seen = ? WHERE token_hash = ?", [
-      now,
-      tokenHash,
-    ]);
+  async touchSession(tokenHash: string, now: number, aliveSince: number): Promise<boolean> {
+    const { changes } = await this.db.run(
+      "UPDATE sessions SET last_seen = ? WHERE token_hash = ? AND last_seen >= ?",
+      [now, tokenHash, aliveSince],
+    );
     return changes > 0;
+  }
+
+  expireSessions(idleSince: number): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      await tx.run("DELETE FROM shares WHERE user_id IN (SELECT user_id FROM sessions WHERE last_seen < ?)", [
+        idleSince,
+      ]);
+      const { changes } = await tx.run("DELETE FROM sessions WHERE last_seen < ?", [idleSince]);
+      return changes;
+    });
   }
 
   deleteSession(tokenHash: string): Promise<void> {
@@ -187,6 +210,31 @@ export class SqlStore implements Store {
     });
   }
 
+  async rejectRequest(groupId: string, ownerId: string, userId: string): Promise<void> {
+    await assertOwner(this.db, groupId, ownerId);
+    const { changes } = await this.db.run("DELETE FROM join_requests WHERE group_id = ? AND user_id = ?", [
+      groupId,
+      userId,
+    ]);
+    if (changes === 0)
+      throw new GsError("REQUEST_NOT_FOUND", `'${userId}' has not asked to join '${groupId}'`);
+  }
+
+  removeMember(groupId: string, ownerId: string, userId: string): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      await assertOwner(tx, groupId, ownerId);
+      if (userId === ownerId) {
+        throw new GsError("CANNOT_REMOVE_OWNER", `you own '${groupId}': you cannot remove yourself`);
+      }
+      await tx.run("DELETE FROM shares WHERE group_id = ? AND user_id = ?", [groupId, userId]);
+      const { changes } = await tx.run("DELETE FROM members WHERE group_id = ? AND user_id = ?", [
+        groupId,
+        userId,
+      ]);
+      if (changes === 0) throw new GsError("MEMBER_NOT_FOUND", `'${userId}' is not a member of '${groupId}'`);
+    });
+  }
+
   leaveGroup(groupId: string, userId: string): Promise<LeaveResult> {
     return this.db.transaction(async (tx) => {
       const owner = await groupOwner(tx, groupId);
@@ -222,20 +270,17 @@ export class SqlStore implements Store {
   addFile(groupId: string, userId: string, file: FileMeta, complete: boolean, now: number): Promise<void> {
     return this.db.transaction(async (tx) => {
       await assertMember(tx, groupId, userId);
+      const fileId = fileIdOf(file.size, file.pieces);
       const existing = await tx.get<FileRow>(
-        "SELECT name, size, sha1, pieces FROM files WHERE group_id = ? AND name = ?",
+        "SELECT name, size, sha1, file_id FROM files WHERE group_id = ? AND name = ?",
         [groupId, file.name],
       );
       if (!existing) {
         await tx.run(
-          "INSERT INTO files (group_id, name, size, sha1, pieces, added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-          [groupId, file.name, file.size, file.sha1, file.pieces, userId, now],
+          "INSERT INTO files (group_id, name, size, sha1, file_id, pieces, added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+          [groupId, file.name, file.size, file.sha1, fileId, file.pieces, userId, now],
         );
-      } else if (
-        existing.sha1 !== file.sha1 ||
-        existing.size !== file.size ||
-        !Buffer.from(existing.pieces!).equals(file.pieces)
-      ) {
+      } else if (existing.sha1 !== file.sha1 || existing.file_id !== fileId) {
         throw new GsError("FILE_EXISTS", `another file is named '${file.name}' in '${groupId}'`);
       }
       await upsertShare(tx, groupId, file.name, userId, complete, now);
@@ -248,10 +293,11 @@ export class SqlStore implements Store {
       name: string;
       size: number;
       sha1: string;
+      file_id: string;
       sharers: number;
       seeders: number;
     }>(
-      `SELECT f.name, f.size, f.sha1,
+      `SELECT f.name, f.size, f.sha1, f.file_id,
          COUNT(se.user_id) AS sharers,
          COUNT(CASE WHEN se.user_id IS NOT NULL AND s.complete = 1 THEN 1 END) AS seeders
        FROM files f
@@ -259,7 +305,7 @@ export class SqlStore implements Store {
        LEFT JOIN sessions se ON se.user_id = s.user_id AND se.last_seen >= ?
        WHERE f.group_id = ?
          AND EXISTS (SELECT 1 FROM members m WHERE m.group_id = f.group_id AND m.user_id = ?)
-       GROUP BY f.group_id, f.name, f.size, f.sha1`,
+       GROUP BY f.group_id, f.name, f.size, f.sha1, f.file_id`,
       [onlineSince(now), groupId, userId],
     );
     // no rows: no such group, not a member, or simply no files yet
@@ -269,16 +315,23 @@ export class SqlStore implements Store {
         name: r.name,
         size: r.size,
         sha1: r.sha1,
+        fileId: r.file_id,
         sharersOnline: r.sharers,
         seedersOnline: r.seeders,
       }))
       .sort(byKey((f) => f.name));
   }
 
-  async getFile(groupId: string, name: string, userId: string): Promise<FileMeta> {
+  async getFile(groupId: string, name: string, userId: string): Promise<StoredFile> {
     await assertMember(this.db, groupId, userId);
     const row = await fileRow(this.db, groupId, name, true);
-    return { name: row.name, size: row.size, sha1: row.sha1, pieces: Buffer.from(row.pieces!) };
+    return {
+      name: row.name,
+      size: row.size,
+      sha1: row.sha1,
+      fileId: row.file_id,
+      pieces: Buffer.from(row.pieces!),
+    };
   }
 
   /** Also GROUP_NOT_FOUND, NOT_MEMBER, FILE_NOT_FOUND: only members learn who shares what. */
@@ -370,7 +423,7 @@ async function assertOwner(db: SqlDb, groupId: string, userId: string): Promise<
 /** The file's row; the piece list (up to 2.6 MB) only when asked for. */
 async function fileRow(db: SqlDb, groupId: string, name: string, withPieces = false): Promise<FileRow> {
   const row = await db.get<FileRow>(
-    `SELECT name, size, sha1${withPieces ? ", pieces" : ""} FROM files WHERE group_id = ? AND name = ?`,
+    `SELECT name, size, sha1, file_id${withPieces ? ", pieces" : ""} FROM files WHERE group_id = ? AND name = ?`,
     [groupId, name],
   );
   if (!row) throw new GsError("FILE_NOT_FOUND", `no file '${name}' in '${groupId}'`);

@@ -16,8 +16,13 @@ export interface UserRecord {
 
 export interface SessionRecord {
   userId: string;
-  /** ip:port of the client's peer server, handed to downloaders while online. */
+  /**
+   * ip:port handed to downloaders while online: the port the client announced at
+   * the IP its login came from.
+   */
   peerAddr: string;
+  /** The ip:port the client announced; a hint only (it may be 0.0.0.0, or behind NAT). */
+  claimedAddr: string;
   createdAt: number;
   lastSeen: number;
 }
@@ -55,10 +60,17 @@ export interface FileMeta {
   pieces: Buffer;
 }
 
+/** A registered file. */
+export interface StoredFile extends FileMeta {
+  /** fileIdOf(size, pieces): what identifies the file to peers and in tickets. */
+  fileId: string;
+}
+
 export interface FileSummary {
   name: string;
   size: number;
   sha1: string;
+  fileId: string;
   /** Sharers (complete or partial) whose session is online now. */
   sharersOnline: number;
   /** Of those, the ones holding the whole file. */
@@ -87,11 +99,19 @@ export interface Store {
    * session of the user (the old token stops working, its address stops being
    * handed out) and clears the user's shares, which the new client announces again.
    */
-  createSession(tokenHash: string, userId: string, peerAddr: string, now: number): Promise<void>;
+  createSession(
+    tokenHash: string,
+    userId: string,
+    peerAddr: string,
+    now: number,
+    claimedAddr?: string,
+  ): Promise<void>;
   /** The session if it exists (online or not: callers compare lastSeen). */
   getSession(tokenHash: string): Promise<SessionRecord | undefined>;
-  /** Heartbeat: false when the session no longer exists. */
-  touchSession(tokenHash: string, now: number): Promise<boolean>;
+  /** Heartbeat: false when the session no longer exists or was last seen before `aliveSince`. */
+  touchSession(tokenHash: string, now: number, aliveSince: number): Promise<boolean>;
+  /** Ends every session last seen before `idleSince`, with its shares; returns how many. */
+  expireSessions(idleSince: number): Promise<number>;
   /** Logout: the session ends and the user's shares are cleared. */
   deleteSession(tokenHash: string): Promise<void>;
 
@@ -105,6 +125,13 @@ export interface Store {
   listRequests(groupId: string, ownerId: string): Promise<JoinRequest[]>;
   /** GROUP_NOT_FOUND, NOT_OWNER, ALREADY_MEMBER, REQUEST_NOT_FOUND. */
   acceptRequest(groupId: string, ownerId: string, userId: string, now: number): Promise<void>;
+  /** The owner refuses a pending request. GROUP_NOT_FOUND, NOT_OWNER, REQUEST_NOT_FOUND. */
+  rejectRequest(groupId: string, ownerId: string, userId: string): Promise<void>;
+  /**
+   * The owner removes a member, whose shares in the group end. GROUP_NOT_FOUND,
+   * NOT_OWNER, CANNOT_REMOVE_OWNER (the owner leaves instead), MEMBER_NOT_FOUND.
+   */
+  removeMember(groupId: string, ownerId: string, userId: string): Promise<void>;
   /**
    * GROUP_NOT_FOUND, NOT_MEMBER (a pending request is withdrawn instead, with
    * deleted=false). The leaver's shares in the group end; an owner who leaves hands
@@ -123,7 +150,7 @@ export interface Store {
   /** Every file of the group, by name, with online sharer counts. GROUP_NOT_FOUND, NOT_MEMBER. */
   listFiles(groupId: string, userId: string, now: number): Promise<FileSummary[]>;
   /** GROUP_NOT_FOUND, NOT_MEMBER, FILE_NOT_FOUND. */
-  getFile(groupId: string, name: string, userId: string): Promise<FileMeta>;
+  getFile(groupId: string, name: string, userId: string): Promise<StoredFile>;
   /** Online sharers of a file, the asking user excluded. */
   listPeers(groupId: string, name: string, userId: string, now: number): Promise<PeerRecord[]>;
   /** Announce a (partial or complete) share of a registered file. GROUP_NOT_FOUND, NOT_MEMBER, FILE_NOT_FOUND. */

@@ -1,0 +1,302 @@
+/**
+ * The tracker's HTTP API, declared once for both sides: each route's method,
+ * path, request schemas, answer schema and status, and whether it is public.
+ * The tracker registers exactly these routes and authenticates every one not
+ * marked `public`; the client finds the route of each call here and checks the
+ * answer against it. Types of requests and answers are derived from the schemas.
+ */
+import {
+  ID_PATTERN,
+  MAX_FILE_NAME_LENGTH,
+  MAX_FILE_SIZE,
+  MAX_PASSWORD_LENGTH,
+  MAX_PIECES,
+  SHA1_LENGTH,
+} from "./constants.js";
+import { HOSTILE_CHAR_CLASS } from "./ids.js";
+import { type Infer, open, type Schema, strict } from "./schema.js";
+
+// In requests, loose bounds: the service's checkId and checkFileName then answer
+// INVALID_ID / INVALID_FILE_NAME with the rule. In answers, the rules themselves:
+// what a tracker sends is printed, so a hostile one cannot reach a terminal this way.
+const id = { type: "string", minLength: 1, maxLength: 256 } as const;
+const fileName = { type: "string", minLength: 1, maxLength: MAX_FILE_NAME_LENGTH } as const;
+const idOut = { type: "string", pattern: ID_PATTERN.source } as const;
+const fileNameOut = {
+  type: "string",
+  minLength: 1,
+  maxLength: MAX_FILE_NAME_LENGTH,
+  pattern: `^[^${HOSTILE_CHAR_CLASS.slice(1, -1)}]*$`,
+} as const;
+const password = { type: "string", minLength: 1, maxLength: MAX_PASSWORD_LENGTH } as const;
+const hex40 = { type: "string", pattern: "^[0-9a-f]{40}$" } as const;
+const time = { type: "integer", minimum: 0 } as const;
+const count = { type: "integer", minimum: 0 } as const;
+/** base64 of the concatenated 20-byte piece digests */
+const pieces = { type: "string", maxLength: Math.ceil((MAX_PIECES * SHA1_LENGTH) / 3) * 4 } as const;
+/** IP:PORT or [IPv6]:PORT; the tracker parses it */
+const addr = { type: "string", minLength: 3, maxLength: 64 } as const;
+const addrOut = {
+  type: "string",
+  pattern: "^(?:[0-9.]{7,15}|\\[[0-9a-fA-F:.]{2,45}\\]):[0-9]{1,5}$",
+} as const;
+const size = { type: "integer", minimum: 0, maximum: MAX_FILE_SIZE } as const;
+
+const noBody = { type: "object", properties: {}, additionalProperties: false, maxProperties: 0 } as const;
+const ok = open({ ok: { type: "boolean" } }, ["ok"]);
+const groupParams = strict({ groupId: id }, ["groupId"]);
+const memberParams = strict({ groupId: id, userId: id }, ["groupId", "userId"]);
+const fileParams = strict({ groupId: id, name: fileName }, ["groupId", "name"]);
+
+/**
+ * Answer bounds. A list beyond these is a broken or hostile tracker: the byte
+ * bound of an answer (trackerClient) stops the rest.
+ */
+const MAX_LISTED = 200_000;
+/** Sharers handed out for one file. */
+const MAX_PEERS = 10_000;
+
+const peer = open({ userId: idOut, addr: addrOut, complete: { type: "boolean" } }, [
+  "userId",
+  "addr",
+  "complete",
+]);
+const grant = open(
+  {
+    ticket: { type: "string", minLength: 1, maxLength: 2048 },
+    ticketExpires: time,
+    peers: { type: "array", items: peer, maxItems: MAX_PEERS },
+  },
+  ["ticket", "ticketExpires", "peers"],
+);
+
+export interface Route {
+  readonly method: "GET" | "POST" | "DELETE";
+  /** fastify syntax: `:name` is a path parameter */
+  readonly path: string;
+  readonly params?: Schema;
+  readonly query?: Schema;
+  readonly body?: Schema;
+  readonly response: Schema;
+  /** the answer's status on success (200 when absent) */
+  readonly status?: 201;
+  /** served without a session; every other route needs one */
+  readonly public?: true;
+}
+
+export const ROUTES = {
+  health: { method: "GET", path: "/v1/health", response: ok, public: true },
+  keys: {
+    method: "GET",
+    path: "/v1/keys",
+    response: open({ publicKey: { type: "string", minLength: 1, maxLength: 4096 } }, ["publicKey"]),
+    public: true,
+  },
+  createUser: {
+    method: "POST",
+    path: "/v1/users",
+    body: strict({ userId: id, password }, ["userId", "password"]),
+    response: open({ userId: idOut }, ["userId"]),
+    status: 201,
+    public: true,
+  },
+  login: {
+    method: "POST",
+    path: "/v1/sessions",
+    body: strict({ userId: id, password, peerAddr: addr }, ["userId", "password", "peerAddr"]),
+    response: open({ token: { type: "string", minLength: 1, maxLength: 256 }, userId: idOut }, [
+      "token",
+      "userId",
+    ]),
+    public: true,
+  },
+  logout: { method: "DELETE", path: "/v1/sessions", response: ok },
+  heartbeat: { method: "POST", path: "/v1/heartbeat", body: noBody, response: ok },
+  listGroups: {
+    method: "GET",
+    path: "/v1/groups",
+    response: open(
+      {
+        groups: {
+          type: "array",
+          maxItems: MAX_LISTED,
+          items: open(
+            {
+              groupId: idOut,
+              owner: idOut,
+              members: count,
+              role: { type: "string", enum: ["owner", "member", "pending", "none"] },
+            },
+            ["groupId", "owner", "members", "role"],
+          ),
+        },
+      },
+      ["groups"],
+    ),
+  },
+  createGroup: {
+    method: "POST",
+    path: "/v1/groups",
+    body: strict({ groupId: id }, ["groupId"]),
+    response: open({ groupId: idOut, owner: idOut }, ["groupId", "owner"]),
+    status: 201,
+  },
+  joinGroup: {
+    method: "POST",
+    path: "/v1/groups/:groupId/requests",
+    params: groupParams,
+    body: noBody,
+    response: ok,
+    status: 201,
+  },
+  listRequests: {
+    method: "GET",
+    path: "/v1/groups/:groupId/requests",
+    params: groupParams,
+    response: open(
+      {
+        requests: {
+          type: "array",
+          maxItems: MAX_LISTED,
+          items: open({ userId: idOut, requestedAt: time }, ["userId", "requestedAt"]),
+        },
+      },
+      ["requests"],
+    ),
+  },
+  acceptRequest: {
+    method: "POST",
+    path: "/v1/groups/:groupId/requests/:userId/accept",
+    params: memberParams,
+    body: noBody,
+    response: ok,
+  },
+  rejectRequest: {
+    method: "POST",
+    path: "/v1/groups/:groupId/requests/:userId/reject",
+    params: memberParams,
+    body: noBody,
+    response: ok,
+  },
+  removeMember: {
+    method: "DELETE",
+    path: "/v1/groups/:groupId/members/:userId",
+    params: memberParams,
+    response: ok,
+  },
+  leaveGroup: {
+    method: "POST",
+    path: "/v1/groups/:groupId/leave",
+    params: groupParams,
+    body: noBody,
+    response: open({ deleted: { type: "boolean" }, newOwner: idOut, withdrawn: { type: "boolean" } }, [
+      "deleted",
+    ]),
+  },
+  listFiles: {
+    method: "GET",
+    path: "/v1/groups/:groupId/files",
+    params: groupParams,
+    response: open(
+      {
+        files: {
+          type: "array",
+          maxItems: MAX_LISTED,
+          items: open(
+            {
+              name: fileNameOut,
+              size,
+              sha1: hex40,
+              fileId: hex40,
+              sharersOnline: count,
+              seedersOnline: count,
+            },
+            ["name", "size", "sha1", "fileId", "sharersOnline", "seedersOnline"],
+          ),
+        },
+      },
+      ["files"],
+    ),
+  },
+  upload: {
+    method: "POST",
+    path: "/v1/groups/:groupId/files",
+    params: groupParams,
+    body: strict({ name: fileName, size, sha1: hex40, pieces }, ["name", "size", "sha1", "pieces"]),
+    response: open({ ok: { type: "boolean" }, fileId: hex40 }, ["ok", "fileId"]),
+    status: 201,
+  },
+  announce: {
+    method: "POST",
+    path: "/v1/groups/:groupId/files/:name/shares",
+    params: fileParams,
+    body: strict({ complete: { type: "boolean" } }, ["complete"]),
+    response: ok,
+  },
+  stopShare: {
+    method: "DELETE",
+    path: "/v1/groups/:groupId/files/:name/shares",
+    params: fileParams,
+    response: ok,
+  },
+  /** The start of a download: the file's hashes, a ticket and the online sharers. */
+  download: {
+    method: "POST",
+    path: "/v1/groups/:groupId/files/:name/download",
+    params: fileParams,
+    body: noBody,
+    response: open(
+      {
+        file: open({ name: fileNameOut, size, sha1: hex40, fileId: hex40, pieces }, [
+          "name",
+          "size",
+          "sha1",
+          "fileId",
+          "pieces",
+        ]),
+        ...grant.properties,
+      },
+      ["file", ...grant.required],
+    ),
+  },
+  /** A download's refresh: a new ticket and peer list, without the hashes again. */
+  peers: {
+    method: "POST",
+    path: "/v1/groups/:groupId/files/:name/peers",
+    params: fileParams,
+    body: noBody,
+    response: grant,
+  },
+} as const satisfies Record<string, Route>;
+
+export type RouteName = keyof typeof ROUTES;
+type Part<K extends RouteName, F extends string> = (typeof ROUTES)[K] extends { [P in F]: infer S }
+  ? Infer<S>
+  : undefined;
+/** What route K answers on success. */
+export type Answer<K extends RouteName> = Part<K, "response">;
+export type Body<K extends RouteName> = Part<K, "body">;
+export type Params<K extends RouteName> = Part<K, "params">;
+export type Query<K extends RouteName> = Part<K, "query">;
+
+/** A route's path as a pattern over encoded paths (a parameter is one non-empty segment). */
+function pathPattern(path: string): RegExp {
+  const source = path
+    .split("/")
+    .map((seg) => (seg.startsWith(":") ? "[^/]+" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+    .join("/");
+  return new RegExp(`^${source}$`);
+}
+
+const MATCHERS = Object.entries(ROUTES).map(([name, route]) => ({
+  name: name as RouteName,
+  route: route as Route,
+  re: pathPattern(route.path),
+}));
+
+/** The route that serves `method path` (an encoded path, query string allowed), if any. */
+export function findRoute(method: string, path: string): { name: RouteName; route: Route } | undefined {
+  const bare = path.split("?")[0]!;
+  const m = MATCHERS.find((x) => x.route.method === method && x.re.test(bare));
+  return m && { name: m.name, route: m.route };
+}
