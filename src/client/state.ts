@@ -1,5 +1,31 @@
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+
+/** The state folder and its sub-folders: the owner's only (they hold what you share and where). */
+export const STATE_DIR_MODE = 0o700;
+/** Every file in the state folder (state files, the shell's history). */
+export const STATE_FILE_MODE = 0o600;
+
+/**
+ * Creates the state folder, or tightens an existing one: the folder and its
+ * sub-folders become 0700 and every file in them 0600, whatever the umask or an
+ * older client left there. Symlinks are left alone (chmod would follow them).
+ */
+export async function prepareStateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: STATE_DIR_MODE });
+  await tighten(dir, 0);
+}
+
+async function tighten(dir: string, depth: number): Promise<void> {
+  await chmod(dir, STATE_DIR_MODE);
+  // the client writes two levels (history, users/<id>.json); deeper is not ours
+  if (depth > 1) return;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await tighten(path, depth + 1);
+    else if (entry.isFile() && ((await lstat(path)).mode & 0o077) !== 0) await chmod(path, STATE_FILE_MODE);
+  }
+}
 
 /** What the client shares, kept across logout, login and restarts. */
 export interface ShareState {
@@ -7,6 +33,8 @@ export interface ShareState {
   name: string;
   path: string;
   sha1: string;
+  /** fileIdOf(size, pieces); absent in files from before file ids (then the file is hashed again) */
+  fileId?: string;
   size: number;
   /** the file's mtime when it was verified; a different one means it changed */
   mtimeMs: number;
@@ -16,6 +44,8 @@ export interface DownloadState {
   groupId: string;
   name: string;
   sha1: string;
+  /** fileIdOf(size, pieces) once known; a resume only trusts a partial file of the same id */
+  fileId?: string;
   size: number;
   /** final path */
   target: string;
@@ -78,9 +108,11 @@ export class StateFile {
     while (this.#pending) {
       const s = this.#pending;
       this.#pending = undefined;
-      await mkdir(join(this.path, ".."), { recursive: true });
+      await mkdir(join(this.path, ".."), { recursive: true, mode: STATE_DIR_MODE });
       const tmp = `${this.path}.${process.pid}.tmp`;
-      await writeFile(tmp, JSON.stringify(s, null, 1));
+      // created 0600 (the mode applies at creation; a leftover temporary file is tightened first)
+      await writeFile(tmp, JSON.stringify(s, null, 1), { mode: STATE_FILE_MODE });
+      await chmod(tmp, STATE_FILE_MODE);
       await rename(tmp, this.path);
     }
   }

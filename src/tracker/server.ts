@@ -8,6 +8,7 @@ import {
   SHA1_LENGTH,
 } from "../shared/constants.js";
 import { ERRORS, GsError } from "../shared/errors.js";
+import { fileIdOf } from "../shared/fileId.js";
 import { parseHostPort } from "../shared/trackerInfo.js";
 import type { TrackerService } from "./service.js";
 
@@ -294,7 +295,12 @@ export function buildTrackerServer({ service, warn = () => {} }: TrackerServerOp
     async (req) => {
       const { userId } = await auth(req);
       const file = await service.getFile(userId, req.params.groupId, req.params.name);
-      const grant = await service.grant(userId, req.params.groupId, file.name, file.sha1);
+      const grant = await service.grant(
+        userId,
+        req.params.groupId,
+        file.name,
+        fileIdOf(file.size, file.pieces),
+      );
       return {
         file: { name: file.name, size: file.size, sha1: file.sha1, pieces: file.pieces.toString("base64") },
         ...grant,
@@ -309,7 +315,7 @@ export function buildTrackerServer({ service, warn = () => {} }: TrackerServerOp
     async (req) => {
       const { userId } = await auth(req);
       const file = await service.getFile(userId, req.params.groupId, req.params.name);
-      return await service.grant(userId, req.params.groupId, file.name, file.sha1);
+      return await service.grant(userId, req.params.groupId, file.name, fileIdOf(file.size, file.pieces));
     },
   );
 

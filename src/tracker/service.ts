@@ -189,7 +189,7 @@ export class TrackerService {
   }
 
   /** A fresh ticket and the online sharers: what a download starts and refreshes with. */
-  async grant(userId: string, groupId: string, name: string, sha1: string): Promise<DownloadGrant> {
+  async grant(userId: string, groupId: string, name: string, fileId: string): Promise<DownloadGrant> {
     if (!this.#signing) throw new Error("TrackerService.init() was not called");
     const now = this.#now();
     const peers = await this.#store.listPeers(groupId, name, userId, now);
@@ -197,7 +197,7 @@ export class TrackerService {
     const ticket = signTicket(this.#signing.privateKey, {
       u: userId,
       g: groupId,
-      f: sha1,
+      f: fileId,
       exp: ticketExpires,
     });
     return {
