@@ -460,6 +460,7 @@ describe("hostile peers: every bad connection is closed, the sharer carries on",
       opened++;
       live.add(s);
       s.on("error", () => {});
+      s.resume(); // read what the sharer says, so that its close is noticed at once
       connected.push(once(s, "connect").catch(() => {}));
       // dropped (pool full, or its handshake window over): come straight back, paced
       s.on("close", () => {
@@ -471,6 +472,14 @@ describe("hostile peers: every bad connection is closed, the sharer carries on",
       for (let a = 2; a <= 9; a++) for (let k = 0; k < 8; k++) hold(`127.0.0.${a}`);
       // every socket of the first round is open before the member asks
       await Promise.all(connected);
+      // a member's connection is answered at once, not when an idle socket gives way
+      const member = await probe(alice.port, [hello()], CLOSE_MS, (o) =>
+        o.messages.some((m) => m.type === "bitfield"),
+      );
+      assert.deepEqual(
+        member.messages.map((m) => m.type),
+        ["handshake", "bitfield"],
+      );
       await legitimateDownload();
       process.stdout.write(`# idle-socket flood: ${opened} connections opened during the download\n`);
     } finally {
