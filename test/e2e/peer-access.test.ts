@@ -191,6 +191,41 @@ describe("peer access: per-group shares, and access that ends with membership", 
     }
   });
 
+  it("prints a peer's reject reason escaped: no control character reaches the terminal", async () => {
+    const hostile = "\u001b[2J\u001b]0;pwned\u0007 go away\r\nerror: fake";
+    const rogue = new RoguePeer(1_000, [randomBytes(1_000)], new Set(), {
+      code: RejectCode.NOT_SHARED,
+      reason: hostile,
+    });
+    const roguePort = await rogue.listen();
+    try {
+      const mal = await ApiUser.create(port, "mal", `127.0.0.1:${roguePort}`);
+      await mal.call("POST", "/v1/groups", { groupId: "malg" });
+      await ok(alice, "join_group malg", /^asked to join malg/);
+      await mal.call("POST", "/v1/groups/malg/requests/alice/accept", {});
+      const trap = randomBytes(1_000);
+      await mal.call("POST", "/v1/groups/malg/files", {
+        name: "trap.bin",
+        size: trap.length,
+        sha1: sha1(trap),
+        pieces: createHash("sha1").update(trap).digest().toString("base64"),
+      });
+      await mal.call("POST", "/v1/groups/malg/files/trap.bin/shares", { complete: true });
+      await ok(alice, `download_file malg trap.bin ${dir("bait")}`, /^downloading \[malg\] trap\.bin/);
+      const line = await alice.expectErr(/^warning: peer .* refused \[malg\] trap\.bin: NOT_SHARED /);
+      assert.ok(line.includes("\\x1b[2J"), line);
+      assert.doesNotMatch(line, /[\u0000-\u001f\u007f]/);
+      assert.equal(
+        alice.errLines.filter((l) => l.startsWith("error: fake")).length,
+        0,
+        "the peer's text started a line of its own",
+      );
+      await ok(alice, "leave_group malg", /^left group malg/);
+    } finally {
+      await rogue.close();
+    }
+  });
+
   it("keeps the same bytes shared in two groups as two shares: stop_share in one leaves the other", async () => {
     await ok(alice, "create_group g2", /^group g2 created/);
     await ok(bob, "join_group g2", /^asked to join g2/);

@@ -13,6 +13,7 @@ import {
   encodeTicket,
   FrameDecoder,
   type Message,
+  type RejectCode,
   Wire,
 } from "../../src/wire/index.js";
 import { WAIT_MS } from "../helpers/procs.js";
@@ -168,6 +169,8 @@ export class RoguePeer {
     readonly size: number,
     readonly pieces: Buffer[],
     readonly serve: Set<number>,
+    /** answer every handshake with this reject instead */
+    readonly refuse?: { code: RejectCode; reason: string },
   ) {
     this.server = createServer((socket) => this.#accept(socket));
   }
@@ -194,6 +197,11 @@ export class RoguePeer {
     wire.once("handshake", (m) => {
       this.fileIds.push(m.fileId.toString("hex"));
       seen(m.ticket);
+      if (this.refuse) {
+        wire.reject(this.refuse.code, this.refuse.reason);
+        wire.end();
+        return;
+      }
       wire.setFile({ size: this.size });
       wire.handshake(m.fileId, "");
       const n = this.pieces.length;

@@ -4,6 +4,7 @@ import { Bitfield } from "../../shared/bitfield.js";
 import { PIECE_SIZE, SHA1_LENGTH, TICKET_REFRESH_MS } from "../../shared/constants.js";
 import { GsError } from "../../shared/errors.js";
 import { fileIdOf } from "../../shared/fileId.js";
+import { printable } from "../../shared/ids.js";
 import { parseHostPort } from "../../shared/trackerInfo.js";
 import type { PieceMessage } from "../../wire/index.js";
 import type { ClientEvents } from "../client.js";
@@ -155,6 +156,8 @@ export class Download implements LinkOwner {
    */
   readonly #backoff = new Map<string, { fails: number; until: number }>();
   readonly #wakeup = new Wakeup();
+  /** Refusals already reported (peer and reason): a peer that refuses each retry is told once. */
+  readonly #refusals = new Set<string>();
   /**
    * The start gate: no request before every peer of the first round has sent its
    * bitfield (or gone), or START_GATE_MS passed. Availability is counted before the
@@ -494,7 +497,7 @@ export class Download implements LinkOwner {
       this.picker.failed(piece, link.addr);
       this.#banned.add(link.addr);
       this.#deps.events.warn(
-        `warning: peer ${link.addr} sent a corrupt piece ${piece} of [${this.groupId}] ${quoteWord(this.name)}: dropped it`,
+        `warning: peer ${printable(link.addr)} sent a corrupt piece ${piece} of [${this.groupId}] ${quoteWord(this.name)}: dropped it`,
       );
       link.close("sent a corrupt piece");
       return;
@@ -654,6 +657,14 @@ export class Download implements LinkOwner {
 
   onClosed(link: PeerLink, _reason: string): void {
     if (this.#links.get(link.addr) === link) this.#links.delete(link.addr);
+    // a refusal is news (a ticket refused, a share stopped), once per peer and reason
+    const told = link.refusal && `${link.addr} ${link.refusal}`;
+    if (told && !link.refusal!.startsWith("BUSY") && !this.#refusals.has(told)) {
+      this.#refusals.add(told);
+      this.#deps.events.warn(
+        `warning: peer ${printable(link.addr)} refused [${this.groupId}] ${quoteWord(this.name)}: ${link.refusal}`,
+      );
+    }
     if (link.ready) {
       this.#backoff.delete(link.addr);
     } else {

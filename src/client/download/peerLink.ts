@@ -51,6 +51,8 @@ export class PeerLink {
   #ticket: string;
   /** Piece data received on this link. */
   received = 0;
+  /** Why the peer refused us (its reject, escaped), if it did. */
+  refusal: string | undefined;
 
   constructor(addr: string, host: string, port: number, ticket: string, owner: LinkOwner) {
     this.addr = addr;
@@ -92,8 +94,11 @@ export class PeerLink {
       this.received += m.data.length;
       owner.onPiece(this, m);
     });
-    // the reason is the peer's text: shown escaped, never raw on a terminal
-    wire.on("reject", (m) => this.close(`peer refused: ${rejectCodeName(m.code)} ${printable(m.reason)}`));
+    wire.on("reject", (m) => {
+      // the reason is the peer's text: escaped, never raw on a terminal
+      this.refusal = `${rejectCodeName(m.code)} ${printable(m.reason)}`;
+      this.close(`peer refused: ${this.refusal}`);
+    });
     this.#keepAlive = setInterval(() => wire.keepAlive(), KEEPALIVE_MS);
     this.#socket.pipe(wire).pipe(this.#socket);
     wire.handshake(owner.fileId, ticket);
