@@ -1,9 +1,10 @@
 import type { KeyObject } from "node:crypto";
 import { type FileHandle, open } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
-import { PIECE_SIZE, SHA1_LENGTH, WIRE_VERSION } from "../shared/constants.js";
+import { PIECE_SIZE, WIRE_VERSION } from "../shared/constants.js";
 import { type TicketClaims, verifyTicket } from "../shared/tickets.js";
 import { type RequestMessage, RejectCode, Wire } from "../wire/index.js";
+import { shareFor } from "./access.js";
 import { pieceLength, type ShareRegistry, type SharedFile } from "./shares.js";
 
 /**
@@ -204,15 +205,12 @@ class Connection {
       return this.#refuse(RejectCode.VERSION, `protocol version ${WIRE_VERSION} only`);
     const key = this.#opts.publicKey();
     if (!key) return this.#refuse(RejectCode.NOT_SHARED, "not logged in");
-    const check = verifyTicket(key, ticket, this.#now());
-    const id = fileId.toString("hex");
+    const now = this.#now();
+    const check = verifyTicket(key, ticket, now);
     if (!check.ok) return this.#refuse(RejectCode.BAD_TICKET, check.reason);
-    if (check.claims.f !== id || fileId.length !== SHA1_LENGTH) {
-      return this.#refuse(RejectCode.BAD_TICKET, "ticket is for another file");
-    }
-    // the group's share of that file id, or nothing: never a share of another group
-    const file = this.#opts.shares.get(check.claims.g, id);
-    if (!file) return this.#refuse(RejectCode.NOT_SHARED, "file not shared in that group here");
+    const access = shareFor(this.#opts.shares, check.claims, fileId.toString("hex"), now);
+    if (!access.ok) return this.#refuse(access.code, access.reason);
+    const file = access.share;
     if (!this.#slots.claim(check.claims.u)) {
       return this.#refuse(RejectCode.BUSY, "no free slot for this user now: try again later");
     }
@@ -260,16 +258,12 @@ class Connection {
    * before it fired.
    */
   #authorized(): boolean {
-    const c = this.#claims;
-    if (!c || c.exp < this.#now()) {
-      this.#refuse(RejectCode.BAD_TICKET, "ticket expired without a renewal");
-      return false;
-    }
-    if (this.#opts.shares.get(c.g, c.f) !== this.#file) {
-      this.#refuse(RejectCode.NOT_SHARED, "no longer shared");
-      return false;
-    }
-    return true;
+    const file = this.#file!;
+    const access = shareFor(this.#opts.shares, this.#claims!, file.fileId, this.#now());
+    if (access.ok && access.share === file) return true;
+    if (access.ok) this.#refuse(RejectCode.NOT_SHARED, "no longer shared");
+    else this.#refuse(access.code, access.reason);
+    return false;
   }
 
   /** A changed file stops being shared, with a warning: it would serve pieces that fail their SHA1. */

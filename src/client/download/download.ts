@@ -657,12 +657,14 @@ export class Download implements LinkOwner {
 
   onClosed(link: PeerLink, _reason: string): void {
     if (this.#links.get(link.addr) === link) this.#links.delete(link.addr);
-    // a refusal is news (a ticket refused, a share stopped), once per peer and reason
-    const told = link.refusal && `${link.addr} ${link.refusal}`;
-    if (told && !link.refusal!.startsWith("BUSY") && !this.#refusals.has(told)) {
-      this.#refusals.add(told);
+    // a refusal is news (a ticket refused, a share stopped), once per peer and reason;
+    // BUSY is routine and retried
+    const refusal = link.refusal;
+    const key = `${link.addr} ${refusal}`;
+    if (refusal && !refusal.startsWith("BUSY") && !this.#refusals.has(key)) {
+      this.#refusals.add(key);
       this.#deps.events.warn(
-        `warning: peer ${printable(link.addr)} refused [${this.groupId}] ${quoteWord(this.name)}: ${link.refusal}`,
+        `warning: peer ${printable(link.addr)} refused [${this.groupId}] ${quoteWord(this.name)}: ${refusal}`,
       );
     }
     if (link.ready) {
