@@ -42,6 +42,11 @@ const HANDSHAKE_TIMEOUT_MS = 3_000;
 const IDLE_TIMEOUT_MS = 120_000;
 /** Requests queued per connection; a downloader pipelines fewer than this, a flood is refused. */
 const MAX_QUEUED_REQUESTS = 32;
+/**
+ * Renewals closer together than this are refused: each costs a signature check, and a
+ * downloader renews every TICKET_REFRESH_MS (3 s), never twice within half of it.
+ */
+const MIN_RENEWAL_GAP_MS = 1_000;
 
 export interface PeerServerOptions {
   shares: ShareRegistry;
@@ -161,6 +166,7 @@ class Connection {
   #claims: TicketClaims | undefined;
   /** Refuses the connection when its ticket expires without a renewal. */
   #expiry: NodeJS.Timeout | undefined;
+  #lastRenewal = 0;
   #fh: Promise<FileHandle> | undefined;
   #queue: RequestMessage[] = [];
   #serving = false;
@@ -229,10 +235,14 @@ class Connection {
   #renew(ticket: string): void {
     const held = this.#claims;
     if (!held || this.#closed) return; // refused already: its reject is on the way
+    const now = this.#now();
+    if (now - this.#lastRenewal < MIN_RENEWAL_GAP_MS) {
+      this.#refuse(RejectCode.BAD_REQUEST, "renewals more often than once a second");
+      return;
+    }
+    this.#lastRenewal = now;
     const key = this.#opts.publicKey();
-    const check = key
-      ? verifyTicket(key, ticket, this.#now())
-      : { ok: false as const, reason: "not logged in" };
+    const check = key ? verifyTicket(key, ticket, now) : { ok: false as const, reason: "not logged in" };
     if (!check.ok) {
       this.#refuse(RejectCode.BAD_TICKET, `renewal: ${check.reason}`);
     } else if (check.claims.u !== held.u || check.claims.g !== held.g || check.claims.f !== held.f) {

@@ -353,6 +353,13 @@ describe("hostile peers: every bad connection is closed, the sharer carries on",
       ["an expired renewal", [hello(), encodeTicket(ticket({ exp: Date.now() - 1 }))], /renewal: expired/],
       ["a forged renewal", [hello(), encodeTicket(`${ticket().slice(0, -4)}AAAA`)], /renewal: bad ticket/],
     ];
+    // a flood of valid renewals: each would cost a signature check
+    const flood = await probe(alice.port, [hello(), encodeTicket(ticket()), encodeTicket(ticket())]);
+    assert.ok(flood.closed, "renewal flood: connection left open");
+    assert.deepEqual(
+      rejects(flood).map((r) => [r.code, r.reason]),
+      [[RejectCode.BAD_REQUEST, "renewals more often than once a second"]],
+    );
     const outcomes = await Promise.all(
       cases.map(([, chunks]) => probe(alice.port, [...chunks, encodeRequest(0, 0, PIECE_SIZE)])),
     );

@@ -305,8 +305,11 @@ export class Download implements LinkOwner {
       this.#deps.onStateChange();
       this.#use(info);
       this.#renewTimer = setInterval(() => {
-        // errors wait for the loop below: it fails on a refusal, and retries an outage
-        if (this.peerCount > 0 && !this.#stopping) this.#refreshNow().catch(() => {});
+        // not twice within half the period (the loop below may just have refreshed):
+        // sharers refuse renewals closer than a second. Errors wait for the loop, which
+        // fails on a refusal and retries an outage.
+        const due = Date.now() - this.#grantAt >= TICKET_REFRESH_MS / 2;
+        if (due && this.peerCount > 0 && !this.#stopping) this.#refreshNow().catch(() => {});
       }, TICKET_REFRESH_MS);
       const started = Date.now();
       while (!this.picker.complete && !this.#stopping) {
