@@ -1,19 +1,21 @@
 /**
- * The client's state folder is its owner's only: created 0700 with every file in it
- * 0600, and an older folder left world-readable is tightened when the client starts.
+ * The client's state on disk: its folder is its owner's only (created 0700 with every
+ * file in it 0600, and an older folder left world-readable tightened when the client
+ * starts), and a state file from before file ids still shares again.
  */
 import assert from "node:assert/strict";
-import { chmod, mkdir, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Cluster } from "../helpers/procs.js";
+import { fileIdOf } from "../../src/shared/fileId.js";
 import { ok, randomFile } from "./sharing.helpers.js";
 
 async function mode(path: string): Promise<string> {
   return ((await stat(path)).mode & 0o777).toString(8);
 }
 
-describe("state folder permissions", () => {
+describe("client state on disk", () => {
   let c: Cluster;
   before(async () => {
     c = await Cluster.create(1);
@@ -48,5 +50,29 @@ describe("state folder permissions", () => {
     assert.equal(await mode(stateDir), "700");
     assert.equal(await mode(join(stateDir, "users")), "700");
     for (const f of files) assert.equal(await mode(f), "600", f);
+  });
+
+  it("shares again from a state file saved before file ids, and records the id", async () => {
+    const stateDir = join(c.dir, "legacy");
+    const first = await c.client("legacy", { stateDir });
+    await ok(first, "create_user legacy pw", /^user .* created/);
+    await ok(first, "login legacy pw", /^logged in as legacy/);
+    await ok(first, "create_group gl", /^group gl created/);
+    const f = await randomFile(join(c.dir, "legacy.bin"), 700_000);
+    await ok(first, `upload_file ${f.path} gl`, /^uploaded legacy\.bin/);
+    first.send("quit");
+    await first.waitExit();
+    const path = join(stateDir, "users", "legacy.json");
+    const state = JSON.parse(await readFile(path, "utf8")) as { shares: { fileId?: string }[] };
+    const id = fileIdOf(f.size, f.pieces);
+    assert.equal(state.shares[0]!.fileId, id);
+    for (const s of state.shares) delete s.fileId;
+    await writeFile(path, JSON.stringify(state));
+    const again = await c.client("legacy2", { stateDir });
+    await ok(again, "login legacy pw", /^sharing again: 1 file/);
+    await ok(again, "show_shares", /^\[gl\] legacy\.bin {2}2\/2 pieces/);
+    await ok(again, "logout", /^logged out legacy/);
+    const saved = JSON.parse(await readFile(path, "utf8")) as { shares: { fileId?: string }[] };
+    assert.equal(saved.shares[0]!.fileId, id);
   });
 });
