@@ -311,8 +311,9 @@ describe("hostile peers: every bad connection is closed, the sharer carries on",
       encodeRequest(3, 0, 1_000),
     ]);
     let closed = 0;
-    // sixty at a time (the sharer serves 64 connections at once); each flips a few bytes
-    // of a valid transcript, and some are cut short (the sharer waits 10 s for a handshake)
+    // sixty at a time (more than the pending pool of 32, whose oldest give way); each flips
+    // a few bytes of a valid transcript, and some are cut short (the sharer waits 3 s for a
+    // handshake); the valid ones all carry mallory's ticket, and past 8 get BUSY
     for (let round = 0; round < 2; round++) {
       const batch = Array.from({ length: 60 }, () => {
         const bytes = Buffer.from(good);
