@@ -96,7 +96,9 @@ export class GroupshareClient {
 
   /** Prepares the state folder (owner-only) and starts the peer server on IP:PORT; a port in use is an error here, at start. */
   async start(): Promise<void> {
-    await prepareStateDir(this.#opts.stateDir);
+    for (const p of await prepareStateDir(this.#opts.stateDir)) {
+      this.#opts.events.warn(`warning: cannot make the state folder owner-only: ${p}`);
+    }
     await this.peerServer.listen(this.#opts.host, this.#opts.port);
   }
 

@@ -3,28 +3,37 @@ import { join } from "node:path";
 
 /** The state folder and its sub-folders: the owner's only (they hold what you share and where). */
 export const STATE_DIR_MODE = 0o700;
-/** Every file in the state folder (state files, the shell's history). */
+/** Every file the client writes in the state folder (state files, the shell's history). */
 export const STATE_FILE_MODE = 0o600;
 
 /**
- * Creates the state folder, or tightens an existing one: the folder and its
- * sub-folders become 0700 and every file in them 0600, whatever the umask or an
- * older client left there. Symlinks are left alone (chmod would follow them).
+ * Creates the state folder, or tightens an existing one: the folder and users/
+ * become 0700, and the files the client writes there (history, users/*.json and
+ * their temporary files) 0600, whatever the umask or an older client left. Only
+ * those: a state folder given on the command line may be a folder with other files
+ * (a home directory). Returns what could not be tightened, for a warning.
  */
-export async function prepareStateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: STATE_DIR_MODE });
-  await tighten(dir, 0);
-}
-
-async function tighten(dir: string, depth: number): Promise<void> {
-  await chmod(dir, STATE_DIR_MODE);
-  // the client writes two levels (history, users/<id>.json); deeper is not ours
-  if (depth > 1) return;
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) await tighten(path, depth + 1);
-    else if (entry.isFile() && ((await lstat(path)).mode & 0o077) !== 0) await chmod(path, STATE_FILE_MODE);
+export async function prepareStateDir(dir: string): Promise<string[]> {
+  await mkdir(join(dir, "users"), { recursive: true, mode: STATE_DIR_MODE });
+  const problems: string[] = [];
+  const tighten = async (path: string, mode: number) => {
+    try {
+      const st = await lstat(path);
+      // symlinks are left alone: chmod would follow them
+      if (!st.isSymbolicLink() && (st.mode & 0o777) !== mode) await chmod(path, mode);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT") problems.push(`${path}: ${code}`);
+    }
+  };
+  await tighten(dir, STATE_DIR_MODE);
+  await tighten(join(dir, "users"), STATE_DIR_MODE);
+  await tighten(join(dir, "history"), STATE_FILE_MODE);
+  for (const name of await readdir(join(dir, "users"))) {
+    if (name.endsWith(".json") || name.endsWith(".tmp"))
+      await tighten(join(dir, "users", name), STATE_FILE_MODE);
   }
+  return problems;
 }
 
 /** What the client shares, kept across logout, login and restarts. */

@@ -44,12 +44,16 @@ describe("client state on disk", () => {
     await chmod(stateDir, 0o755);
     await chmod(join(stateDir, "users"), 0o755);
     for (const f of files) await chmod(f, 0o644);
+    await writeFile(join(stateDir, "notes.txt"), "mine", { mode: 0o644 });
+    await chmod(join(stateDir, "notes.txt"), 0o644);
     const p = await c.client("old", { stateDir });
     // the client answers commands once it has started: by then the folder is tightened
     await ok(p, "help", /create_user/);
     assert.equal(await mode(stateDir), "700");
     assert.equal(await mode(join(stateDir, "users")), "700");
     for (const f of files) assert.equal(await mode(f), "600", f);
+    // a file the client did not write is not its to change
+    assert.equal(await mode(join(stateDir, "notes.txt")), "644");
   });
 
   it("shares again from a state file saved before file ids, and records the id", async () => {
