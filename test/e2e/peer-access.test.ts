@@ -81,6 +81,21 @@ function grab(
   });
 }
 
+/** `p`, or a failure naming `what` after `ms`. */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Repeats `probe` until it returns a value (bounded): for state only the tracker can tell. */
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = WAIT_MS): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -298,12 +313,11 @@ describe("peer access: per-group shares, and access that ends with membership", 
       // cut off when the last ticket it got runs out, never later
       const bound = claimsOf(l.lastTicket).exp;
       assert.ok(bound <= ended + TICKET_TTL_MS, "a ticket outlives TICKET_TTL_MS");
-      await Promise.race([
+      await within(
         l.d.closed,
-        new Promise((_, rej) =>
-          setTimeout(() => rej(new Error("still connected")), bound - Date.now() + MARGIN_MS),
-        ),
-      ]);
+        bound - Date.now() + MARGIN_MS,
+        "the former member is still connected: not cut off",
+      );
       assert.ok(
         l.d.lastPieceAt <= bound + 1_000,
         `a piece ${l.d.lastPieceAt - bound} ms after the ticket's end`,
@@ -311,6 +325,9 @@ describe("peer access: per-group shares, and access that ends with membership", 
       assert.deepEqual(
         l.d.rejects().map((r) => r.code),
         [RejectCode.BAD_TICKET],
+      );
+      process.stdout.write(
+        `# ${group}: cut off ${l.d.closedAt - ended} ms after the membership ended (its ticket ran ${bound - ended} ms more)\n`,
       );
       // the member who stayed is still served on its connection
       await s.d.nextPiece();
@@ -323,7 +340,7 @@ describe("peer access: per-group shares, and access that ends with membership", 
         lengths,
         200,
       );
-      await again.closed;
+      await within(again.closed, WAIT_MS, "the old ticket's connection was not closed");
       assert.equal(again.pieceBytes, 0);
       assert.deepEqual(
         again.rejects().map((r) => r.code),
