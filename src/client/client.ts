@@ -5,6 +5,7 @@ import type { Answer } from "../shared/api.js";
 import { Bitfield } from "../shared/bitfield.js";
 import { HEARTBEAT_INTERVAL_MS } from "../shared/constants.js";
 import { GsError } from "../shared/errors.js";
+import { fileIdOf } from "../shared/fileId.js";
 import { checkFileName, checkId } from "../shared/ids.js";
 import { publicKeyFromPem } from "../shared/tickets.js";
 import { formatHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
@@ -14,7 +15,7 @@ import { formatBytes } from "./format.js";
 import { hashFile } from "./hasher.js";
 import { PeerServer } from "./peerServer.js";
 import { pieceCountOf, ShareRegistry } from "./shares.js";
-import { type ShareState, StateFile, type UserState } from "./state.js";
+import { prepareStateDir, type ShareState, StateFile, type UserState } from "./state.js";
 import { quoteWord } from "./tokenize.js";
 import { filePath, groupPath, TrackerClient } from "./trackerClient.js";
 
@@ -85,8 +86,11 @@ export class GroupshareClient {
     return this.#login?.userId;
   }
 
-  /** Starts the peer server on IP:PORT; a port in use is an error here, at start. */
+  /** Prepares the state folder (owner-only) and starts the peer server on IP:PORT; a port in use is an error here, at start. */
   async start(): Promise<void> {
+    for (const p of await prepareStateDir(this.#opts.stateDir)) {
+      this.#opts.events.warn(`warning: cannot make the state folder owner-only: ${p}`);
+    }
     await this.peerServer.listen(this.#opts.host, this.#opts.port);
   }
 
@@ -145,6 +149,12 @@ export class GroupshareClient {
         );
         continue;
       }
+      // a state file from before file ids: the id comes from the piece hashes, so hash once
+      s.fileId ??= await this.#fileIdOfPath(s);
+      if (!s.fileId) {
+        this.#opts.events.warn(`warning: not sharing ${what} again: ${s.path} changed since it was shared`);
+        continue;
+      }
       try {
         await this.tracker.call("POST", filePath(s.groupId, s.name, "shares"), { complete: true });
       } catch (err) {
@@ -157,7 +167,10 @@ export class GroupshareClient {
         this.#opts.events.warn(`warning: not sharing ${what} again: ${(err as Error).message}`);
         continue;
       }
-      this.shares.add(s.groupId, s.name, {
+      this.shares.add({
+        groupId: s.groupId,
+        fileId: s.fileId,
+        name: s.name,
         sha1: s.sha1,
         size: s.size,
         path: s.path,
@@ -171,6 +184,16 @@ export class GroupshareClient {
     state.shares = kept;
     await this.#saveState();
     return lines;
+  }
+
+  /** The file id of a share saved without one, if the file still has its whole-file SHA1. */
+  async #fileIdOfPath(s: ShareState): Promise<string | undefined> {
+    try {
+      const h = await hashFile(s.path);
+      return h.sha1 === s.sha1 && h.size === s.size ? fileIdOf(h.size, h.pieces) : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   async #heartbeat(): Promise<void> {
@@ -250,7 +273,7 @@ export class GroupshareClient {
     const r = await this.tracker.call<Answer<"leaveGroup">>("POST", groupPath(groupId, "leave"), {});
     if (r.withdrawn) return [`withdrew your request to join ${groupId}`];
     // leaving a group stops sharing its files
-    for (const f of this.shares.all()) if (f.groups.has(groupId)) this.shares.remove(f.sha1, groupId);
+    this.shares.removeGroup(groupId);
     l.state.shares = l.state.shares.filter((s) => s.groupId !== groupId);
     this.downloads.cancelGroup(groupId);
     await this.#saveState();
@@ -353,7 +376,11 @@ export class GroupshareClient {
       sha1: hashes.sha1,
       pieces: hashes.pieces.toString("base64"),
     });
-    this.shares.add(groupId, name, {
+    const fileId = fileIdOf(hashes.size, hashes.pieces);
+    this.shares.add({
+      groupId,
+      fileId,
+      name,
       sha1: hashes.sha1,
       size: hashes.size,
       path,
@@ -366,6 +393,7 @@ export class GroupshareClient {
       name,
       path,
       sha1: hashes.sha1,
+      fileId,
       size: hashes.size,
       mtimeMs: hashes.mtimeMs,
     });
@@ -398,7 +426,7 @@ export class GroupshareClient {
     checkFileName(name);
     await this.tracker.call("DELETE", filePath(groupId, name, "shares"));
     const f = this.shares.find(groupId, name);
-    if (f) this.shares.remove(f.sha1, groupId);
+    if (f) this.shares.remove(groupId, f.fileId);
     l.state.shares = l.state.shares.filter((s) => !(s.groupId === groupId && s.name === name));
     this.downloads.cancel(groupId, name);
     await this.#saveState();
@@ -410,11 +438,9 @@ export class GroupshareClient {
     this.#requireLogin();
     const all = this.shares.all();
     if (all.length === 0) return ["(not sharing anything)"];
-    return all.flatMap((f) =>
-      [...f.groups].map(
-        ([g, name]) =>
-          `[${g}] ${quoteWord(name)}  ${f.have.count}/${f.pieceCount} pieces  served=${f.servedBytes} bytes  ${f.path}`,
-      ),
+    return all.map(
+      (f) =>
+        `[${f.groupId}] ${quoteWord(f.name)}  ${f.have.count}/${f.pieceCount} pieces  served=${f.servedBytes} bytes  ${f.path}`,
     );
   }
 

@@ -84,7 +84,9 @@ async function main(argv: string[]): Promise<void> {
   const kept = await shell.run(history);
   if (tty) {
     await mkdir(dir, { recursive: true });
-    await writeFile(historyPath, `${kept.slice(0, 1000).reverse().join("\n")}\n`).catch(() => {});
+    await writeFile(historyPath, `${kept.slice(0, 1000).reverse().join("\n")}\n`, { mode: 0o600 }).catch(
+      () => {},
+    );
   }
   await client.close();
   process.exit(0);

@@ -1,26 +1,52 @@
 import type { KeyObject } from "node:crypto";
 import { type FileHandle, open } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
-import { PIECE_SIZE, SHA1_LENGTH, WIRE_VERSION } from "../shared/constants.js";
-import { verifyTicket } from "../shared/tickets.js";
+import { PIECE_SIZE, WIRE_VERSION } from "../shared/constants.js";
+import { type TicketClaims, verifyTicket } from "../shared/tickets.js";
 import { type RequestMessage, RejectCode, Wire } from "../wire/index.js";
+import { shareFor } from "./access.js";
 import { pieceLength, type ShareRegistry, type SharedFile } from "./shares.js";
 
-/** Connections served at once; more are refused with BUSY (each holds a socket and a file handle). */
-const MAX_CONNECTIONS = 64;
 /**
- * Connections from one address at once: a downloader needs one per file, so no one
- * host can take every slot. This host's own address is exempt: clients on one
- * machine (a demo, the tests) all connect from it.
+ * Served slots: connections whose handshake carried a valid ticket for a file we
+ * share. More are refused with BUSY (each holds a socket and a file handle).
  */
-const MAX_CONNECTIONS_PER_ADDRESS = 8;
+const MAX_SERVED = 64;
+/**
+ * Served slots one user (the ticket's `u`) may hold: a downloader needs one per file
+ * it downloads from us, so no one member can take every slot.
+ */
+const MAX_SERVED_PER_USER = 8;
+/**
+ * Connections that have not yet shown a valid ticket have a pool of their own, so
+ * they never hold a served slot. When it is full, the oldest is dropped for the
+ * newcomer: a real downloader sends its handshake the moment it connects, so a
+ * flood of idle sockets cannot keep it out.
+ */
+const MAX_PENDING = 32;
+/**
+ * Pending connections from one address at once, this host's own exempt (every
+ * client on one machine connects from it). With 8 addresses at this cap the pool
+ * is full, and their further connections are refused without evicting anyone.
+ */
+const MAX_PENDING_PER_ADDRESS = 4;
 const THIS_HOST = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
-/** A connection must present its handshake within this time. */
-const HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * A connection must present its handshake within this time. A downloader sends it
+ * with its first bytes: on loopback the sharer read it 0.2 to 10 ms after the accept
+ * (median 0.9 ms; 15 connections of the sharing and fault tests, on a busy 2-core box).
+ * 3 s leaves room for a slow link.
+ */
+const HANDSHAKE_TIMEOUT_MS = 3_000;
 /** A connection that sends nothing for this long is closed (downloaders keep-alive every 30 s at most). */
 const IDLE_TIMEOUT_MS = 120_000;
 /** Requests queued per connection; a downloader pipelines fewer than this, a flood is refused. */
 const MAX_QUEUED_REQUESTS = 32;
+/**
+ * Renewals closer together than this are refused: each costs a signature check, and a
+ * downloader renews every TICKET_REFRESH_MS (3 s), never twice within half of it.
+ */
+const MIN_RENEWAL_GAP_MS = 1_000;
 
 export interface PeerServerOptions {
   shares: ShareRegistry;
@@ -30,21 +56,32 @@ export interface PeerServerOptions {
   now?: () => number;
 }
 
+/** How a connection takes and gives back a served slot (the server keeps the counts). */
+interface Slots {
+  /** Takes a served slot for `user`; false when the server or the user is at its cap. */
+  claim(user: string): boolean;
+}
+
 /**
  * Serves verified pieces to downloaders that present a valid ticket for a group
- * and file we share. Each piece is read from disk when asked and sent under
- * backpressure: memory is bounded by connections, not by file size. Traffic
- * only ever flows out on these connections.
+ * and file we share, for as long as they keep renewing it. Each piece is read from
+ * disk when asked and sent under backpressure: memory is bounded by connections,
+ * not by file size. Traffic only ever flows out on these connections.
  */
 export class PeerServer {
   readonly #opts: PeerServerOptions;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
+  /** Connections without a served slot yet, oldest first (a Set keeps insertion order). */
+  readonly #pending = new Set<Socket>();
+  #served = 0;
+  readonly #servedBy = new Map<string, number>();
 
   constructor(opts: PeerServerOptions) {
     this.#opts = opts;
     this.#server = createServer((socket) => this.#accept(socket));
-    this.#server.maxConnections = MAX_CONNECTIONS;
+    // every socket we keep is pending or served; one spare to accept (and evict for) a newcomer
+    this.#server.maxConnections = MAX_SERVED + MAX_PENDING + 1;
   }
 
   listen(host: string, port: number): Promise<void> {
@@ -72,20 +109,46 @@ export class PeerServer {
     const from = socket.remoteAddress ?? "";
     if (!THIS_HOST.has(from)) {
       let same = 0;
-      for (const s of this.#sockets) if (s.remoteAddress === from) same++;
-      if (same >= MAX_CONNECTIONS_PER_ADDRESS) {
+      for (const s of this.#pending) if (s.remoteAddress === from) same++;
+      if (same >= MAX_PENDING_PER_ADDRESS) {
         socket.destroy();
         return;
       }
     }
+    if (this.#pending.size >= MAX_PENDING) {
+      const oldest = this.#pending.values().next().value!;
+      this.#pending.delete(oldest);
+      oldest.destroy();
+    }
     this.#sockets.add(socket);
+    this.#pending.add(socket);
     socket.setNoDelay(true);
     socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
+    let user: string | undefined;
+    const slots: Slots = {
+      claim: (u) => {
+        if (user !== undefined) return true;
+        const mine = this.#servedBy.get(u) ?? 0;
+        if (this.#served >= MAX_SERVED || mine >= MAX_SERVED_PER_USER) return false;
+        user = u;
+        this.#served++;
+        this.#servedBy.set(u, mine + 1);
+        this.#pending.delete(socket);
+        return true;
+      },
+    };
     const wire = new Wire();
-    const conn = new Connection(this.#opts, socket, wire);
+    const conn = new Connection(this.#opts, socket, wire, slots);
     socket.on("error", () => {}); // a peer resetting is routine; 'close' cleans up
     socket.on("close", () => {
       this.#sockets.delete(socket);
+      this.#pending.delete(socket);
+      if (user !== undefined) {
+        this.#served--;
+        const left = this.#servedBy.get(user)! - 1;
+        if (left === 0) this.#servedBy.delete(user);
+        else this.#servedBy.set(user, left);
+      }
       conn.close();
     });
     socket.pipe(wire).pipe(socket);
@@ -97,22 +160,29 @@ class Connection {
   readonly #opts: PeerServerOptions;
   readonly #socket: Socket;
   readonly #wire: Wire;
+  readonly #slots: Slots;
   #file: SharedFile | undefined;
+  /** The claims of the ticket this connection runs on: the handshake's, then each renewal's. */
+  #claims: TicketClaims | undefined;
+  /** Refuses the connection when its ticket expires without a renewal. */
+  #expiry: NodeJS.Timeout | undefined;
+  #lastRenewal = 0;
   #fh: Promise<FileHandle> | undefined;
   #queue: RequestMessage[] = [];
   #serving = false;
   #closed = false;
-  readonly #onHave = (sha1: string, piece: number) => {
-    if (sha1 === this.#file?.sha1) this.#wire.have(piece);
+  readonly #onHave = (share: SharedFile, piece: number) => {
+    if (share === this.#file) this.#wire.have(piece);
   };
-  readonly #onRemoved = (sha1: string) => {
-    if (sha1 === this.#file?.sha1) this.#refuse(RejectCode.NOT_SHARED, "no longer shared");
+  readonly #onRemoved = (share: SharedFile) => {
+    if (share === this.#file) this.#refuse(RejectCode.NOT_SHARED, "no longer shared");
   };
 
-  constructor(opts: PeerServerOptions, socket: Socket, wire: Wire) {
+  constructor(opts: PeerServerOptions, socket: Socket, wire: Wire, slots: Slots) {
     this.#opts = opts;
     this.#socket = socket;
     this.#wire = wire;
+    this.#slots = slots;
     const timer = setTimeout(
       () => this.#refuse(RejectCode.BAD_REQUEST, "no handshake"),
       HANDSHAKE_TIMEOUT_MS,
@@ -121,6 +191,7 @@ class Connection {
       clearTimeout(timer);
       void this.#handshake(m.version, m.fileId, m.ticket.toString("utf8"));
     });
+    wire.on("ticket", (m) => this.#renew(m.ticket.toString("utf8")));
     wire.on("request", (m) => this.#request(m));
     wire.on("cancel", (m) => {
       this.#queue = this.#queue.filter(
@@ -131,22 +202,25 @@ class Connection {
     wire.on("close", () => clearTimeout(timer));
   }
 
+  #now(): number {
+    return (this.#opts.now ?? Date.now)();
+  }
+
   async #handshake(version: number, fileId: Buffer, ticket: string): Promise<void> {
     if (version !== WIRE_VERSION)
       return this.#refuse(RejectCode.VERSION, `protocol version ${WIRE_VERSION} only`);
     const key = this.#opts.publicKey();
     if (!key) return this.#refuse(RejectCode.NOT_SHARED, "not logged in");
-    const now = (this.#opts.now ?? Date.now)();
+    const now = this.#now();
     const check = verifyTicket(key, ticket, now);
-    const sha1 = fileId.toString("hex");
     if (!check.ok) return this.#refuse(RejectCode.BAD_TICKET, check.reason);
-    if (check.claims.f !== sha1 || fileId.length !== SHA1_LENGTH) {
-      return this.#refuse(RejectCode.BAD_TICKET, "ticket is for another file");
+    const access = shareFor(this.#opts.shares, check.claims, fileId.toString("hex"), now);
+    if (!access.ok) return this.#refuse(access.code, access.reason);
+    const file = access.share;
+    if (!this.#slots.claim(check.claims.u)) {
+      return this.#refuse(RejectCode.BUSY, "no free slot for this user now: try again later");
     }
-    const file = this.#opts.shares.get(sha1);
-    if (!file?.groups.has(check.claims.g)) {
-      return this.#refuse(RejectCode.NOT_SHARED, "file not shared in that group here");
-    }
+    this.#setClaims(check.claims);
     if (!(await this.#stillValid(file))) return;
     if (this.#closed) return;
     this.#file = file;
@@ -157,12 +231,57 @@ class Connection {
     this.#wire.bitfield(file.have.bytes);
   }
 
+  /** A renewal must be a valid ticket for the same user, group and file, or the connection ends. */
+  #renew(ticket: string): void {
+    const held = this.#claims;
+    if (!held || this.#closed) return; // refused already: its reject is on the way
+    const now = this.#now();
+    if (now - this.#lastRenewal < MIN_RENEWAL_GAP_MS) {
+      this.#refuse(RejectCode.BAD_REQUEST, "renewals more often than once a second");
+      return;
+    }
+    this.#lastRenewal = now;
+    const key = this.#opts.publicKey();
+    const check = key ? verifyTicket(key, ticket, now) : { ok: false as const, reason: "not logged in" };
+    if (!check.ok) {
+      this.#refuse(RejectCode.BAD_TICKET, `renewal: ${check.reason}`);
+    } else if (check.claims.u !== held.u || check.claims.g !== held.g || check.claims.f !== held.f) {
+      this.#refuse(RejectCode.BAD_TICKET, "renewal is for another user, group or file");
+    } else {
+      this.#setClaims(check.claims);
+    }
+  }
+
+  #setClaims(claims: TicketClaims): void {
+    this.#claims = claims;
+    clearTimeout(this.#expiry);
+    // +1: verifyTicket accepts a ticket up to and including its exp
+    this.#expiry = setTimeout(
+      () => this.#refuse(RejectCode.BAD_TICKET, "ticket expired without a renewal"),
+      Math.max(0, claims.exp - this.#now() + 1),
+    );
+  }
+
+  /**
+   * Checked before every piece: the ticket has not expired and the file is still
+   * shared in the ticket's group. The timer alone would leave the pieces queued
+   * before it fired.
+   */
+  #authorized(): boolean {
+    const file = this.#file!;
+    const access = shareFor(this.#opts.shares, this.#claims!, file.fileId, this.#now());
+    if (access.ok && access.share === file) return true;
+    if (access.ok) this.#refuse(RejectCode.NOT_SHARED, "no longer shared");
+    else this.#refuse(access.code, access.reason);
+    return false;
+  }
+
   /** A changed file stops being shared, with a warning: it would serve pieces that fail their SHA1. */
   async #stillValid(file: SharedFile): Promise<boolean> {
     if (await this.#opts.shares.unchanged(file)) return true;
-    if (this.#opts.shares.get(file.sha1) === file) {
+    if (this.#opts.shares.get(file.groupId, file.fileId) === file) {
       this.#opts.warn(`warning: ${file.path} changed on disk since it was shared: no longer sharing it`);
-      this.#opts.shares.remove(file.sha1);
+      this.#opts.shares.remove(file.groupId, file.fileId);
     }
     this.#refuse(RejectCode.FILE_CHANGED, "file changed on disk");
     return false;
@@ -173,6 +292,7 @@ class Connection {
       this.#refuse(RejectCode.BAD_REQUEST, "request before handshake");
       return;
     }
+    if (!this.#authorized()) return;
     if (this.#queue.length >= MAX_QUEUED_REQUESTS) {
       this.#refuse(RejectCode.BUSY, "too many requests queued");
       return;
@@ -188,6 +308,7 @@ class Connection {
       while (!this.#closed && this.#queue.length > 0) {
         const m = this.#queue.shift()!;
         const file = this.#file!;
+        if (!this.#authorized()) return;
         if (!file.have.has(m.piece)) {
           this.#wire.reject(RejectCode.DONT_HAVE, `piece ${m.piece} not here yet`);
           continue;
@@ -203,10 +324,11 @@ class Connection {
           return this.#refuse(RejectCode.BAD_REQUEST, "request beyond the piece");
         }
         const { bytesRead } = await fh.read(data, 0, m.length, at);
-        if (this.#closed) return;
+        // the read took time: the ticket may have expired meanwhile
+        if (this.#closed || !this.#authorized()) return;
         if (bytesRead !== m.length) {
           this.#opts.warn(`warning: ${file.path} is shorter than shared: no longer sharing it`);
-          this.#opts.shares.remove(file.sha1);
+          this.#opts.shares.remove(file.groupId, file.fileId);
           return;
         }
         this.#wire.piece(m.piece, m.offset, data);
@@ -223,6 +345,9 @@ class Connection {
 
   #refuse(code: RejectCode, reason: string): void {
     if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#expiry);
+    this.#queue = [];
     this.#wire.reject(code, reason);
     this.#wire.end();
     // bounded: a peer that never reads its reject is cut off
@@ -230,12 +355,14 @@ class Connection {
   }
 
   close(): void {
+    clearTimeout(this.#expiry);
+    this.#opts.shares.off("have", this.#onHave);
+    this.#opts.shares.off("removed", this.#onRemoved);
+    void this.#fh?.then((fh) => fh.close()).catch(() => {});
+    this.#fh = undefined;
     if (this.#closed) return;
     this.#closed = true;
     this.#queue = [];
-    this.#opts.shares.off("have", this.#onHave);
-    this.#opts.shares.off("removed", this.#onRemoved);
     this.#wire.destroy();
-    void this.#fh?.then((fh) => fh.close()).catch(() => {});
   }
 }

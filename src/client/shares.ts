@@ -3,8 +3,18 @@ import { stat } from "node:fs/promises";
 import type { Bitfield } from "../shared/bitfield.js";
 import { PIECE_SIZE } from "../shared/constants.js";
 
-/** A file this client serves: complete (an upload or a finished download) or partial. */
+/**
+ * A file this client serves in one group: complete (an upload or a finished
+ * download) or partial. The same bytes shared in two groups are two of these;
+ * they may name the same path.
+ */
 export interface SharedFile {
+  groupId: string;
+  /** fileIdOf(size, piece hashes), hex: what a ticket and a handshake name */
+  fileId: string;
+  /** its name in the group */
+  name: string;
+  /** whole-file SHA1, hex (checked at the end of a download; names nothing here) */
   sha1: string;
   size: number;
   pieceCount: number;
@@ -13,8 +23,6 @@ export interface SharedFile {
   have: Bitfield;
   /** mtime of a complete file when it was verified; serving stops if it changes */
   mtimeMs: number | undefined;
-  /** groups it is shared in, with its name there */
-  groups: Map<string, string>;
   /** piece data sent to peers */
   servedBytes: number;
 }
@@ -29,21 +37,24 @@ export function pieceLength(size: number, piece: number): number {
 
 interface ShareEvents {
   /** a newly verified piece of a shared file: connected peers get `have` */
-  have: [sha1: string, piece: number];
-  /** a share ended (stop_share, logout, a changed file): its connections close */
-  removed: [sha1: string];
+  have: [share: SharedFile, piece: number];
+  /** a share ended (stop_share, leave_group, logout, a changed file): its connections close */
+  removed: [share: SharedFile];
 }
 
 /** How long a file's size/mtime check stays fresh: one stat a second per file, not one per piece. */
 const RECHECK_MS = 1_000;
 
+const keyOf = (groupId: string, fileId: string) => `${groupId}\0${fileId}`;
+
 /**
- * What the peer server may serve, keyed by file id (whole-file SHA1). Each entry
- * remembers the groups it is shared in, so a ticket for another group gets nothing.
+ * What the peer server may serve, keyed by group and file id. Nothing is ever
+ * looked up by the whole-file SHA1 or across groups: a group's ticket reaches only
+ * what is shared in that group, and removing a share in one group leaves the others.
  */
 export class ShareRegistry extends EventEmitter<ShareEvents> {
   readonly #files = new Map<string, SharedFile>();
-  readonly #checked = new Map<string, { at: number; ok: Promise<boolean> }>();
+  readonly #checked = new Map<SharedFile, { at: number; ok: Promise<boolean> }>();
 
   constructor() {
     super();
@@ -51,64 +62,65 @@ export class ShareRegistry extends EventEmitter<ShareEvents> {
     this.setMaxListeners(0);
   }
 
-  get(sha1: string): SharedFile | undefined {
-    return this.#files.get(sha1);
+  /** The share a ticket for (groupId, fileId) may read, if any. */
+  get(groupId: string, fileId: string): SharedFile | undefined {
+    return this.#files.get(keyOf(groupId, fileId));
   }
 
   all(): SharedFile[] {
     return [...this.#files.values()];
   }
 
-  /** Adds (or extends to another group) a share. */
-  add(
-    groupId: string,
-    name: string,
-    f: Omit<SharedFile, "groups" | "servedBytes" | "pieceCount">,
-  ): SharedFile {
-    let entry = this.#files.get(f.sha1);
-    if (!entry) {
-      entry = { ...f, pieceCount: pieceCountOf(f.size), groups: new Map(), servedBytes: 0 };
-      this.#files.set(f.sha1, entry);
+  /** Adds a share in one group; an existing one of the same file there is renamed, not duplicated. */
+  add(f: Omit<SharedFile, "servedBytes" | "pieceCount">): SharedFile {
+    const key = keyOf(f.groupId, f.fileId);
+    const old = this.#files.get(key);
+    if (old) {
+      old.name = f.name;
+      return old;
     }
-    entry.groups.set(groupId, name);
+    const entry: SharedFile = { ...f, pieceCount: pieceCountOf(f.size), servedBytes: 0 };
+    this.#files.set(key, entry);
     return entry;
   }
 
   /** A partial download became complete at its final path. */
-  completed(sha1: string, path: string, mtimeMs: number): void {
-    const e = this.#files.get(sha1);
+  completed(groupId: string, fileId: string, path: string, mtimeMs: number): void {
+    const e = this.get(groupId, fileId);
     if (!e) return;
     e.path = path;
     e.mtimeMs = mtimeMs;
-    this.#checked.delete(sha1);
+    this.#checked.delete(e);
   }
 
-  markHave(sha1: string, piece: number): void {
-    const e = this.#files.get(sha1);
-    if (e?.have.set(piece)) this.emit("have", sha1, piece);
+  markHave(groupId: string, fileId: string, piece: number): void {
+    const e = this.get(groupId, fileId);
+    if (e?.have.set(piece)) this.emit("have", e, piece);
   }
 
-  /** Stops sharing in one group (or every group): returns true if it was shared there. */
-  remove(sha1: string, groupId?: string): boolean {
-    const e = this.#files.get(sha1);
+  /** Stops sharing one file in one group: returns true if it was shared there. */
+  remove(groupId: string, fileId: string): boolean {
+    const key = keyOf(groupId, fileId);
+    const e = this.#files.get(key);
     if (!e) return false;
-    if (groupId !== undefined) {
-      if (!e.groups.delete(groupId)) return false;
-      if (e.groups.size > 0) return true;
-    }
-    this.#files.delete(sha1);
-    this.#checked.delete(sha1);
-    this.emit("removed", sha1);
+    this.#files.delete(key);
+    this.#checked.delete(e);
+    this.emit("removed", e);
     return true;
   }
 
+  /** Stops sharing everything in one group (leave_group). */
+  removeGroup(groupId: string): void {
+    for (const e of this.all()) if (e.groupId === groupId) this.remove(groupId, e.fileId);
+  }
+
   find(groupId: string, name: string): SharedFile | undefined {
-    for (const f of this.#files.values()) if (f.groups.get(groupId) === name) return f;
+    for (const f of this.#files.values()) if (f.groupId === groupId && f.name === name) return f;
     return undefined;
   }
 
   clear(): void {
-    for (const sha1 of [...this.#files.keys()]) this.remove(sha1);
+    for (const e of this.all()) this.remove(e.groupId, e.fileId);
   }
 
   /**
@@ -117,13 +129,13 @@ export class ShareRegistry extends EventEmitter<ShareEvents> {
    */
   unchanged(f: SharedFile, now = Date.now()): Promise<boolean> {
     if (f.mtimeMs === undefined) return Promise.resolve(true);
-    const c = this.#checked.get(f.sha1);
+    const c = this.#checked.get(f);
     if (c && now - c.at < RECHECK_MS) return c.ok;
     const ok = stat(f.path).then(
       (st) => st.isFile() && st.size === f.size && st.mtimeMs === f.mtimeMs,
       () => false,
     );
-    this.#checked.set(f.sha1, { at: now, ok });
+    this.#checked.set(f, { at: now, ok });
     return ok;
   }
 }

@@ -1,5 +1,40 @@
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+
+/** The state folder and its sub-folders: the owner's only (they hold what you share and where). */
+export const STATE_DIR_MODE = 0o700;
+/** Every file the client writes in the state folder (state files, the shell's history). */
+export const STATE_FILE_MODE = 0o600;
+
+/**
+ * Creates the state folder, or tightens an existing one: the folder and users/
+ * become 0700, and the files the client writes there (history, users/*.json and
+ * their temporary files) 0600, whatever the umask or an older client left. Only
+ * those: a state folder given on the command line may be a folder with other files
+ * (a home directory). Returns what could not be tightened, for a warning.
+ */
+export async function prepareStateDir(dir: string): Promise<string[]> {
+  await mkdir(join(dir, "users"), { recursive: true, mode: STATE_DIR_MODE });
+  const problems: string[] = [];
+  const tighten = async (path: string, mode: number) => {
+    try {
+      const st = await lstat(path);
+      // symlinks are left alone: chmod would follow them
+      if (!st.isSymbolicLink() && (st.mode & 0o777) !== mode) await chmod(path, mode);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT") problems.push(`${path}: ${code}`);
+    }
+  };
+  await tighten(dir, STATE_DIR_MODE);
+  await tighten(join(dir, "users"), STATE_DIR_MODE);
+  await tighten(join(dir, "history"), STATE_FILE_MODE);
+  for (const name of await readdir(join(dir, "users"))) {
+    if (name.endsWith(".json") || name.endsWith(".tmp"))
+      await tighten(join(dir, "users", name), STATE_FILE_MODE);
+  }
+  return problems;
+}
 
 /** What the client shares, kept across logout, login and restarts. */
 export interface ShareState {
@@ -7,6 +42,8 @@ export interface ShareState {
   name: string;
   path: string;
   sha1: string;
+  /** fileIdOf(size, pieces); absent in files from before file ids (then the file is hashed again) */
+  fileId?: string;
   size: number;
   /** the file's mtime when it was verified; a different one means it changed */
   mtimeMs: number;
@@ -16,6 +53,8 @@ export interface DownloadState {
   groupId: string;
   name: string;
   sha1: string;
+  /** fileIdOf(size, pieces) once known; a resume only trusts a partial file of the same id */
+  fileId?: string;
   size: number;
   /** final path */
   target: string;
@@ -78,9 +117,11 @@ export class StateFile {
     while (this.#pending) {
       const s = this.#pending;
       this.#pending = undefined;
-      await mkdir(join(this.path, ".."), { recursive: true });
+      await mkdir(join(this.path, ".."), { recursive: true, mode: STATE_DIR_MODE });
       const tmp = `${this.path}.${process.pid}.tmp`;
-      await writeFile(tmp, JSON.stringify(s, null, 1));
+      // created 0600 (the mode applies at creation; a leftover temporary file is tightened first)
+      await writeFile(tmp, JSON.stringify(s, null, 1), { mode: STATE_FILE_MODE });
+      await chmod(tmp, STATE_FILE_MODE);
       await rename(tmp, this.path);
     }
   }

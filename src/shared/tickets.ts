@@ -1,8 +1,9 @@
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
+import { ID_PATTERN } from "./constants.js";
 
 /**
- * A download ticket: the tracker's word that `user` may fetch file `sha1` of
- * `group` until `exp`. Format: base64url(JSON claims) "." base64url(Ed25519 signature).
+ * A download ticket: the tracker's word that `user` may fetch the file with id `f`
+ * (fileIdOf) in `group` until `exp`. Format: base64url(JSON claims) "." base64url(Ed25519 signature).
  * Peers check it with the trackers' public key; they never call a tracker to do so.
  */
 export interface TicketClaims {
@@ -10,7 +11,7 @@ export interface TicketClaims {
   u: string;
   /** group id */
   g: string;
-  /** whole-file SHA1 (hex): the file id of the handshake */
+  /** the file id (fileIdOf, 40 hex): the handshake's fileId */
   f: string;
   /** expiry, ms since the epoch */
   exp: number;
@@ -53,6 +54,11 @@ export function verifyTicket(publicKey: KeyObject, ticket: string, now: number):
   ) {
     return { ok: false, reason: "malformed ticket" };
   }
+  // a signed ticket is still checked: every claim names something, or the ticket names nothing
+  if (!ID_PATTERN.test(claims.u)) return { ok: false, reason: "ticket's user is not a valid id" };
+  if (!ID_PATTERN.test(claims.g)) return { ok: false, reason: "ticket's group is not a valid id" };
+  if (!/^[0-9a-f]{40}$/.test(claims.f)) return { ok: false, reason: "ticket's file id is malformed" };
+  if (!Number.isFinite(claims.exp)) return { ok: false, reason: "malformed ticket" };
   if (claims.exp < now) return { ok: false, reason: "expired ticket" };
   return { ok: true, claims };
 }

@@ -128,6 +128,18 @@ export function encodeReject(code: RejectCode, reason = ""): Buffer {
   return buf;
 }
 
+// <len=0001+t><id=7><ticket, at most MAX_TICKET_LENGTH bytes>
+export function encodeTicket(ticket: Uint8Array | string): Buffer {
+  const t = typeof ticket === "string" ? Buffer.from(ticket, "utf8") : ticket;
+  if (t.length === 0 || t.length > MAX_TICKET_LENGTH)
+    throw new RangeError(`ticket must be 1..${MAX_TICKET_LENGTH} bytes`);
+  const buf = Buffer.allocUnsafe(LEN + 1 + t.length);
+  buf.writeUInt32BE(1 + t.length, 0);
+  buf[4] = MessageId.TICKET;
+  buf.set(t, 5);
+  return buf;
+}
+
 const KEEP_ALIVE_FRAME = Buffer.alloc(0);
 
 export interface FrameDecoderOptions {
@@ -273,6 +285,10 @@ export function decodeMessage(frame: Buffer): Message {
       if (!isRejectCode(code)) throw malformed(`unknown reject code ${code}`);
       return { type: "reject", code, reason: frame.toString("utf8", 2) };
     }
+    case MessageId.TICKET:
+      if (size < 2 || size > 1 + MAX_TICKET_LENGTH) throw malformed("ticket length");
+      // copied: kept for the connection's life, like the handshake's
+      return { type: "ticket", ticket: Buffer.from(frame.subarray(1)) };
     default:
       throw new WireError("UNKNOWN_MESSAGE", `unknown message id ${frame[0]}`);
   }

@@ -9,6 +9,7 @@ export const MessageId = {
   PIECE: 4,
   CANCEL: 5,
   REJECT: 6,
+  TICKET: 7,
 } as const;
 export type MessageId = (typeof MessageId)[keyof typeof MessageId];
 
@@ -44,7 +45,7 @@ export const MAX_REJECT_REASON_LENGTH = 256;
 export interface HandshakeMessage {
   type: "handshake";
   version: number;
-  /** Whole-file SHA1 (SHA1_LENGTH bytes). */
+  /** The file id (SHA1_LENGTH bytes): fileIdOf(size, piece hashes), never the whole-file SHA1. */
   fileId: Buffer;
   /** Empty in the serving peer's answer. */
   ticket: Buffer;
@@ -82,6 +83,11 @@ export interface RejectMessage {
   code: RejectCode;
   reason: string;
 }
+/** A downloader's fresh ticket for the connection it is on (same user, group and file). */
+export interface TicketMessage {
+  type: "ticket";
+  ticket: Buffer;
+}
 export interface KeepAliveMessage {
   type: "keep-alive";
 }
@@ -94,6 +100,7 @@ export type Message =
   | PieceMessage
   | CancelMessage
   | RejectMessage
+  | TicketMessage
   | KeepAliveMessage;
 
 export const WIRE_ERROR_CODES = [

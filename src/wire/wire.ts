@@ -9,6 +9,7 @@ import {
   encodePieceHeader,
   encodeReject,
   encodeRequest,
+  encodeTicket,
   FrameDecoder,
 } from "./frames.js";
 import {
@@ -25,6 +26,7 @@ import {
   type RejectCode,
   type RejectMessage,
   type RequestMessage,
+  type TicketMessage,
   WireError,
 } from "./messages.js";
 
@@ -36,6 +38,7 @@ export interface WireEvents {
   piece: [PieceMessage];
   cancel: [CancelMessage];
   reject: [RejectMessage];
+  ticket: [TicketMessage];
   "keep-alive": [];
   /** The peer-bound side has room again after a send returned false. */
   sendable: [];
@@ -164,6 +167,11 @@ export class Wire extends Duplex {
 
   reject(code: RejectCode, reason = ""): boolean {
     return this.send(encodeReject(code, reason));
+  }
+
+  /** A renewed ticket for this connection (after our handshake). */
+  ticket(ticket: Uint8Array | string): boolean {
+    return this.send(encodeTicket(ticket));
   }
 
   keepAlive(): boolean {

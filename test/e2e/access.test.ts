@@ -10,6 +10,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { TICKET_TTL_MS } from "../../src/shared/constants.js";
+import { fileIdOf } from "../../src/shared/fileId.js";
 import { signTicket } from "../../src/shared/tickets.js";
 import {
   decodeMessage,
@@ -129,7 +130,7 @@ describe("access: members only, and a peer port that checks tickets", () => {
   });
 
   it("a raw connection to a sharer's port gets no piece without a valid ticket for the file's group", async () => {
-    const fileId = Buffer.from(file.sha1, "hex");
+    const fileId = Buffer.from(fileIdOf(file.size, file.pieces), "hex");
     const greedy = encodeRequest(0, 0, 16 * 1024); // asks at once, as if the handshake had passed
 
     // a ticket with the right claims, signed by a key that is not the trackers'
@@ -137,7 +138,7 @@ describe("access: members only, and a peer port that checks tickets", () => {
     const forged = signTicket(privateKey, {
       u: "mallory",
       g: "g1",
-      f: file.sha1,
+      f: fileId.toString("hex"),
       exp: Date.now() + TICKET_TTL_MS,
     });
 

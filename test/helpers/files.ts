@@ -1,5 +1,7 @@
 import { createCipheriv, createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
+import { PIECE_SIZE } from "../../src/shared/constants.js";
+import { fileIdOf } from "../../src/shared/fileId.js";
 
 /** A small seeded PRNG (mulberry32) in [0, 1): the same choices on every run with one seed. */
 export function prng(seed: number): () => number {
@@ -46,4 +48,29 @@ export async function sha1File(path: string): Promise<string> {
   const h = createHash("sha1");
   for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
   return h.digest("hex");
+}
+
+/** A file's id as the tracker and peers name it (fileIdOf over its piece SHA1s), streamed piece by piece. */
+export async function fileIdOfFile(path: string): Promise<string> {
+  const pieces: Buffer[] = [];
+  let size = 0;
+  let piece = createHash("sha1");
+  let inPiece = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 16 })) {
+    let buf = chunk as Buffer;
+    size += buf.length;
+    while (buf.length > 0) {
+      const take = Math.min(PIECE_SIZE - inPiece, buf.length);
+      piece.update(buf.subarray(0, take));
+      inPiece += take;
+      buf = buf.subarray(take);
+      if (inPiece === PIECE_SIZE) {
+        pieces.push(piece.digest());
+        piece = createHash("sha1");
+        inPiece = 0;
+      }
+    }
+  }
+  if (inPiece > 0) pieces.push(piece.digest());
+  return fileIdOf(size, Buffer.concat(pieces));
 }

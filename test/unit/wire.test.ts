@@ -13,6 +13,7 @@ import {
   encodePieceHeader,
   encodeReject,
   encodeRequest,
+  encodeTicket,
   FrameDecoder,
   MAX_REJECT_REASON_LENGTH,
   type Message,
@@ -53,6 +54,7 @@ const EVENTS = [
   "piece",
   "cancel",
   "reject",
+  "ticket",
   "keep-alive",
 ] as const;
 
@@ -128,6 +130,7 @@ describe("frames", () => {
       [encodeCancel(1, 2, PIECE_SIZE), { type: "cancel", piece: 1, offset: 2, length: PIECE_SIZE }],
       [encodeReject(RejectCode.BUSY, "later"), { type: "reject", code: RejectCode.BUSY, reason: "later" }],
       [encodeKeepAlive(), { type: "keep-alive" }],
+      [encodeTicket("renewed"), { type: "ticket", ticket: Buffer.from("renewed") }],
       [
         Buffer.concat([encodePieceHeader(2, 16, 3), Buffer.of(1, 2, 3)]),
         { type: "piece", piece: 2, offset: 16, data: Buffer.of(1, 2, 3) },
@@ -145,6 +148,15 @@ describe("frames", () => {
     assert.equal(encodeRequest(1, 2, 3).toString("hex"), "0000000d03" + "00000001" + "00000002" + "00000003");
     assert.equal(encodePieceHeader(1, 2, 3).toString("hex"), "0000000c04" + "00000001" + "00000002");
     assert.equal(encodeHandshake(FILE_ID, "").length, 4 + 24);
+    assert.equal(encodeTicket("tk").toString("hex"), "00000003" + "07" + "746b");
+  });
+
+  it("bounds a ticket renewal like the handshake's ticket", () => {
+    assert.throws(() => encodeTicket(""), RangeError);
+    assert.throws(() => encodeTicket(Buffer.alloc(MAX_TICKET_LENGTH + 1)), RangeError);
+    const longest = encodeTicket(Buffer.alloc(MAX_TICKET_LENGTH, 0x61));
+    const [frame] = new FrameDecoder().push(longest);
+    assert.equal((decodeMessage(frame!) as { ticket: Buffer }).ticket.length, MAX_TICKET_LENGTH);
   });
 
   it("exports the reject-code registry by name and number", () => {
@@ -233,7 +245,9 @@ describe("frames", () => {
 
   it("rejects malformed frames with typed codes", () => {
     const bad: [string, string, WireErrorCode][] = [
-      ["unknown id", "07", "UNKNOWN_MESSAGE"],
+      ["unknown id", "08", "UNKNOWN_MESSAGE"],
+      ["empty ticket renewal", "07", "MALFORMED"],
+      ["ticket renewal too long", "07" + "61".repeat(MAX_TICKET_LENGTH + 1), "MALFORMED"],
       ["truncated handshake", "00" + "01" + "ab".repeat(20), "MALFORMED"],
       ["handshake ticket overrun", "00" + "01" + "ab".repeat(20) + "0005" + "aa", "MALFORMED"],
       ["short have", "02000001", "MALFORMED"],
@@ -273,6 +287,7 @@ describe("Wire", () => {
     b.keepAlive();
     a.request(3, 0, LAST);
     a.cancel(0, PIECE_SIZE - 16, 16);
+    a.ticket("renewed");
     await new Promise((r) => setImmediate(r));
 
     assert.deepEqual(atA, [
@@ -285,6 +300,7 @@ describe("Wire", () => {
     assert.deepEqual(atB, [
       { type: "request", msg: { type: "request", piece: 3, offset: 0, length: LAST } },
       { type: "cancel", msg: { type: "cancel", piece: 0, offset: PIECE_SIZE - 16, length: 16 } },
+      { type: "ticket", msg: { type: "ticket", ticket: Buffer.from("renewed") } },
     ]);
     assert.equal(b.bytesUploaded, LAST);
     assert.equal(a.bytesDownloaded, LAST);
@@ -357,7 +373,12 @@ describe("Wire", () => {
   });
 
   it("treats a message before the handshake as a protocol error", async () => {
-    for (const input of [encodeHave(0), encodeRequest(0, 0, 1), encodeBitfield(Uint8Array.of(0))]) {
+    for (const input of [
+      encodeHave(0),
+      encodeRequest(0, 0, 1),
+      encodeBitfield(Uint8Array.of(0)),
+      encodeTicket("renewed"),
+    ]) {
       const w = new Wire();
       w.setFile({ size: SIZE });
       await expectWireError(w, input, "UNEXPECTED_MESSAGE");

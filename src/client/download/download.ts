@@ -1,8 +1,10 @@
 import { createHash } from "node:crypto";
 import { type FileHandle, link, open, stat, unlink } from "node:fs/promises";
 import { Bitfield } from "../../shared/bitfield.js";
-import { PIECE_SIZE, SHA1_LENGTH } from "../../shared/constants.js";
+import { PIECE_SIZE, SHA1_LENGTH, TICKET_REFRESH_MS } from "../../shared/constants.js";
 import { GsError } from "../../shared/errors.js";
+import { fileIdOf } from "../../shared/fileId.js";
+import { printable } from "../../shared/ids.js";
 import { parseHostPort } from "../../shared/trackerInfo.js";
 import type { PieceMessage } from "../../wire/index.js";
 import type { ClientEvents } from "../client.js";
@@ -17,7 +19,7 @@ import { PiecePicker } from "./picker.js";
 
 /** Peers connected at once per download. */
 const MAX_PEERS = 8;
-/** Ask the tracker for new peers (and a fresh ticket) this often while downloading. */
+/** Ask the tracker for new peers this often while downloading (tickets are renewed every TICKET_REFRESH_MS). */
 const REFRESH_MS = 5_000;
 /** When no sharer has a missing piece: wait this long before each new try... */
 const RETRY_SCHEDULE_MS = [1_000, 2_000, 4_000, 8_000, 15_000, 30_000];
@@ -62,6 +64,8 @@ interface FileInfo {
   name: string;
   size: number;
   sha1: string;
+  /** fileIdOf(size, pieces), from trackers that send it: it must match what we compute */
+  fileId?: string;
   pieces: string;
 }
 
@@ -129,6 +133,8 @@ export class Download implements LinkOwner {
   phase: DownloadPhase = "starting";
   error: string | undefined;
   sha1 = "";
+  /** fileIdOf(size, pieces) in hex, computed here from the piece hashes */
+  fileIdHex = "";
   size = 0;
   pieceCount = 0;
   fileId = Buffer.alloc(SHA1_LENGTH);
@@ -150,6 +156,8 @@ export class Download implements LinkOwner {
    */
   readonly #backoff = new Map<string, { fails: number; until: number }>();
   readonly #wakeup = new Wakeup();
+  /** Refusals already reported (peer and reason): a peer that refuses each retry is told once. */
+  readonly #refusals = new Set<string>();
   /**
    * The start gate: no request before every peer of the first round has sent its
    * bitfield (or gone), or START_GATE_MS passed. Availability is counted before the
@@ -172,6 +180,15 @@ export class Download implements LinkOwner {
   #partMtime = 0;
   /** Pieces whose write has completed: what a saved state may claim. */
   #written = new Bitfield(0);
+  /** The latest grant (ticket and peers) and when it came. */
+  #grant: Grant | undefined;
+  #grantAt = 0;
+  #refreshing: Promise<void> | undefined;
+  /**
+   * Every TICKET_REFRESH_MS while a link is open: a fresh ticket for each open
+   * connection (sharers refuse one whose ticket expired), whatever phase we are in.
+   */
+  #renewTimer: NodeJS.Timeout | undefined;
 
   constructor(deps: DownloadDeps, groupId: string, name: string, target: string, resume?: DownloadState) {
     this.#deps = deps;
@@ -256,6 +273,7 @@ export class Download implements LinkOwner {
       groupId: this.groupId,
       name: this.name,
       sha1: this.sha1,
+      fileId: this.fileIdHex,
       size: this.size,
       target: this.target,
       partPath: this.partPath,
@@ -270,7 +288,7 @@ export class Download implements LinkOwner {
     this.#wakeup.wake();
     await this.done;
     if (discard && this.phase !== "complete") {
-      this.#deps.shares.remove(this.sha1);
+      this.#deps.shares.remove(this.groupId, this.fileIdHex);
       await unlink(this.partPath).catch(() => {});
     }
   }
@@ -285,19 +303,24 @@ export class Download implements LinkOwner {
       await this.#open(info.file);
       // in the state file from now on, so a crash before the first piece still resumes it
       this.#deps.onStateChange();
-      let grant: Grant | undefined = info;
+      this.#use(info);
+      this.#renewTimer = setInterval(() => {
+        // not twice within half the period (the loop below may just have refreshed):
+        // sharers refuse renewals closer than a second. Errors wait for the loop, which
+        // fails on a refusal and retries an outage.
+        const due = Date.now() - this.#grantAt >= TICKET_REFRESH_MS / 2;
+        if (due && this.peerCount > 0 && !this.#stopping) this.#refreshNow().catch(() => {});
+      }, TICKET_REFRESH_MS);
       const started = Date.now();
       while (!this.picker.complete && !this.#stopping) {
-        if (!grant) {
+        if (Date.now() - this.#grantAt >= TICKET_REFRESH_MS) {
           try {
-            grant = await this.#refresh();
+            await this.#refreshNow();
           } catch (err) {
             // a tracker outage does not stop a download that has peers; retry at the next round
             if (!(err instanceof GsError && err.code === "TRACKER_UNAVAILABLE")) throw err;
           }
-        }
-        if (grant) this.#connect(grant);
-        grant = undefined;
+        } else if (this.#grant) this.#connect(this.#grant);
         // a peer still connecting may have what we lack; a connected one must have it
         const hopeful = [...this.#links.values()].some(
           (l) => !l.closed && (!l.ready || this.picker.interesting(l.addr)),
@@ -330,7 +353,7 @@ export class Download implements LinkOwner {
       await this.#drainWrites();
       this.phase = "failed";
       this.error = (err as Error).message;
-      this.#deps.shares.remove(this.sha1);
+      this.#deps.shares.remove(this.groupId, this.fileIdHex);
       await this.#fh?.close().catch(() => {});
       this.#fh = undefined;
       if (this.sha1) await unlink(this.partPath).catch(() => {});
@@ -338,6 +361,7 @@ export class Download implements LinkOwner {
       // the tracker listed us as a partial sharer: peers must not be sent to a file we deleted
       if (this.#announced) await this.#deps.tracker.call("DELETE", this.#sharePath()).catch(() => {});
     } finally {
+      clearInterval(this.#renewTimer);
       await this.#fh?.close().catch(() => {});
       this.#fh = undefined;
       this.#deps.onStateChange();
@@ -376,13 +400,23 @@ export class Download implements LinkOwner {
     this.sha1 = file.sha1;
     this.size = file.size;
     this.pieceCount = pieceCountOf(file.size);
-    this.fileId = Buffer.from(file.sha1, "hex");
     this.#hashes = Buffer.from(file.pieces, "base64");
     if (this.#hashes.length !== this.pieceCount * SHA1_LENGTH)
       throw new Error("tracker sent a bad piece list");
+    // the file is what its pieces are: the id we ask peers for is ours, not the tracker's word
+    this.fileIdHex = fileIdOf(file.size, this.#hashes);
+    if (file.fileId !== undefined && file.fileId !== this.fileIdHex) {
+      throw new Error("the tracker's file id does not match the piece hashes it sent");
+    }
+    this.fileId = Buffer.from(this.fileIdHex, "hex");
     let have = new Bitfield(this.pieceCount);
     const r = this.#resume;
-    if (r && r.sha1 === file.sha1 && r.size === file.size) {
+    if (
+      r &&
+      r.sha1 === file.sha1 &&
+      r.size === file.size &&
+      (r.fileId ?? this.fileIdHex) === this.fileIdHex
+    ) {
       const st = await stat(r.partPath).catch(() => undefined);
       if (st?.isFile() && st.size === file.size) {
         this.#fh = await open(r.partPath, "r+");
@@ -421,6 +455,24 @@ export class Download implements LinkOwner {
     return await this.#deps.tracker.call<Grant>("POST", filePath(this.groupId, this.name, "peers"), {});
   }
 
+  /** A fresh grant: its ticket goes to every open link, its peers are dialled. One at a time. */
+  #refreshNow(): Promise<void> {
+    this.#refreshing ??= this.#refresh()
+      .then((g) => this.#use(g))
+      .finally(() => {
+        this.#refreshing = undefined;
+      });
+    return this.#refreshing;
+  }
+
+  #use(grant: Grant): void {
+    this.#grant = grant;
+    this.#grantAt = Date.now();
+    if (this.#stopping) return;
+    for (const l of this.#links.values()) l.renew(grant.ticket);
+    this.#connect(grant);
+  }
+
   #connect(grant: Grant): void {
     // complete seeders first: they can serve any piece
     const peers = [...grant.peers].sort((a, b) => Number(b.complete) - Number(a.complete));
@@ -448,7 +500,7 @@ export class Download implements LinkOwner {
       this.picker.failed(piece, link.addr);
       this.#banned.add(link.addr);
       this.#deps.events.warn(
-        `warning: peer ${link.addr} sent a corrupt piece ${piece} of [${this.groupId}] ${quoteWord(this.name)}: dropped it`,
+        `warning: peer ${printable(link.addr)} sent a corrupt piece ${piece} of [${this.groupId}] ${quoteWord(this.name)}: dropped it`,
       );
       link.close("sent a corrupt piece");
       return;
@@ -483,7 +535,7 @@ export class Download implements LinkOwner {
       }
       // only now may peers ask us for it, and a saved state claim it
       this.#written.set(piece);
-      this.#deps.shares.markHave(this.sha1, piece);
+      this.#deps.shares.markHave(this.groupId, this.fileIdHex, piece);
       if (!this.#announced) await this.#announcePartial();
       const now = Date.now();
       if (now - this.#lastSave >= SAVE_EVERY_MS) {
@@ -523,7 +575,11 @@ export class Download implements LinkOwner {
   /** From the first verified piece on, we share what we have (DESIGN.md "Download" 5). */
   async #announcePartial(): Promise<void> {
     this.#announced = true;
-    this.#deps.shares.add(this.groupId, this.name, {
+    // a share of this group only: the same bytes shared in another group are another entry
+    this.#deps.shares.add({
+      groupId: this.groupId,
+      fileId: this.fileIdHex,
+      name: this.name,
       sha1: this.sha1,
       size: this.size,
       path: this.partPath,
@@ -568,8 +624,11 @@ export class Download implements LinkOwner {
     await unlink(this.partPath).catch(() => {});
     const mtimeMs = (await stat(this.target)).mtimeMs;
     // it may have been shared already (partial); it may be a 0-byte file with no piece
-    if (!this.#deps.shares.get(this.sha1)) {
-      this.#deps.shares.add(this.groupId, this.name, {
+    if (!this.#deps.shares.get(this.groupId, this.fileIdHex)) {
+      this.#deps.shares.add({
+        groupId: this.groupId,
+        fileId: this.fileIdHex,
+        name: this.name,
         sha1: this.sha1,
         size: this.size,
         path: this.target,
@@ -577,13 +636,14 @@ export class Download implements LinkOwner {
         mtimeMs,
       });
     }
-    this.#deps.shares.completed(this.sha1, this.target, mtimeMs);
+    this.#deps.shares.completed(this.groupId, this.fileIdHex, this.target, mtimeMs);
     this.phase = "complete";
     this.#deps.onComplete({
       groupId: this.groupId,
       name: this.name,
       path: this.target,
       sha1: this.sha1,
+      fileId: this.fileIdHex,
       size: this.size,
       mtimeMs,
     });
@@ -600,6 +660,16 @@ export class Download implements LinkOwner {
 
   onClosed(link: PeerLink, _reason: string): void {
     if (this.#links.get(link.addr) === link) this.#links.delete(link.addr);
+    // a refusal is news (a ticket refused, a share stopped), once per peer and reason;
+    // BUSY is routine and retried
+    const refusal = link.refusal;
+    const key = `${link.addr} ${refusal}`;
+    if (refusal && !refusal.startsWith("BUSY") && !this.#refusals.has(key)) {
+      this.#refusals.add(key);
+      this.#deps.events.warn(
+        `warning: peer ${printable(link.addr)} refused [${this.groupId}] ${quoteWord(this.name)}: ${refusal}`,
+      );
+    }
     if (link.ready) {
       this.#backoff.delete(link.addr);
     } else {

@@ -1,5 +1,6 @@
 import { connect, type Socket } from "node:net";
 import { Bitfield } from "../../shared/bitfield.js";
+import { printable } from "../../shared/ids.js";
 import { type PieceMessage, rejectCodeName, Wire } from "../../wire/index.js";
 import type { PiecePicker } from "./picker.js";
 
@@ -46,12 +47,17 @@ export class PeerLink {
   #ready = false;
   #closed = false;
   #keepAlive: NodeJS.Timeout | undefined;
+  /** The ticket this connection runs on: the handshake's, then each renewal. */
+  #ticket: string;
   /** Piece data received on this link. */
   received = 0;
+  /** Why the peer refused us (its reject, escaped), if it did. */
+  refusal: string | undefined;
 
   constructor(addr: string, host: string, port: number, ticket: string, owner: LinkOwner) {
     this.addr = addr;
     this.#owner = owner;
+    this.#ticket = ticket;
     this.#socket = connect({ host, port });
     this.#socket.setNoDelay(true);
     const connectTimer = setTimeout(() => this.close("connect timed out"), CONNECT_TIMEOUT_MS);
@@ -88,7 +94,11 @@ export class PeerLink {
       this.received += m.data.length;
       owner.onPiece(this, m);
     });
-    wire.on("reject", (m) => this.close(`peer refused: ${rejectCodeName(m.code)} ${m.reason}`));
+    wire.on("reject", (m) => {
+      // the reason is the peer's text: escaped, never raw on a terminal
+      this.refusal = `${rejectCodeName(m.code)} ${printable(m.reason)}`;
+      this.close(`peer refused: ${this.refusal}`);
+    });
     this.#keepAlive = setInterval(() => wire.keepAlive(), KEEPALIVE_MS);
     this.#socket.pipe(wire).pipe(this.#socket);
     wire.handshake(owner.fileId, ticket);
@@ -105,6 +115,16 @@ export class PeerLink {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Hands the peer a fresh ticket for this connection: a sharer serves a connection
+   * only while its ticket is unexpired, so an open link needs one before the last expires.
+   */
+  renew(ticket: string): void {
+    if (this.#closed || ticket === this.#ticket) return;
+    this.#ticket = ticket;
+    this.#wire.ticket(ticket);
   }
 
   /** Requests pieces from this peer until its pipeline is full or it has nothing we lack. */
