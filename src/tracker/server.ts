@@ -104,7 +104,7 @@ export function buildTrackerServer({ service, warn = () => {} }: TrackerServerOp
       },
     },
     async (req, reply) => {
-      await service.createUser(req.body.userId, req.body.password);
+      await service.createUser(req.body.userId, req.body.password, req.ip);
       return reply.code(201).send({ userId: req.body.userId });
     },
   );
