@@ -10,7 +10,7 @@ export interface HashGateOptions {
   queue: Record<HashKind, number>;
 }
 
-export const DEFAULT_HASH_GATE: HashGateOptions = { slots: 2, queue: { login: 16, register: 4 } };
+export const DEFAULT_HASH_GATE: HashGateOptions = { slots: 2, queue: { login: 16, register: 8 } };
 
 /** A place at the gate: wait for `ready`, then hash, then `release()` (also when giving up). */
 export interface HashPass {
