@@ -12,12 +12,13 @@ export interface HashGateOptions {
 }
 
 /**
- * One core is left to the event loop: with both cores of this box hashing, a flood of
- * refused logins was answered at 240/s instead of 2,500/s (health checks), and every
- * other request of the tracker waited as long. 8 queued logins at 141 ms is 1.1 s of wait.
+ * One hash per core. One fewer (leaving a core to the event loop) answered a flood of
+ * refused logins faster (25 s against 41 s for 10,000, on this loaded box), but it
+ * serialized the hashes of six clients starting at once until their create_user passed
+ * the client's 3 s timeout. 8 queued logins at 141 ms on 2 cores is 0.6 s of wait.
  */
 export const DEFAULT_HASH_GATE: HashGateOptions = {
-  slots: Math.max(1, availableParallelism() - 1),
+  slots: availableParallelism(),
   queue: { login: 8, register: 8 },
 };
 
