@@ -64,7 +64,7 @@ async function main(argv: string[]): Promise<void> {
   const shown = storeSpec.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@"); // never print a password
   let store: Awaited<ReturnType<typeof openStore>>;
   try {
-    store = await openStore(storeSpec);
+    store = await openStore(storeSpec, { warn: (line) => process.stderr.write(`${line}\n`) });
   } catch (err) {
     fail(`cannot open store ${shown}: ${(err as Error).message}`);
   }

@@ -53,8 +53,8 @@ function handlers(service: TrackerService): Handlers {
   return {
     health: async () => ({ ok: true }),
     keys: async () => ({ publicKey: service.publicKeyPem }),
-    createUser: async ({ body }) => {
-      await service.createUser(body.userId, body.password);
+    createUser: async ({ body, ip }) => {
+      await service.createUser(body.userId, body.password, ip);
       return { userId: body.userId };
     },
     login: async ({ body, ip }) => ({

@@ -7,13 +7,16 @@ import { checkFileName, checkId, isFileName, printable } from "../shared/ids.js"
 import { signTicket } from "../shared/tickets.js";
 import { formatHostPort, parseHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
 import { handOut, peerAddressProblem, sourceIp } from "./addresses.js";
-import { checkPassword, hashPassword } from "./passwords.js";
+import { DEFAULT_HASH_GATE, HashGate, type HashGateOptions } from "./hashGate.js";
+import { checkPassword, DUMMY_HASH, hashPassword, needsRehash } from "./passwords.js";
+import { DEFAULT_QUOTAS, QuotaGuard, type Quotas } from "./quotas.js";
+import { type BucketRule, GLOBAL, PER_ADDRESS, RegistrationLimiter } from "./registrations.js";
 import type { FileMeta, Store } from "./store/store.js";
-import { LoginThrottle } from "./throttle.js";
+import { loginKeys, TRUST_MS, TRUSTED_PER_USER } from "./throttle.js";
 
 export type DownloadGrant = Answer<"peers">;
 
-export interface ServiceOptions {
+export interface ServiceOptions extends Partial<TrackerLimits> {
   /** Every tracker of tracker_info.txt: their addresses are never handed out as a peer's. */
   trackers?: readonly TrackerAddress[];
   /** A session with no heartbeat for this long ends (SESSION_IDLE_MS). */
@@ -34,19 +37,30 @@ function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
+/** The tracker's limits; tests shrink them, the tracker runs with the defaults. */
+export interface TrackerLimits {
+  quotas: Quotas;
+  hashGate: HashGateOptions;
+  registrationsPerAddress: BucketRule;
+  registrationsGlobal: BucketRule;
+}
+
 /**
  * The tracker's behaviour over its store: passwords, sessions, tickets, and the
- * checks of every argument. Stateless apart from the login throttle, so any
- * number of trackers can serve the same store.
+ * checks of every argument. The login throttle lives in the store too, so any
+ * number of trackers can serve the same store; each keeps only its own CPU's bounds
+ * (the hash gate, the registration rate).
  */
 export class TrackerService {
   readonly #store: Store;
   readonly #now: () => number;
-  readonly #throttle = new LoginThrottle();
   readonly #sessions = new Map<string, { userId: string; until: number }>();
   readonly #trackers: readonly TrackerAddress[];
   readonly #idleMs: number;
   #lastSweep = 0;
+  readonly #hashGate: HashGate;
+  readonly #registrations: RegistrationLimiter;
+  readonly #quotas: QuotaGuard;
   #signing?: { privateKey: KeyObject; publicKeyPem: string };
 
   constructor(store: Store, now: () => number = Date.now, opts: ServiceOptions = {}) {
@@ -54,6 +68,13 @@ export class TrackerService {
     this.#now = now;
     this.#trackers = opts.trackers ?? [];
     this.#idleMs = opts.sessionIdleMs ?? SESSION_IDLE_MS;
+    this.#hashGate = new HashGate(opts.hashGate ?? DEFAULT_HASH_GATE);
+    this.#registrations = new RegistrationLimiter(
+      opts.registrationsPerAddress ?? PER_ADDRESS,
+      opts.registrationsGlobal ?? GLOBAL,
+      now(),
+    );
+    this.#quotas = new QuotaGuard(store, opts.quotas ?? DEFAULT_QUOTAS);
   }
 
   /** Loads (or, for the first tracker ever, creates) the shared signing key. */
@@ -71,36 +92,66 @@ export class TrackerService {
     return this.#signing.publicKeyPem;
   }
 
-  async createUser(userId: string, password: string): Promise<void> {
+  /**
+   * Cheap refusals first (rate, taken id), then the hash behind the gate, where logins
+   * go first: a registration flood cannot delay a login by more than the hashes running.
+   */
+  async createUser(userId: string, password: string, clientAddr: string): Promise<void> {
     checkId("user id", userId);
     checkPassword_(password);
-    await this.#store.createUser({ userId, passwordHash: await hashPassword(password) }, this.#now());
+    this.#registrations.admit(clientAddr, this.#now());
+    if (await this.#store.getUser(userId))
+      throw new GsError("USER_EXISTS", `user '${userId}' already exists`);
+    const pass = this.#hashGate.enter("register");
+    let passwordHash: string;
+    try {
+      await pass.ready;
+      passwordHash = await hashPassword(password);
+    } finally {
+      pass.release();
+    }
+    await this.#store.createUser({ userId, passwordHash }, this.#now());
   }
 
   /**
    * `claimedAddr` is the client's peer server as it sees it; downloaders are handed
    * its port at `clientAddr`, the IP the login came from.
+   *
+   * The attempt is counted in the store before the hash; an unknown user is hashed
+   * against DUMMY_HASH, so both failures cost one hash and give one answer.
    */
   async login(userId: string, password: string, claimedAddr: string, clientAddr: string): Promise<string> {
     checkId("user id", userId);
     checkPassword_(password);
     const { peerAddr, claimed } = this.#peerAddress(claimedAddr, clientAddr);
+    const pass = this.#hashGate.enter("login");
+    let user: Awaited<ReturnType<Store["getUser"]>>;
+    let keys: ReturnType<typeof loginKeys>;
+    try {
+      const now = this.#now();
+      const trusted = await this.#store.isTrustedAddress(userId, clientAddr, now - TRUST_MS);
+      keys = loginKeys(userId, clientAddr, trusted);
+      const wait = await this.#store.admitAttempt(keys.rules, now);
+      if (wait > 0) {
+        throw new GsError(
+          "TOO_MANY_ATTEMPTS",
+          `too many failed logins: try again in ${Math.ceil(wait / 1000)} s`,
+        );
+      }
+      user = await this.#store.getUser(userId);
+      await pass.ready;
+      const ok = await checkPassword(password, user?.passwordHash ?? DUMMY_HASH);
+      // the same answer for an unknown user and a wrong password: ids are not probed this way
+      if (!user || !ok) throw new GsError("WRONG_PASSWORD", "wrong user id or password");
+      if (needsRehash(user.passwordHash)) {
+        await this.#store.setPasswordHash(userId, await hashPassword(password));
+      }
+    } finally {
+      pass.release();
+    }
     const now = this.#now();
-    const keys = [`u:${userId}`, `a:${clientAddr}`];
-    const wait = Math.max(...keys.map((k) => this.#throttle.waitFor(k, now)));
-    if (wait > 0) {
-      throw new GsError(
-        "TOO_MANY_ATTEMPTS",
-        `too many failed logins: try again in ${Math.ceil(wait / 1000)} s`,
-      );
-    }
-    const user = await this.#store.getUser(userId);
-    // the same answer for an unknown user and a wrong password: ids are not probed this way
-    if (!user || !(await checkPassword(password, user.passwordHash))) {
-      for (const k of keys) this.#throttle.failed(k, now);
-      throw new GsError("WRONG_PASSWORD", "wrong user id or password");
-    }
-    for (const k of keys) this.#throttle.succeeded(k);
+    await this.#store.attemptSucceeded(keys.reset, keys.refund, now);
+    await this.#store.trustAddress(userId, clientAddr, now, TRUSTED_PER_USER);
     const token = randomBytes(32).toString("base64url");
     await this.#store.createSession(hashToken(token), userId, peerAddr, now, claimed);
     this.#forgetUser(userId);
@@ -175,7 +226,8 @@ export class TrackerService {
   }
 
   createGroup(userId: string, groupId: string) {
-    return this.#store.createGroup(checkId("group id", groupId), userId, this.#now());
+    checkId("group id", groupId);
+    return this.#quotas.createGroup(userId, () => this.#store.createGroup(groupId, userId, this.#now()));
   }
 
   listGroups(userId: string) {
@@ -221,7 +273,10 @@ export class TrackerService {
   async upload(userId: string, groupId: string, file: FileMeta): Promise<string> {
     checkId("group id", groupId);
     const name = checkFileName(file.name);
-    await this.#store.addFile(groupId, userId, { ...file, name }, true, this.#now());
+    const named = { ...file, name };
+    await this.#quotas.addFile(userId, groupId, named, () =>
+      this.#store.addFile(groupId, userId, named, true, this.#now()),
+    );
     return fileIdOf(file.size, file.pieces);
   }
 

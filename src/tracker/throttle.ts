@@ -1,41 +1,57 @@
-/**
- * Slows down password guessing: after FREE_FAILURES failed logins for a key (a user
- * id, or a client address), each further attempt must wait twice as long as the
- * last, up to MAX_DELAY_MS. A success clears the key. Memory is bounded by MAX_KEYS
- * (the oldest entry goes first). Kept per tracker process: a guesser spread over N
- * trackers gets N times the attempts, still exponentially slowed.
- */
-const FREE_FAILURES = 5;
-const BASE_DELAY_MS = 1_000;
-const MAX_DELAY_MS = 60_000;
-const MAX_KEYS = 10_000;
+import type { ThrottleRule } from "./store/store.js";
 
-interface Entry {
-  failures: number;
-  blockedUntil: number;
+/**
+ * The login throttle's rules. The counts live in the store (Store.admitAttempt), so every
+ * tracker sees the same ones, and an attempt is counted before its password is hashed:
+ * parallel guesses cannot all pass the check before the first one fails.
+ *
+ * - Per user: after USER_FREE attempts that did not succeed, each further attempt waits
+ *   twice as long as the last, from 1 s up to USER_MAX_BLOCK_MS. A success clears it.
+ *   The cap is what a stranger can cost the real user at a time.
+ * - Per address: ADDRESS_FREE attempts, then 1 min doubling up to 15 min. This is what
+ *   slows one address guessing many users; a success does not clear it (an attacker
+ *   would log into an account of their own between guesses), it only gives back the
+ *   successful attempt.
+ * - A login from an address the user has logged in from (within TRUST_MS) is counted
+ *   only against that user at that address: strangers elsewhere can block neither.
+ */
+export const USER_FREE = 5;
+const USER_BASE_BLOCK_MS = 1_000;
+export const USER_MAX_BLOCK_MS = 60_000;
+export const ADDRESS_FREE = 20;
+const ADDRESS_BASE_BLOCK_MS = 60_000;
+export const ADDRESS_MAX_BLOCK_MS = 15 * 60_000;
+/** How long a successful login makes its address trusted for that user. */
+export const TRUST_MS = 30 * 24 * 3600_000;
+/** Trusted addresses kept per user (the most recent). */
+export const TRUSTED_PER_USER = 8;
+
+export interface LoginKeys {
+  /** Counted before the hash. */
+  rules: ThrottleRule[];
+  /** Cleared by a success. */
+  reset: string[];
+  /** Given back one attempt by a success. */
+  refund: ThrottleRule[];
 }
 
-export class LoginThrottle {
-  readonly #entries = new Map<string, Entry>();
-
-  /** ms to wait before this key may try again; 0 when it may try now. */
-  waitFor(key: string, now: number): number {
-    const e = this.#entries.get(key);
-    return e && e.blockedUntil > now ? e.blockedUntil - now : 0;
+export function loginKeys(userId: string, addr: string, trusted: boolean): LoginKeys {
+  const user = (key: string): ThrottleRule => ({
+    key,
+    free: USER_FREE,
+    baseBlockMs: USER_BASE_BLOCK_MS,
+    maxBlockMs: USER_MAX_BLOCK_MS,
+  });
+  if (trusted) {
+    const key = `t:${userId}@${addr}`;
+    return { rules: [user(key)], reset: [key], refund: [] };
   }
-
-  failed(key: string, now: number): void {
-    const e = this.#entries.get(key) ?? { failures: 0, blockedUntil: 0 };
-    e.failures++;
-    if (e.failures >= FREE_FAILURES) {
-      e.blockedUntil = now + Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** (e.failures - FREE_FAILURES));
-    }
-    this.#entries.delete(key); // re-insert: Map order is our LRU order
-    this.#entries.set(key, e);
-    if (this.#entries.size > MAX_KEYS) this.#entries.delete(this.#entries.keys().next().value!);
-  }
-
-  succeeded(key: string): void {
-    this.#entries.delete(key);
-  }
+  const u = `u:${userId}`;
+  const a: ThrottleRule = {
+    key: `a:${addr}`,
+    free: ADDRESS_FREE,
+    baseBlockMs: ADDRESS_BASE_BLOCK_MS,
+    maxBlockMs: ADDRESS_MAX_BLOCK_MS,
+  };
+  return { rules: [user(u), a], reset: [u], refund: [a] };
 }

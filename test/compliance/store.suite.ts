@@ -6,7 +6,12 @@ import { type ErrorCode, GsError } from "../../src/shared/errors.js";
 import { fileIdOf } from "../../src/shared/fileId.js";
 import { MIGRATIONS, migrate } from "../../src/tracker/store/migrations.js";
 import type { SqlDb } from "../../src/tracker/store/sql.js";
-import type { Store, StoredFile } from "../../src/tracker/store/store.js";
+import {
+  type StoredFile,
+  type Store,
+  THROTTLE_RETENTION_MS,
+  type ThrottleRule,
+} from "../../src/tracker/store/store.js";
 
 const T0 = 1_700_000_000_000;
 
@@ -644,6 +649,120 @@ export function storeComplianceSuite(
         for (const k of keys) assert.deepEqual(k, keys[0]);
         assert.match(keys[0]!.publicKey, /^pub-\d$/);
         assert.deepEqual(await store.signingKey(key(99)), keys[0]);
+      });
+    });
+
+    describe("login throttle, trusted addresses, password upgrades, usage", () => {
+      const rule = (key: string, free = 3): ThrottleRule => ({
+        key,
+        free,
+        baseBlockMs: 1_000,
+        maxBlockMs: 8_000,
+      });
+
+      it("counts each attempt before it is evaluated and blocks from the free count, doubling to the cap", async () => {
+        const k = `${tag()}-k`;
+        assert.equal(await store.throttleEntry(k), undefined);
+        for (let i = 1; i <= 2; i++) {
+          assert.equal(await store.admitAttempt([rule(k)], T0), 0);
+          assert.deepEqual(await store.throttleEntry(k), { failures: i, blockedUntil: 0 });
+        }
+        assert.equal(await store.admitAttempt([rule(k)], T0), 0); // the third is let in, and blocks the next
+        assert.deepEqual(await store.throttleEntry(k), { failures: 3, blockedUntil: T0 + 1_000 });
+        assert.equal(await store.admitAttempt([rule(k)], T0 + 400), 600);
+        assert.equal((await store.throttleEntry(k))?.failures, 3, "a refused attempt is not counted");
+        let now = T0 + 1_000;
+        for (const block of [2_000, 4_000, 8_000, 8_000, 8_000]) {
+          assert.equal(await store.admitAttempt([rule(k)], now), 0);
+          assert.equal((await store.throttleEntry(k))?.blockedUntil, now + block);
+          now += block;
+        }
+      });
+
+      it("refuses when any key is blocked and then counts none of them", async () => {
+        const [a, b] = [`${tag()}-a`, `${tag()}-b`];
+        await store.admitAttempt([rule(a, 1)], T0);
+        assert.ok((await store.admitAttempt([rule(b), rule(a, 1)], T0)) > 0);
+        assert.equal(await store.throttleEntry(b), undefined);
+      });
+
+      it("a success resets some keys and gives the attempt back to others", async () => {
+        const [u, a] = [`${tag()}-u`, `${tag()}-a`];
+        for (let i = 0; i < 3; i++) await store.admitAttempt([rule(u), rule(a)], T0);
+        await store.attemptSucceeded([u], [rule(a)], T0);
+        assert.equal(await store.throttleEntry(u), undefined);
+        // three counted, one given back: below the free count, so the block goes too
+        assert.deepEqual(await store.throttleEntry(a), { failures: 2, blockedUntil: 0 });
+      });
+
+      it("never forgets an entry before its block has ended and THROTTLE_RETENTION_MS passed", async () => {
+        const k = `${tag()}-old`;
+        const big: ThrottleRule = {
+          key: k,
+          free: 1,
+          baseBlockMs: 10 * THROTTLE_RETENTION_MS,
+          maxBlockMs: 10 * THROTTLE_RETENTION_MS,
+        };
+        await store.admitAttempt([big], T0);
+        const blocked = await store.throttleEntry(k);
+        // many admitted attempts for other keys long after: each sweeps stale entries
+        const later = T0 + 2 * THROTTLE_RETENTION_MS;
+        for (let i = 0; i < 30; i++) await store.admitAttempt([rule(`${tag()}-x${i}`)], later);
+        assert.deepEqual(await store.throttleEntry(k), blocked);
+        const stale = `${tag()}-stale`;
+        await store.admitAttempt([rule(stale)], T0);
+        const muchLater = T0 + 10 * THROTTLE_RETENTION_MS + THROTTLE_RETENTION_MS + 1;
+        for (let i = 0; i < 100; i++) await store.admitAttempt([rule(`${tag()}-y${i}`)], muchLater);
+        assert.equal(await store.throttleEntry(stale), undefined, "an hour-old unblocked entry goes");
+        assert.equal(await store.throttleEntry(k), undefined, "and a block an hour after it ended");
+      });
+
+      it("two store instances admitting at once count every attempt exactly once", async () => {
+        const k = `${tag()}-race`;
+        const results = await withSecondStore((other) =>
+          Promise.all(
+            Array.from({ length: 10 }, (_, i) => (i % 2 ? other : store).admitAttempt([rule(k, 4)], T0)),
+          ),
+        );
+        assert.equal(results.filter((w) => w === 0).length, 4);
+        assert.equal((await store.throttleEntry(k))?.failures, 4);
+      });
+
+      it("trusts the addresses a user logged in from, the most recent `keep` of them, since a time", async () => {
+        const u = `${tag()}-u`;
+        await users(u);
+        assert.equal(await store.isTrustedAddress(u, "10.0.0.1", 0), false);
+        for (let i = 1; i <= 4; i++) await store.trustAddress(u, `10.0.0.${i}`, T0 + i, 3);
+        assert.equal(await store.isTrustedAddress(u, "10.0.0.1", 0), false, "the oldest beyond keep goes");
+        assert.equal(await store.isTrustedAddress(u, "10.0.0.4", T0 + 4), true);
+        assert.equal(await store.isTrustedAddress(u, "10.0.0.2", T0 + 3), false, "older than since");
+        await store.trustAddress(u, "10.0.0.2", T0 + 10, 3);
+        assert.equal(await store.isTrustedAddress(u, "10.0.0.2", T0 + 3), true);
+        assert.equal(await store.isTrustedAddress(`${u}x`, "10.0.0.2", 0), false);
+      });
+
+      it("replaces a password hash; USER_NOT_FOUND for nobody", async () => {
+        const u = `${tag()}-u`;
+        await users(u);
+        await store.setPasswordHash(u, "new-hash");
+        assert.equal((await store.getUser(u))?.passwordHash, "new-hash");
+        await rejectsWith(store.setPasswordHash(`${u}-nobody`, "h"), "USER_NOT_FOUND");
+      });
+
+      it("usage: groups owned, files registered and their piece-list bytes", async () => {
+        const t = tag();
+        const [own, ann] = [`${t}-own`, `${t}-ann`];
+        assert.deepEqual(await store.usage(own), { groups: 0, files: 0, pieceBytes: 0 });
+        await group(t, own, [ann]);
+        await store.createGroup(`${t}b`, own, T0);
+        await store.addFile(t, own, fileOf("a", "a"), true, T0);
+        await store.addFile(t, own, fileOf("b", "bb"), true, T0);
+        await store.addFile(t, ann, fileOf("a", "a"), true, T0); // a sharer, not a registration
+        await store.addFile(t, ann, fileOf("c", "c"), true, T0);
+        assert.deepEqual(await store.usage(own), { groups: 2, files: 2, pieceBytes: 80 });
+        assert.deepEqual(await store.usage(ann), { groups: 0, files: 1, pieceBytes: 40 });
+        await store.leaveGroup(`${t}b`, own); // its last member: the group is gone
+        assert.equal((await store.usage(own)).groups, 1);
       });
     });
 

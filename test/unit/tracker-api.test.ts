@@ -10,7 +10,8 @@ import type { FastifyInstance } from "fastify";
 import { MAX_BODY_BYTES } from "../../src/shared/constants.js";
 import { ERRORS, type ErrorCode, isErrorCode } from "../../src/shared/errors.js";
 import { buildTrackerServer } from "../../src/tracker/server.js";
-import { TrackerService } from "../../src/tracker/service.js";
+import { type TrackerLimits, TrackerService } from "../../src/tracker/service.js";
+import { ADDRESS_MAX_BLOCK_MS, USER_MAX_BLOCK_MS } from "../../src/tracker/throttle.js";
 import { openStore, type Store } from "../../src/tracker/store/index.js";
 import { ROOT } from "../helpers/procs.js";
 
@@ -23,11 +24,11 @@ interface Answer {
 }
 
 /** A tracker on 127.0.0.1 port 0 over a fresh SQLite file; `now` is its clock. */
-async function startTracker(now?: () => number) {
+async function startTracker(now?: () => number, limits?: Partial<TrackerLimits>) {
   const dir = await mkdtemp(join(tmpdir(), "gs-api-"));
   const dbPath = join(dir, "tracker.db");
   const store: Store = await openStore(dbPath);
-  const service = new TrackerService(store, now);
+  const service = new TrackerService(store, now, limits);
   await service.init();
   const warnings: string[] = [];
   const app: FastifyInstance = buildTrackerServer({ service, log: (_level, l) => warnings.push(l) });
@@ -298,6 +299,79 @@ describe("tracker API: login throttle", () => {
     // once the wait is over, the right password works again
     clock += 60_000;
     assert.equal((await attempt("right")).status, 200);
+  });
+});
+
+describe("tracker API: login throttle limits", () => {
+  let t: Awaited<ReturnType<typeof startTracker>>;
+  let clock = Date.UTC(2030, 0, 1);
+  before(async () => {
+    t = await startTracker(() => clock);
+    assert.equal((await t.call("POST", "/v1/users", { userId: "vic", password: "right" })).status, 201);
+  });
+  after(() => t.close());
+
+  it("caps a user's block at a minute, however many failures", async () => {
+    for (let i = 0; i < 30; i++) {
+      assertError(
+        await t.call("POST", "/v1/sessions", { userId: "vic", password: `no-${i}`, peerAddr: "127.0.0.1:1" }),
+        "WRONG_PASSWORD",
+      );
+      clock += 15 * 60_000; // past every block, the address's too
+    }
+    clock -= 15 * 60_000;
+    const db = new Database(t.dbPath, { readonly: true });
+    const row = (key: string) =>
+      db.prepare("SELECT failures, blocked_until FROM login_attempts WHERE throttle_key = ?").get(key) as {
+        failures: number;
+        blocked_until: number;
+      };
+    try {
+      assert.equal(row("u:vic").failures, 30);
+      assert.equal(row("u:vic").blocked_until - clock, USER_MAX_BLOCK_MS);
+      // the address guessed 30 times: its own, longer cap
+      assert.equal(row("a:127.0.0.1").blocked_until - clock, ADDRESS_MAX_BLOCK_MS);
+    } finally {
+      db.close();
+    }
+    clock += ADDRESS_MAX_BLOCK_MS;
+    assert.equal(
+      (await t.call("POST", "/v1/sessions", { userId: "vic", password: "right", peerAddr: "127.0.0.1:1" }))
+        .status,
+      200,
+    );
+  });
+});
+
+describe("tracker API: per-user quotas", () => {
+  let t: Awaited<ReturnType<typeof startTracker>>;
+  let token: string;
+  const file = (name: string, seed: number) => ({
+    name,
+    size: 1,
+    sha1: seed.toString(16).padStart(40, "0"),
+    pieces: Buffer.alloc(20, seed).toString("base64"),
+  });
+  before(async () => {
+    t = await startTracker(undefined, { quotas: { groups: 2, files: 3, pieceBytes: 1_000 } });
+    assert.equal((await t.call("POST", "/v1/users", { userId: "q", password: "pw" })).status, 201);
+    token = await t.login("q", "pw");
+  });
+  after(() => t.close());
+
+  it("refuses a group or a file past the quota with QUOTA_EXCEEDED, even when sent in parallel", async () => {
+    const groups = await Promise.all(
+      ["a", "b", "c", "d", "e"].map((g) => t.call("POST", "/v1/groups", { groupId: g }, bearer(token))),
+    );
+    assert.equal(groups.filter((r) => r.status === 201).length, 2);
+    for (const r of groups.filter((r) => r.status !== 201)) assertError(r, "QUOTA_EXCEEDED");
+    const owned = groups.findIndex((r) => r.status === 201);
+    const g = ["a", "b", "c", "d", "e"][owned]!;
+    const files = await Promise.all(
+      [1, 2, 3, 4, 5].map((i) => t.call("POST", `/v1/groups/${g}/files`, file(`f${i}`, i), bearer(token))),
+    );
+    assert.equal(files.filter((r) => r.status === 201).length, 3);
+    for (const r of files.filter((r) => r.status !== 201)) assertError(r, "QUOTA_EXCEEDED");
   });
 });
 

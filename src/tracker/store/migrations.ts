@@ -121,6 +121,28 @@ export const MIGRATIONS: readonly Migration[] = [
       await tx.run("UPDATE sessions SET claimed_addr = peer_addr WHERE claimed_addr IS NULL");
     },
   },
+  {
+    version: 3,
+    ddl: (t) => [
+      // the login throttle, shared by every tracker: see tracker/throttle.ts
+      `CREATE TABLE login_attempts (
+        throttle_key TEXT PRIMARY KEY,
+        failures ${t.int} NOT NULL,
+        blocked_until ${t.int} NOT NULL,
+        forget_at ${t.int} NOT NULL
+      )`,
+      "CREATE INDEX login_attempts_by_forget_at ON login_attempts (forget_at)",
+      `CREATE TABLE trusted_addresses (
+        user_id TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        addr TEXT NOT NULL,
+        last_success ${t.int} NOT NULL,
+        PRIMARY KEY (user_id, addr)
+      )`,
+      // quotas count what a user owns and registered
+      "CREATE INDEX user_groups_by_owner ON user_groups (owner)",
+      "CREATE INDEX files_by_adder ON files (added_by)",
+    ],
+  },
 ];
 
 /** Any constant: the key every tracker takes before migrating a PostgreSQL database. */

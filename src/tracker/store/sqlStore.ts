@@ -14,8 +14,12 @@ import type {
   SigningKey,
   Store,
   StoredFile,
+  ThrottleEntry,
+  ThrottleRule,
+  Usage,
   UserRecord,
 } from "./store.js";
+import { THROTTLE_RETENTION_MS } from "./store.js";
 
 /** A session is online while its last heartbeat is at most PEER_TTL_MS old. */
 export function onlineSince(now: number): number {
@@ -381,6 +385,121 @@ export class SqlStore implements Store {
   close(): Promise<void> {
     return this.db.close();
   }
+
+  // Login throttle, trusted addresses, password upgrades and quotas.
+
+  admitAttempt(rules: readonly ThrottleRule[], now: number): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      const entries = await Promise.all(rules.map((r) => throttleRow(tx, r.key)));
+      const wait = Math.max(0, ...entries.map((e) => (e ? e.blockedUntil - now : 0)));
+      if (wait > 0) return wait;
+      for (const [i, rule] of rules.entries()) {
+        const failures = (entries[i]?.failures ?? 0) + 1;
+        const block = blockFor(rule, failures);
+        await putThrottleRow(tx, rule.key, failures, block > 0 ? now + block : 0, now);
+      }
+      // a few stale entries go with every admitted attempt: the table holds about an hour's
+      await tx.run(
+        `DELETE FROM login_attempts WHERE throttle_key IN
+           (SELECT throttle_key FROM login_attempts WHERE forget_at < ? ORDER BY forget_at LIMIT 20)`,
+        [now],
+      );
+      return 0;
+    });
+  }
+
+  attemptSucceeded(reset: readonly string[], refund: readonly ThrottleRule[], now: number): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      for (const key of reset) await tx.run("DELETE FROM login_attempts WHERE throttle_key = ?", [key]);
+      for (const rule of refund) {
+        const e = await throttleRow(tx, rule.key);
+        if (!e) continue;
+        const failures = Math.max(0, e.failures - 1);
+        // below the free count no block is left; above it, the failures before this one keep theirs
+        await putThrottleRow(tx, rule.key, failures, failures < rule.free ? 0 : e.blockedUntil, now);
+      }
+    });
+  }
+
+  throttleEntry(key: string): Promise<ThrottleEntry | undefined> {
+    return throttleRow(this.db, key);
+  }
+
+  trustAddress(userId: string, addr: string, now: number, keep: number): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      await tx.run(
+        `INSERT INTO trusted_addresses (user_id, addr, last_success) VALUES (?, ?, ?)
+         ON CONFLICT (user_id, addr) DO UPDATE SET last_success = excluded.last_success`,
+        [userId, addr, now],
+      );
+      await tx.run(
+        `DELETE FROM trusted_addresses WHERE user_id = ? AND addr NOT IN
+           (SELECT addr FROM trusted_addresses WHERE user_id = ? ORDER BY last_success DESC, addr LIMIT ?)`,
+        [userId, userId, keep],
+      );
+    });
+  }
+
+  async isTrustedAddress(userId: string, addr: string, since: number): Promise<boolean> {
+    const row = await this.db.get(
+      "SELECT 1 FROM trusted_addresses WHERE user_id = ? AND addr = ? AND last_success >= ?",
+      [userId, addr, since],
+    );
+    return row !== undefined;
+  }
+
+  async setPasswordHash(userId: string, passwordHash: string): Promise<void> {
+    const { changes } = await this.db.run("UPDATE users SET password_hash = ? WHERE user_id = ?", [
+      passwordHash,
+      userId,
+    ]);
+    if (changes === 0) throw new GsError("USER_NOT_FOUND", `no user '${userId}'`);
+  }
+
+  async usage(userId: string): Promise<Usage> {
+    // LENGTH of a blob reads its header, not the blob, in both databases
+    const row = await this.db.get<{ owned_groups: number; files: number; piece_bytes: number | null }>(
+      `SELECT (SELECT COUNT(*) FROM user_groups WHERE owner = ?) AS owned_groups,
+         (SELECT COUNT(*) FROM files WHERE added_by = ?) AS files,
+         (SELECT SUM(LENGTH(pieces)) FROM files WHERE added_by = ?) AS piece_bytes`,
+      [userId, userId, userId],
+    );
+    return {
+      groups: Number(row?.owned_groups ?? 0),
+      files: Number(row?.files ?? 0),
+      pieceBytes: Number(row?.piece_bytes ?? 0),
+    };
+  }
+}
+
+/** The block an entry gets once `failures` attempts have been counted. */
+function blockFor(rule: ThrottleRule, failures: number): number {
+  if (failures < rule.free) return 0;
+  // the exponent is bounded long before the cap matters, so the product stays finite
+  return Math.min(rule.maxBlockMs, rule.baseBlockMs * 2 ** Math.min(failures - rule.free, 40));
+}
+
+async function throttleRow(db: SqlDb, key: string): Promise<ThrottleEntry | undefined> {
+  const row = await db.get<{ failures: number; blocked_until: number }>(
+    "SELECT failures, blocked_until FROM login_attempts WHERE throttle_key = ?",
+    [key],
+  );
+  return row && { failures: Number(row.failures), blockedUntil: Number(row.blocked_until) };
+}
+
+async function putThrottleRow(
+  tx: SqlDb,
+  key: string,
+  failures: number,
+  blockedUntil: number,
+  now: number,
+): Promise<void> {
+  await tx.run(
+    `INSERT INTO login_attempts (throttle_key, failures, blocked_until, forget_at) VALUES (?, ?, ?, ?)
+     ON CONFLICT (throttle_key) DO UPDATE SET failures = excluded.failures,
+       blocked_until = excluded.blocked_until, forget_at = excluded.forget_at`,
+    [key, failures, blockedUntil, Math.max(now, blockedUntil) + THROTTLE_RETENTION_MS],
+  );
 }
 
 /** The user's session ends and with it every share: a new client announces its own. */

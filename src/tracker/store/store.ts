@@ -165,4 +165,59 @@ export interface Store {
   signingKey(generated: SigningKey): Promise<SigningKey>;
 
   close(): Promise<void>;
+
+  // Login throttle, trusted addresses, password upgrades and quotas.
+
+  /**
+   * Counts one attempt against every rule's key, atomically and before the attempt is
+   * evaluated: 0 when admitted (each key's count went up by one, and a key that reached
+   * its rule's `free` count is blocked for the rule's doubling time), else the ms until
+   * the last of the keys' blocks ends (and nothing is counted). An entry is forgotten
+   * only THROTTLE_RETENTION_MS after both its last attempt and the end of its block.
+   */
+  admitAttempt(rules: readonly ThrottleRule[], now: number): Promise<number>;
+  /**
+   * After a successful attempt: the `reset` keys start over; the `refund` rules' keys get
+   * this attempt back (and lose their block when that takes them below `free`).
+   */
+  attemptSucceeded(reset: readonly string[], refund: readonly ThrottleRule[], now: number): Promise<void>;
+  /** The throttle's entry for a key, if it has one. */
+  throttleEntry(key: string): Promise<ThrottleEntry | undefined>;
+  /** Records a successful login from `addr`; keeps the user's `keep` most recent addresses. */
+  trustAddress(userId: string, addr: string, now: number, keep: number): Promise<void>;
+  /** True when the user logged in from `addr` at or after `since`. */
+  isTrustedAddress(userId: string, addr: string, since: number): Promise<boolean>;
+  /** Replaces a user's password hash (an upgrade to today's parameters). USER_NOT_FOUND. */
+  setPasswordHash(userId: string, passwordHash: string): Promise<void>;
+  /** What counts against a user's quotas. */
+  usage(userId: string): Promise<Usage>;
+}
+
+/** One key of the login throttle and how it escalates (see tracker/throttle.ts). */
+export interface ThrottleRule {
+  key: string;
+  /** Attempts counted before the first block. */
+  free: number;
+  /** The first block; each further attempt doubles it. */
+  baseBlockMs: number;
+  maxBlockMs: number;
+}
+
+export interface ThrottleEntry {
+  /** Attempts counted and not cleared by a success. */
+  failures: number;
+  /** 0, or when the block ends (ms since the epoch). */
+  blockedUntil: number;
+}
+
+/** A throttle entry is kept this long after its last attempt and the end of its block. */
+export const THROTTLE_RETENTION_MS = 3600_000;
+
+export interface Usage {
+  /** Groups the user owns. */
+  groups: number;
+  /** Files the user registered that still exist. */
+  files: number;
+  /** Bytes of those files' piece lists. */
+  pieceBytes: number;
 }
