@@ -1,7 +1,7 @@
 import { Agent, request } from "node:http";
 import { isIP } from "node:net";
 import { findRoute } from "../shared/api.js";
-import { TRACKER_TIMEOUT_MS } from "../shared/constants.js";
+import { HASHING_TIMEOUT_MS, TRACKER_TIMEOUT_MS } from "../shared/constants.js";
 import { GsError, isErrorCode } from "../shared/errors.js";
 import { printable } from "../shared/ids.js";
 import { validate } from "../shared/schema.js";
@@ -164,7 +164,7 @@ export class TrackerClient {
         path,
         headers,
         body: payload,
-        timeoutMs: this.#timeoutMs,
+        timeoutMs: found.route.hashes ? Math.max(this.#timeoutMs, HASHING_TIMEOUT_MS) : this.#timeoutMs,
         localAddress: local,
         agent: this.#agent,
       };

@@ -60,3 +60,11 @@ export const TICKET_REFRESH_MS = 3_000;
 
 /** Client → tracker request timeout before failing over to the next tracker. */
 export const TRACKER_TIMEOUT_MS = 3_000;
+/**
+ * The same for the two requests that hash a password (create_user, login). The hash
+ * costs about 160 ms of CPU and waits behind at most a few others (the tracker answers
+ * BUSY at once beyond its bounded queue), so a slow or busy tracker host is waited for
+ * rather than failed over: a create_user that timed out on one tracker and was repeated
+ * on the next answered USER_EXISTS for the user's own account.
+ */
+export const HASHING_TIMEOUT_MS = 10_000;

@@ -90,12 +90,12 @@ function raceSuite(
         c.procs.push(p);
         clients.push(p);
       }
-      await Promise.all(
-        clients.map(async (p, i) => {
-          await p.run(`create_user ${users[i]} pw`, /^user \S+ created/);
-          await p.run(`login ${users[i]} pw`, /^logged in as/);
-        }),
-      );
+      // one after another: the race is in the tests below, and each account costs a
+      // 160 ms scrypt that eight clients at once would queue past the client's timeout
+      for (const [i, p] of clients.entries()) {
+        await p.run(`create_user ${users[i]} pw`, /^user \S+ created/);
+        await p.run(`login ${users[i]} pw`, /^logged in as/);
+      }
     });
 
     after(async () => {

@@ -9,7 +9,7 @@ import { chmodSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
-import { MAX_PIECES, PIECE_SIZE, SHA1_LENGTH } from "../../src/shared/constants.js";
+import { MAX_PIECES, PIECE_SIZE, SHA1_LENGTH, TRACKER_TIMEOUT_MS } from "../../src/shared/constants.js";
 import { DEFAULT_QUOTAS } from "../../src/tracker/quotas.js";
 import { GLOBAL } from "../../src/tracker/registrations.js";
 import { openStore } from "../../src/tracker/store/index.js";
@@ -73,13 +73,17 @@ describe("login guessing against two trackers over one SQLite file", () => {
 
   it("200 parallel wrong logins over both trackers: at most USER_FREE are hashed", async () => {
     const attackers = [from("127.0.1.1", 1, 50), from("127.0.1.2", 2, 50)];
+    const started = performance.now();
     const answers = await Promise.all(
       Array.from({ length: 200 }, (_, i) => attackers[i % 2]!.login("bob", `guess-${i}`)),
     );
     const t = tally(answers);
     codesOnly(answers, ["WRONG_PASSWORD", "TOO_MANY_ATTEMPTS", "BUSY"]);
-    // WRONG_PASSWORD is only ever answered after the hash: these are the guesses evaluated
-    assert.ok((t.WRONG_PASSWORD ?? 0) <= USER_FREE, JSON.stringify(t));
+    // WRONG_PASSWORD is only ever answered after the hash: these are the guesses evaluated.
+    // After USER_FREE the blocks are 1 s, 2 s, 4 s...: a slow run may see one of them end.
+    const seconds = (performance.now() - started) / 1000;
+    const blocksEnded = Math.floor(Math.log2(seconds + 1));
+    assert.ok((t.WRONG_PASSWORD ?? 0) <= USER_FREE + blocksEnded, `${JSON.stringify(t)} in ${seconds} s`);
     assert.ok((t.TOO_MANY_ATTEMPTS ?? 0) > 0, JSON.stringify(t));
     assert.equal(throttleRow(dbFile, "u:bob")?.failures, t.WRONG_PASSWORD, "each counted once, in the store");
   });
@@ -255,9 +259,12 @@ describe("registration flood", () => {
     });
     try {
       await onAir;
-      // the client gives each tracker 3 s, then reports that no tracker answered
+      const asked = performance.now();
       await client.run("login alice pw-alice", /^(logged in as alice$|error:)/, 30_000);
+      const took = performance.now() - asked;
       assert.equal(client.lines.at(-1), "logged in as alice", client.dump());
+      // the answer the issue asks for: within the 3 s that clients give other requests
+      assert.ok(took < TRACKER_TIMEOUT_MS, `login took ${Math.round(took)} ms during the flood`);
     } finally {
       flooding = false;
     }
