@@ -40,6 +40,7 @@ const USAGE = `usage: npm run bench -- [--only PARTS] [--quick] [--runs N] [--si
   --size-mib N    the download and hash parts' file size (default 1024)
   --no-record     print the figures only; leave BENCHMARKS.md alone
   --cpu-prof DIR  run seeder 1 and every downloader under node --cpu-prof, profiles in DIR
+                  (the swarm part: each client's trace, bench/parts/swarmTrace.ts, in DIR/swarm)
                   (summarise one with: node dist/bench/profile.js DIR/downloader1.cpuprofile)`;
 
 /** The whole run is cut off after this long, whatever it is doing (a full run takes 20-30 minutes here). */

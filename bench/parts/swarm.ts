@@ -67,7 +67,8 @@ export async function swarmPart(ctx: Context, fileMiB: number): Promise<Part> {
   const cases = swarmCases(ctx.opts.quick);
   const file = await ctx.file(fileMiB);
   const dir = join(ctx.cluster.dir, "swarm");
-  const traceDir = join(dir, "traces");
+  // kept beside the CPU profiles when asked for (--cpu-prof DIR), else removed with the run's files
+  const traceDir = ctx.opts.cpuProfDir ? join(ctx.opts.cpuProfDir, "swarm") : join(dir, "traces");
   await mkdir(traceDir, { recursive: true });
   const crowd = await Crowd.create(Math.max(...cases.map((c) => c.n)));
   const results: CaseResult[] = [];

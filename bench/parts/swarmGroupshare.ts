@@ -56,14 +56,14 @@ export class GsCrowd {
     const opts = traced(traceDir, "seed");
     const seeder = startClient(crowd.seed, "gs-seeder", infoPath, dir, opts);
     await seeder.run("create_user owner pw", /^user owner created/, COMMAND_MS);
-    await seeder.run("login owner pw", /^logged in as/, COMMAND_MS);
+    await login(seeder, "owner");
     await seeder.run(`create_group ${GROUP}`, /^group \S+ created/, COMMAND_MS);
     await seeder.run(`upload_file ${file.path} ${GROUP}`, /^uploaded /, COMMAND_MS);
     // every downloader's user, made once: joined and accepted
     const setup = startClient(crowd.peers[0]!, "gs-setup", infoPath, dir);
     for (let i = 1; i <= crowd.peers.length; i++) {
       await setup.run(`create_user u${i} pw`, /^user \S+ created/, COMMAND_MS);
-      await setup.run(`login u${i} pw`, /^logged in as/, COMMAND_MS);
+      await login(setup, `u${i}`);
       await setup.run(`join_group ${GROUP}`, /^asked to join/, COMMAND_MS);
       await setup.run("logout", /^logged out/, COMMAND_MS);
       await seeder.run(`accept_request ${GROUP} u${i}`, /is now a member/, COMMAND_MS);
@@ -102,7 +102,8 @@ export class GsCrowd {
         );
         procs.push(p);
       }
-      await Promise.all(procs.map((p, i) => p.run(`login u${i + 1} pw`, /^logged in as/, COMMAND_MS)));
+      // one at a time, untimed: 16 scrypts at once on a busy box outlast the client's 3 s tracker timeout
+      for (const [i, p] of procs.entries()) await login(p, `u${i + 1}`);
       const seedCpu0 = await cpuOf(this.seeder.child.pid);
       const t0 = Date.now();
       for (const [i, p] of procs.entries()) p.send(`download_file ${GROUP} ${this.#fileName} ${outs[i]}`);
@@ -140,6 +141,15 @@ export class GsCrowd {
   async stop(): Promise<void> {
     this.seeder.endInput();
     await this.seeder.waitExit(COMMAND_MS);
+  }
+}
+
+/** Logs in, again after a tracker timeout (the box is shared; the setup is not what is measured). */
+async function login(p: Proc, user: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const line = await p.run(`login ${user} pw`, /^(logged in as|error:)/, COMMAND_MS);
+    if (line.startsWith("logged in as")) return;
+    if (attempt === 3 || !line.includes("no tracker answered")) throw new Error(`${p.label}: ${line}`);
   }
 }
 
