@@ -12,6 +12,9 @@ import type { CrowdRun } from "./swarmGroupshare.js";
 
 type Event = [string, number, ...unknown[]];
 
+/** groupshare's peer-list refresh: until then a downloader knows only the sharers listed at its start. */
+const FIVE_MS = 5_000;
+
 async function readTrace(path: string): Promise<Event[]> {
   const text = await readFile(path, "utf8").catch(() => "");
   const out: Event[] = [];
@@ -33,9 +36,9 @@ export interface UploadUse {
   peerMiB: number[];
   /** bytes uploaded / (sum of upload caps x time), 0..1: from t0 to the last completion */
   overall: number;
-  /** the same over the first 2 s, and from the first completion to the last (the tail) */
-  firstTwo: number;
-  tail: number;
+  /** the same over the first 5 s (until groupshare's first peer-list refresh), and from then to the last completion */
+  firstFive: number;
+  afterFive: number;
 }
 
 export function uploadUse(
@@ -62,7 +65,6 @@ export function uploadUse(
     return sum(prev);
   };
   const last = run.t0 + Math.max(...run.seconds) * 1000;
-  const first = run.t0 + Math.min(...run.seconds) * 1000;
   const use = (a: number, b: number) =>
     b > a ? (at(b) - at(a)) / (capBytes * ((b - a) / 1000)) : Number.NaN;
   const mib = (h: string) => (at(last, h) - at(run.t0, h)) / 2 ** 20;
@@ -70,8 +72,8 @@ export function uploadUse(
     seedMiB: mib(crowd.seed.name),
     peerMiB: crowd.peers.slice(0, n).map((h) => mib(h.name)),
     overall: use(run.t0, last),
-    firstTwo: use(run.t0, Math.min(last, run.t0 + 2000)),
-    tail: use(first, last),
+    firstFive: use(run.t0, Math.min(last, run.t0 + FIVE_MS)),
+    afterFive: use(run.t0 + FIVE_MS, last),
   };
 }
 
@@ -84,6 +86,9 @@ export interface SeedSends {
   duplicatesBefore: number;
   /** pieces sent by the seeder in the whole run */
   sent: number;
+  /** pieces sent in the first 5 s, and how many of them were distinct */
+  firstFiveSent: number;
+  firstFiveDistinct: number;
 }
 
 export interface PeerWaits {
@@ -100,6 +105,8 @@ export interface PeerWaits {
   interesting: number;
   /** median distinct peers a downloader had a link with in the run */
   peersLinked: number;
+  /** pieces each downloader had in the first 5 s: the fewest, the median, the most */
+  firstFivePieces: [number, number, number];
 }
 
 export interface Discovery {
@@ -152,6 +159,8 @@ export async function traceProfile(
     idealSeconds: (fileBytes * 8) / mbit(caps.seedUp),
     duplicatesBefore: Number.isNaN(allOnce) ? before - seen.size : before - pieceCount,
     sent: outs.length,
+    firstFiveSent: outs.filter((e) => e[1] < run.t0 + FIVE_MS).length,
+    firstFiveDistinct: new Set(outs.filter((e) => e[1] < run.t0 + FIVE_MS).map((e) => e[2])).size,
   };
 
   const addrOf = (i: number) => `${crowd.peers[i]!.addr}:`;
@@ -187,6 +196,10 @@ export async function traceProfile(
     inFlight: median(inFlight),
     interesting: median(interesting),
     peersLinked: median(linked),
+    firstFivePieces: (() => {
+      const got = peers.map((ev) => ev.filter((e) => e[0] === "in" && e[1] < run.t0 + FIVE_MS).length);
+      return [Math.min(...got), median(got), Math.max(...got)];
+    })(),
   };
 
   // discovery: X shares from its first piece on; when did each other Y first link to X?
