@@ -105,6 +105,8 @@ function tryConnect(host: string, port: number, ms: number): void {
 
 const [mode, host, portText, extra] = process.argv.slice(2);
 const port = Number(portText);
+// `node --test dist/test/` runs every file under test/, this one too, with no arguments
+if (mode === undefined) process.exit(0);
 if (!host || !Number.isInteger(port)) {
   process.stderr.write("usage: probe listen|sink|send|fetch|connect <ip> <port> [bytes|ms]\n");
   process.exit(2);
