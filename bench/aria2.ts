@@ -13,13 +13,13 @@ import { infoHash } from "./torrent.js";
 /** Every wait of the setup (tracker up, seeders announced) ends within this. */
 const SETUP_MS = 30_000;
 
-const NO_DISCOVERY = [
+export const NO_DISCOVERY = [
   "--enable-dht=false",
   "--enable-dht6=false",
   "--bt-enable-lpd=false",
   "--enable-peer-exchange=false",
 ];
-const QUIET = ["--show-console-readout=false", "--summary-interval=0", "--console-log-level=warn"];
+export const QUIET = ["--show-console-readout=false", "--summary-interval=0", "--console-log-level=warn"];
 
 export class BtSwarm {
   readonly procs: Proc[] = [];

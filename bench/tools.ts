@@ -13,6 +13,10 @@ export const TOOLS = {
   opentracker: "opentracker",
   wrk: "wrk",
   sha1sum: "coreutils",
+  // the network lab (test/lab/)
+  ip: "iproute2",
+  tc: "iproute2",
+  iptables: "iptables",
 } as const;
 export type Tool = keyof typeof TOOLS;
 
