@@ -3,7 +3,7 @@ import { stat } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import type { Answer } from "../shared/api.js";
 import { Bitfield } from "../shared/bitfield.js";
-import { HEARTBEAT_INTERVAL_MS } from "../shared/constants.js";
+import { HEARTBEAT_INTERVAL_MS, ID_PREFIX_PATTERN } from "../shared/constants.js";
 import { GsError } from "../shared/errors.js";
 import { fileIdOf } from "../shared/fileId.js";
 import { checkFileName, checkId } from "../shared/ids.js";
@@ -319,14 +319,28 @@ export class GroupshareClient {
     return [`removed ${userId} from ${groupId}`];
   }
 
-  async listGroups(): Promise<string[]> {
+  async listGroups(prefix = ""): Promise<string[]> {
     this.#requireLogin();
-    const { groups } = await this.tracker.call<Answer<"listGroups">>("GET", "/v1/groups");
-    if (groups.length === 0) return ["(no groups yet: create_group <group_id>)"];
-    return groups.map(
+    if (!ID_PREFIX_PATTERN.test(prefix)) {
+      throw new GsError("INVALID_ID", "a group id prefix has up to 32 letters, digits, '_', '-' or '.'");
+    }
+    const query = prefix === "" ? "" : `?prefix=${encodeURIComponent(prefix)}`;
+    const { groups, total } = await this.tracker.call<Answer<"listGroups">>("GET", `/v1/groups${query}`);
+    if (total === 0) {
+      return [
+        prefix === "" ? "(no groups yet: create_group <group_id>)" : `(no group id starts with '${prefix}')`,
+      ];
+    }
+    const lines = groups.map(
       (g) =>
         `${g.groupId}  owner=${g.owner}  members=${g.members}${g.role === "none" ? "" : `  you=${g.role}`}`,
     );
+    if (total > groups.length) {
+      lines.push(
+        `(${groups.length} of ${total} groups${prefix ? ` starting with '${prefix}'` : ""}, yours first: list_groups <prefix> finds the rest)`,
+      );
+    }
+    return lines;
   }
 
   async listFiles(groupId: string): Promise<string[]> {

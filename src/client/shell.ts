@@ -7,6 +7,8 @@ import { tokenize } from "./tokenize.js";
 
 interface Command {
   args: string[];
+  /** arguments that may follow `args` */
+  optional?: string[];
   help: string;
   run(client: GroupshareClient, args: string[]): Promise<string[]> | string[];
 }
@@ -54,7 +56,12 @@ const COMMANDS: Record<string, Command> = {
     help: "remove a member; their shares in the group end (owner only)",
     run: (c, [g, u]) => c.removeMember(g!, u!),
   },
-  list_groups: { args: [], help: "every group, with its owner and your role", run: (c) => c.listGroups() },
+  list_groups: {
+    args: [],
+    optional: ["prefix"],
+    help: "your groups, then others (a prefix finds any group)",
+    run: (c, [p]) => c.listGroups(p),
+  },
   list_files: {
     args: ["group_id"],
     help: "the files shared in a group (members only)",
@@ -85,7 +92,7 @@ export const COMMAND_NAMES = [...Object.keys(COMMANDS), "requests", "help", "qui
 export function helpText(): string[] {
   const lines = ["commands:"];
   for (const [name, c] of Object.entries(COMMANDS)) {
-    const usage = [name, ...c.args.map((a) => `<${a}>`)].join(" ");
+    const usage = usageOf(name, c);
     lines.push(`  ${usage.padEnd(52)} ${c.help}`);
   }
   lines.push(`  ${"requests list_requests <group_id>".padEnd(52)} same as list_requests`);
@@ -93,6 +100,10 @@ export function helpText(): string[] {
   lines.push(`  ${"quit | exit".padEnd(52)} leave (waits for downloads when input is a script)`);
   lines.push(`user and group ids: ${ID_RULE}. Quote arguments with spaces: "my file.bin".`);
   return lines;
+}
+
+function usageOf(name: string, c: Command): string {
+  return [name, ...c.args.map((a) => `<${a}>`), ...(c.optional ?? []).map((a) => `[<${a}>]`)].join(" ");
 }
 
 export type Outcome = { lines: string[]; error?: undefined } | { error: string; lines?: undefined } | "quit";
@@ -112,10 +123,11 @@ export async function runLine(client: GroupshareClient, line: string): Promise<O
   if (name === "help") return { lines: helpText() };
   const cmd = COMMANDS[name];
   if (!cmd) return { error: `unknown command '${name}': type help for the list` };
-  if (args.length !== cmd.args.length) {
-    const usage = [name, ...cmd.args.map((a) => `<${a}>`)].join(" ");
+  const most = cmd.args.length + (cmd.optional?.length ?? 0);
+  if (args.length < cmd.args.length || args.length > most) {
+    const takes = most === cmd.args.length ? `${most}` : `${cmd.args.length} to ${most}`;
     return {
-      error: `${name} takes ${cmd.args.length} argument${cmd.args.length === 1 ? "" : "s"}, got ${args.length}: usage: ${usage}`,
+      error: `${name} takes ${takes} argument${takes === "1" ? "" : "s"}, got ${args.length}: usage: ${usageOf(name, cmd)}`,
     };
   }
   try {
