@@ -2,10 +2,16 @@ import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { GsError } from "../../shared/errors.js";
-import type { DownloadState } from "../state.js";
+import type { ShareRegistry } from "../shares.js";
+import type { DownloadState, ShareState } from "../state.js";
 import { quoteWord } from "../tokenize.js";
-import { groupPath } from "../trackerClient.js";
-import { Download, type DownloadDeps } from "./download.js";
+import { groupPath, type TrackerClient } from "../trackerClient.js";
+import type { Clock } from "./clock.js";
+import type { Dialer } from "./dialer.js";
+import { Download, type DownloadComponents } from "./download.js";
+import { fileTracker } from "./fileTracker.js";
+import type { DownloadNotices } from "./messages.js";
+import type { DownloadProgress } from "./progress.js";
 
 export interface DownloadStatus {
   groupId: string;
@@ -17,10 +23,24 @@ export interface DownloadStatus {
   percent: number;
   /** bytes per second */
   speed: number;
+  /** every figure of the download now (bytes this run, time fetching, peers, ETA) */
+  progress: DownloadProgress;
 }
 
-/** What the manager needs is what each of its downloads needs. */
-export type DownloadManagerOptions = DownloadDeps;
+export interface DownloadManagerOptions {
+  tracker: TrackerClient;
+  shares: ShareRegistry;
+  events: DownloadNotices;
+  selfAddr: string;
+  /** Something worth saving changed (a piece, the end). */
+  onStateChange(): void;
+  /** A download completed and is now a share of a complete file. */
+  onComplete(share: ShareState): void;
+  /** default: the system clock */
+  clock?: Clock;
+  /** default: plain TCP */
+  dialer?: Dialer;
+}
 
 /** The client's downloads: started by download_file, resumed at login, listed by show_downloads. */
 export class DownloadManager {
@@ -31,8 +51,18 @@ export class DownloadManager {
     this.#opts = opts;
   }
 
-  #deps() {
-    return this.#opts;
+  #components(groupId: string, name: string): DownloadComponents {
+    const o = this.#opts;
+    return {
+      tracker: fileTracker(o.tracker, groupId, name),
+      shares: o.shares,
+      notices: o.events,
+      selfAddr: o.selfAddr,
+      onStateChange: () => o.onStateChange(),
+      onComplete: (share) => o.onComplete(share),
+      clock: o.clock,
+      dialer: o.dialer,
+    };
   }
 
   #active(): Download[] {
@@ -68,8 +98,7 @@ export class DownloadManager {
     if (!files.some((f) => f.name === name)) {
       throw new GsError("FILE_NOT_FOUND", `no file ${quoteWord(name)} in ${groupId}`);
     }
-    const d = new Download(this.#deps(), groupId, name, target);
-    this.#add(d);
+    this.#add(new Download(this.#components(groupId, name), { groupId, name, target }));
     return `downloading [${groupId}] ${quoteWord(name)} to ${target} in the background (show_downloads for progress)`;
   }
 
@@ -80,6 +109,7 @@ export class DownloadManager {
         !(x.groupId === d.groupId && x.name === d.name && (x.phase === "failed" || x.phase === "stopped")),
     );
     this.#downloads.push(d);
+    void d.start();
   }
 
   /** At login: every download that was in flight goes on from its verified pieces. */
@@ -87,7 +117,8 @@ export class DownloadManager {
     const lines: string[] = [];
     for (const s of states) {
       if (this.#active().some((d) => d.groupId === s.groupId && d.name === s.name)) continue;
-      this.#add(new Download(this.#deps(), s.groupId, s.name, s.target, s));
+      const init = { groupId: s.groupId, name: s.name, target: s.target, resume: s };
+      this.#add(new Download(this.#components(s.groupId, s.name), init));
       lines.push(`resuming download of [${s.groupId}] ${quoteWord(s.name)} to ${s.target}`);
     }
     return lines;
@@ -102,6 +133,7 @@ export class DownloadManager {
       detail: d.describe(),
       percent: d.percent,
       speed: d.speed,
+      progress: d.progress(),
     }));
   }
 
@@ -122,6 +154,13 @@ export class DownloadManager {
 
   cancel(groupId: string, name: string): void {
     for (const d of this.#active()) if (d.groupId === groupId && d.name === name) void d.stop(true);
+  }
+
+  /** Stops one download and deletes its partial file; false when none was in flight. */
+  async cancelDownload(groupId: string, name: string): Promise<boolean> {
+    const hits = this.#active().filter((d) => d.groupId === groupId && d.name === name);
+    await Promise.all(hits.map((d) => d.stop(true)));
+    return hits.length > 0;
   }
 
   cancelGroup(groupId: string): void {
