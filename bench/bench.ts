@@ -9,6 +9,7 @@
  *   tracker   requests/s and p99 of login, list_files and a download's start, 50 connections, SQLite and PostgreSQL
  *   scaling   1, 2, 4, 8 seeders; list_files with 10,000 files; a 10 GiB file's memory
  *   swarm     a flash crowd on capped links in the network lab (root), beside aria2c and the fluid bound
+ *   crypto    plain TCP, TLS 1.3 (AES-128-GCM, ChaCha20-Poly1305) and Noise XX moving bytes over loopback
  * Prints each part and rewrites its subsection of BENCHMARKS.md's "## Figures"
  * section (others stay). Missing tools (aria2, mktorrent, opentracker, wrk,
  * postgresql) are installed with apt-get. Every process and temp file is removed
@@ -21,6 +22,7 @@ import { join } from "node:path";
 import { Cluster, ROOT } from "../test/helpers/procs.js";
 import { Context } from "./context.js";
 import { describeMachine } from "./machine.js";
+import { cryptoPart } from "./parts/crypto.js";
 import { downloadPart } from "./parts/download.js";
 import { hashPart } from "./parts/hash.js";
 import { memoryPart } from "./parts/memory.js";
@@ -29,7 +31,7 @@ import { swarmPart } from "./parts/swarm.js";
 import { trackerPart } from "./parts/tracker.js";
 import { type Part, writeParts } from "./report.js";
 
-const PARTS = ["download", "hash", "memory", "tracker", "scaling", "swarm"] as const;
+const PARTS = ["download", "hash", "memory", "tracker", "scaling", "swarm", "crypto"] as const;
 type PartName = (typeof PARTS)[number];
 
 const USAGE = `usage: npm run bench -- [--only PARTS] [--quick] [--runs N] [--size-mib N] [--no-record] [--cpu-prof DIR]
@@ -110,6 +112,7 @@ async function runParts(args: Args, ctx: Context): Promise<Part[]> {
       out.push(await memoryPart(ctx, memorySizes, keep));
     } else if (p === "tracker") out.push(await trackerPart(ctx));
     else if (p === "swarm") out.push(await swarmPart(ctx, q ? 16 : 64));
+    else if (p === "crypto") out.push(await cryptoPart(ctx, q ? 64 : 1024));
     else {
       out.push(
         await scalingPart(ctx, {

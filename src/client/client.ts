@@ -10,10 +10,12 @@ import { checkFileName, checkId } from "../shared/ids.js";
 import { publicKeyFromPem } from "../shared/tickets.js";
 import { formatHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
 import { isIP } from "node:net";
+import { peerDialer } from "./download/dialPeer.js";
 import { DownloadManager, type DownloadStatus } from "./download/manager.js";
 import { formatBytes } from "./format.js";
 import { hashFile } from "./hasher.js";
 import { KnownTrackers } from "./knownTrackers.js";
+import { loadPeerIdentity, type PeerIdentity } from "./peerIdentity.js";
 import { PeerServer } from "./peerServer.js";
 import { pieceCountOf, ShareRegistry } from "./shares.js";
 import { prepareStateDir, type ShareState, StateFile, type UserState } from "./state.js";
@@ -55,6 +57,7 @@ export class GroupshareClient {
   readonly #opts: ClientOptions;
   #login: Login | undefined;
   #publicKey: KeyObject | undefined;
+  #identity: Promise<PeerIdentity> | undefined;
 
   constructor(opts: ClientOptions) {
     this.#opts = opts;
@@ -77,6 +80,7 @@ export class GroupshareClient {
       selfAddr: this.peerAddr,
       onStateChange: () => void this.#saveState(),
       onComplete: (share) => this.recordCompletedShare(share),
+      dialer: peerDialer(() => this.#peerIdentity()),
     });
   }
 
@@ -93,7 +97,13 @@ export class GroupshareClient {
     for (const p of await prepareStateDir(this.#opts.stateDir)) {
       this.#opts.events.warn(`warning: cannot make the state folder owner-only: ${p}`);
     }
-    await this.peerServer.listen(this.#opts.host, this.#opts.port);
+    await this.peerServer.listen(this.#opts.host, this.#opts.port, await this.#peerIdentity());
+  }
+
+  /** This client's key pair, made at first start in the state folder. */
+  #peerIdentity(): Promise<PeerIdentity> {
+    this.#identity ??= loadPeerIdentity(this.#opts.stateDir);
+    return this.#identity;
   }
 
   #requireLogin(): Login {
@@ -116,6 +126,7 @@ export class GroupshareClient {
       userId,
       password,
       peerAddr: this.peerAddr,
+      peerKey: (await this.#peerIdentity()).publicKey,
     });
     this.tracker.token = token;
     const { publicKey } = await this.tracker.call<Answer<"keys">>("GET", "/v1/keys");

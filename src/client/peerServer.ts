@@ -1,10 +1,14 @@
 import type { KeyObject } from "node:crypto";
 import { type FileHandle, open } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
+import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
 import { PIECE_SIZE, WIRE_VERSION } from "../shared/constants.js";
+import { peerKeyOf } from "../shared/peerKey.js";
 import { type TicketClaims, verifyTicket } from "../shared/tickets.js";
+import { TLS_VERSION } from "../shared/tlsPolicy.js";
 import { type RequestMessage, RejectCode, Wire } from "../wire/index.js";
 import { shareFor } from "./access.js";
+import type { PeerIdentity } from "./peerIdentity.js";
 import { pieceLength, type ShareRegistry, type SharedFile } from "./shares.js";
 
 /**
@@ -32,8 +36,8 @@ const MAX_PENDING = 32;
 const MAX_PENDING_PER_ADDRESS = 4;
 const THIS_HOST = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
 /**
- * A connection must present its handshake within this time. A downloader sends it
- * with its first bytes: on loopback the sharer read it 0.2 to 10 ms after the accept
+ * A connection must complete its TLS handshake, then present its wire handshake,
+ * each within this time. A downloader sends the wire handshake with its first bytes: on loopback the sharer read it 0.2 to 10 ms after the accept
  * (median 0.9 ms; 15 connections of the sharing and fault tests, on a busy 2-core box).
  * 3 s leaves room for a slow link.
  */
@@ -67,10 +71,15 @@ interface Slots {
  * and file we share, for as long as they keep renewing it. Each piece is read from
  * disk when asked and sent under backpressure: memory is bounded by connections,
  * not by file size. Traffic only ever flows out on these connections.
+ *
+ * Every connection is TLS 1.3, and the downloader must present a certificate: its
+ * key is the one a ticket names (`k`), checked with every ticket the connection
+ * shows, so a ticket copied off one connection is worthless on another.
  */
 export class PeerServer {
   readonly #opts: PeerServerOptions;
   readonly #server: Server;
+  #tls: SecureContext | undefined;
   readonly #sockets = new Set<Socket>();
   /** Connections without a served slot yet, oldest first (a Set keeps insertion order). */
   readonly #pending = new Set<Socket>();
@@ -84,7 +93,9 @@ export class PeerServer {
     this.#server.maxConnections = MAX_SERVED + MAX_PENDING + 1;
   }
 
-  listen(host: string, port: number): Promise<void> {
+  /** Serves on host:port, proving `identity`'s key to downloaders. */
+  listen(host: string, port: number, identity: PeerIdentity): Promise<void> {
+    this.#tls = createSecureContext({ key: identity.key, cert: identity.cert, ...TLS_VERSION });
     return new Promise((resolve, reject) => {
       this.#server.once("error", reject);
       this.#server.listen({ host, port, exclusive: true }, () => {
@@ -105,13 +116,13 @@ export class PeerServer {
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
 
-  #accept(socket: Socket): void {
-    const from = socket.remoteAddress ?? "";
+  #accept(tcp: Socket): void {
+    const from = tcp.remoteAddress ?? "";
     if (!THIS_HOST.has(from)) {
       let same = 0;
       for (const s of this.#pending) if (s.remoteAddress === from) same++;
       if (same >= MAX_PENDING_PER_ADDRESS) {
-        socket.destroy();
+        tcp.destroy();
         return;
       }
     }
@@ -120,10 +131,35 @@ export class PeerServer {
       this.#pending.delete(oldest);
       oldest.destroy();
     }
-    this.#sockets.add(socket);
-    this.#pending.add(socket);
-    socket.setNoDelay(true);
-    socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
+    this.#sockets.add(tcp);
+    this.#pending.add(tcp);
+    tcp.setNoDelay(true);
+    tcp.setTimeout(IDLE_TIMEOUT_MS, () => tcp.destroy());
+    tcp.on("error", () => {}); // a peer resetting is routine; 'close' cleans up
+    // no certificate is refused here: the wire's reject says why, once the handshake is over
+    const socket = new TLSSocket(tcp, {
+      isServer: true,
+      secureContext: this.#tls,
+      requestCert: true,
+      rejectUnauthorized: false, // self-signed: its key is what a ticket names, checked below
+    });
+    // a plaintext or TLS 1.2 attempt, or garbage: an error here, and the connection ends
+    socket.on("error", () => tcp.destroy());
+    const tlsTimer = setTimeout(() => tcp.destroy(), HANDSHAKE_TIMEOUT_MS);
+    socket.once("secure", () => {
+      clearTimeout(tlsTimer);
+      const cert = socket.getPeerX509Certificate();
+      this.#serve(tcp, socket, cert ? peerKeyOf(cert) : undefined);
+    });
+    tcp.on("close", () => {
+      clearTimeout(tlsTimer);
+      this.#sockets.delete(tcp);
+      this.#pending.delete(tcp);
+    });
+  }
+
+  /** A connection whose TLS handshake is over: `key` is the key its certificate holds, if it sent one. */
+  #serve(tcp: Socket, socket: TLSSocket, key: string | undefined): void {
     let user: string | undefined;
     const slots: Slots = {
       claim: (u) => {
@@ -133,16 +169,13 @@ export class PeerServer {
         user = u;
         this.#served++;
         this.#servedBy.set(u, mine + 1);
-        this.#pending.delete(socket);
+        this.#pending.delete(tcp);
         return true;
       },
     };
     const wire = new Wire();
-    const conn = new Connection(this.#opts, socket, wire, slots);
-    socket.on("error", () => {}); // a peer resetting is routine; 'close' cleans up
-    socket.on("close", () => {
-      this.#sockets.delete(socket);
-      this.#pending.delete(socket);
+    const conn = new Connection(this.#opts, socket, wire, slots, key);
+    tcp.on("close", () => {
       if (user !== undefined) {
         this.#served--;
         const left = this.#servedBy.get(user)! - 1;
@@ -178,11 +211,21 @@ class Connection {
     if (share === this.#file) this.#refuse(RejectCode.NOT_SHARED, "no longer shared");
   };
 
-  constructor(opts: PeerServerOptions, socket: Socket, wire: Wire, slots: Slots) {
+  /** The key the other end proved in the TLS handshake; undefined when it sent no certificate. */
+  readonly #peerKey: string | undefined;
+
+  constructor(
+    opts: PeerServerOptions,
+    socket: Socket,
+    wire: Wire,
+    slots: Slots,
+    peerKey: string | undefined,
+  ) {
     this.#opts = opts;
     this.#socket = socket;
     this.#wire = wire;
     this.#slots = slots;
+    this.#peerKey = peerKey;
     const timer = setTimeout(
       () => this.#refuse(RejectCode.BAD_REQUEST, "no handshake"),
       HANDSHAKE_TIMEOUT_MS,
@@ -214,6 +257,8 @@ class Connection {
     const now = this.#now();
     const check = verifyTicket(key, ticket, now);
     if (!check.ok) return this.#refuse(RejectCode.BAD_TICKET, check.reason);
+    const other = this.#otherKey(check.claims);
+    if (other) return this.#refuse(RejectCode.BAD_TICKET, other);
     const access = shareFor(this.#opts.shares, check.claims, fileId.toString("hex"), now);
     if (!access.ok) return this.#refuse(access.code, access.reason);
     const file = access.share;
@@ -247,9 +292,19 @@ class Connection {
       this.#refuse(RejectCode.BAD_TICKET, `renewal: ${check.reason}`);
     } else if (check.claims.u !== held.u || check.claims.g !== held.g || check.claims.f !== held.f) {
       this.#refuse(RejectCode.BAD_TICKET, "renewal is for another user, group or file");
+    } else if (this.#otherKey(check.claims)) {
+      this.#refuse(RejectCode.BAD_TICKET, `renewal: ${this.#otherKey(check.claims)}`);
     } else {
       this.#setClaims(check.claims);
     }
+  }
+
+  /** Why a ticket is not this connection's: it names another key than the one proved. */
+  #otherKey(claims: TicketClaims): string | undefined {
+    if (this.#peerKey === undefined)
+      return "no client certificate: a ticket is good only with the key it names";
+    if (claims.k !== this.#peerKey) return "ticket is for another key than this connection's";
+    return undefined;
   }
 
   #setClaims(claims: TicketClaims): void {

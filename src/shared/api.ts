@@ -16,6 +16,7 @@ import {
   SHA1_LENGTH,
 } from "./constants.js";
 import { HOSTILE_CHAR_CLASS } from "./ids.js";
+import { PEER_KEY_PATTERN } from "./peerKey.js";
 import { type Infer, open, type Schema, strict } from "./schema.js";
 
 // In requests, loose bounds: the service's checkId and checkFileName then answer
@@ -58,9 +59,12 @@ const MAX_LISTED = 200_000;
 /** Sharers handed out for one file. */
 const MAX_PEERS = 10_000;
 
-const peer = open({ userId: idOut, addr: addrOut, complete: { type: "boolean" } }, [
+/** A peer's public key (peerKey.ts): what its peer server must prove */
+const peerKey = { type: "string", pattern: PEER_KEY_PATTERN } as const;
+const peer = open({ userId: idOut, addr: addrOut, key: peerKey, complete: { type: "boolean" } }, [
   "userId",
   "addr",
+  "key",
   "complete",
 ]);
 const grant = open(
@@ -111,7 +115,12 @@ export const ROUTES = {
   login: {
     method: "POST",
     path: "/v1/sessions",
-    body: strict({ userId: id, password, peerAddr: addr }, ["userId", "password", "peerAddr"]),
+    body: strict({ userId: id, password, peerAddr: addr, peerKey: { type: "string", maxLength: 200 } }, [
+      "userId",
+      "password",
+      "peerAddr",
+      "peerKey",
+    ]),
     response: open({ token: { type: "string", minLength: 1, maxLength: 256 }, userId: idOut }, [
       "token",
       "userId",

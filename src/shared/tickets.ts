@@ -3,7 +3,7 @@ import { ID_PATTERN } from "./constants.js";
 
 /**
  * A download ticket: the tracker's word that `user` may fetch the file with id `f`
- * (fileIdOf) in `group` until `exp`. Format: base64url(JSON claims) "." base64url(Ed25519 signature).
+ * (fileIdOf) in `group` until `exp`, over a connection whose other end proves key `k`. Format: base64url(JSON claims) "." base64url(Ed25519 signature).
  * Peers check it with the trackers' public key; they never call a tracker to do so.
  */
 export interface TicketClaims {
@@ -13,6 +13,8 @@ export interface TicketClaims {
   g: string;
   /** the file id (fileIdOf, 40 hex): the handshake's fileId */
   f: string;
+  /** the downloader's peer key (peerKey.ts): a sharer serves only a connection that proves it */
+  k: string;
   /** expiry, ms since the epoch */
   exp: number;
 }
@@ -50,6 +52,7 @@ export function verifyTicket(publicKey: KeyObject, ticket: string, now: number):
     typeof claims.u !== "string" ||
     typeof claims.g !== "string" ||
     typeof claims.f !== "string" ||
+    typeof claims.k !== "string" ||
     typeof claims.exp !== "number"
   ) {
     return { ok: false, reason: "malformed ticket" };

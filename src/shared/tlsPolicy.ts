@@ -6,5 +6,5 @@
 export const TLS_VERSION = {
   minVersion: "TLSv1.3",
   maxVersion: "TLSv1.3",
-  ciphersuites: "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384",
+  ciphers: "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384",
 } as const;

@@ -61,7 +61,7 @@ function handlers(service: TrackerService): Handlers {
       return { userId: body.userId };
     },
     login: async ({ body, ip }) => ({
-      token: await service.login(body.userId, body.password, body.peerAddr, ip),
+      token: await service.login(body.userId, body.password, body.peerAddr, ip, body.peerKey),
       userId: body.userId,
     }),
     logout: async ({ token }) => {
@@ -119,9 +119,9 @@ function handlers(service: TrackerService): Handlers {
       await service.stopShare(userId, params.groupId, params.name);
       return { ok: true };
     },
-    download: async ({ userId, params, ip }) => {
+    download: async ({ userId, token, params, ip }) => {
       const file = await service.getFile(userId, params.groupId, params.name);
-      const grant = await service.grant(userId, params.groupId, file.name, file.fileId, ip);
+      const grant = await service.grant(userId, token, params.groupId, file.name, file.fileId, ip);
       return {
         file: {
           name: file.name,
@@ -133,9 +133,9 @@ function handlers(service: TrackerService): Handlers {
         ...grant,
       };
     },
-    peers: async ({ userId, params, ip }) => {
+    peers: async ({ userId, token, params, ip }) => {
       const file = await service.getFile(userId, params.groupId, params.name);
-      return await service.grant(userId, params.groupId, file.name, file.fileId, ip);
+      return await service.grant(userId, token, params.groupId, file.name, file.fileId, ip);
     },
   };
 }

@@ -9,6 +9,7 @@ import {
 import { GsError } from "../shared/errors.js";
 import { fileIdOf } from "../shared/fileId.js";
 import { checkFileName, checkId, isFileName, printable } from "../shared/ids.js";
+import { peerKeyProblem } from "../shared/peerKey.js";
 import { signTicket } from "../shared/tickets.js";
 import { formatHostPort, parseHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
 import { selfSignedCertificate } from "../shared/x509.js";
@@ -139,9 +140,17 @@ export class TrackerService {
    * The attempt is counted in the store before the hash; an unknown user is hashed
    * against DUMMY_HASH, so both failures cost one hash and give one answer.
    */
-  async login(userId: string, password: string, claimedAddr: string, clientAddr: string): Promise<string> {
+  async login(
+    userId: string,
+    password: string,
+    claimedAddr: string,
+    clientAddr: string,
+    peerKey: string,
+  ): Promise<string> {
     checkId("user id", userId);
     checkPassword_(password);
+    const keyProblem = peerKeyProblem(peerKey);
+    if (keyProblem) throw new GsError("BAD_REQUEST", `peerKey: ${keyProblem}`);
     const { peerAddr, claimed } = this.#peerAddress(claimedAddr, clientAddr);
     const pass = this.#hashGate.enter("login");
     let user: Awaited<ReturnType<Store["getUser"]>>;
@@ -172,7 +181,7 @@ export class TrackerService {
     await this.#store.attemptSucceeded(keys.reset, keys.refund, now);
     await this.#store.trustAddress(userId, clientAddr, now, TRUSTED_PER_USER);
     const token = randomBytes(32).toString("base64url");
-    await this.#store.createSession(hashToken(token), userId, peerAddr, now, claimed);
+    await this.#store.createSession(hashToken(token), userId, peerAddr, now, claimed, peerKey);
     this.#forgetUser(userId);
     this.#sweep(now);
     return token;
@@ -323,6 +332,7 @@ export class TrackerService {
    */
   async grant(
     userId: string,
+    token: string,
     groupId: string,
     name: string,
     fileId: string,
@@ -330,20 +340,25 @@ export class TrackerService {
   ): Promise<DownloadGrant> {
     if (!this.#signing) throw new Error("TrackerService.init() was not called");
     const now = this.#now();
+    const session = await this.#store.getSession(hashToken(token));
+    // a session from before peer keys: its client must log in again to be given a ticket
+    if (!session?.peerKey || session.userId !== userId) throw new GsError("UNAUTHORIZED", SESSION_ENDED);
     const peers = await this.#store.listPeers(groupId, name, userId, now);
     const ticketExpires = now + TICKET_TTL_MS;
     const ticket = signTicket(this.#signing.privateKey, {
       u: userId,
       g: groupId,
       f: fileId,
+      k: session.peerKey,
       exp: ticketExpires,
     });
     return {
       ticket,
       ticketExpires,
+      // a sharer without a key cannot prove who it is: never handed out
       peers: peers.flatMap((p) => {
-        const addr = this.#addressFor(p, sourceIp(clientAddr));
-        return addr === undefined ? [] : [{ userId: p.userId, addr, complete: p.complete }];
+        const addr = p.peerKey ? this.#addressFor(p, sourceIp(clientAddr)) : undefined;
+        return addr === undefined ? [] : [{ userId: p.userId, addr, key: p.peerKey!, complete: p.complete }];
       }),
     };
   }

@@ -168,6 +168,27 @@ export function storeComplianceSuite(
         const s = await store.getSession(`${u}-tok`);
         assert.equal(s?.peerAddr, "10.0.0.2:6001");
         assert.equal(s?.claimedAddr, "0.0.0.0:6001");
+        assert.equal(s?.peerKey, undefined);
+      });
+
+      it("keeps the session's peer key and hands it out with the sharer's address; a new login replaces it", async () => {
+        const t = tag();
+        const [own, bob] = [`${t}-own`, `${t}-bob`];
+        await group(t, own, [bob]);
+        await store.createSession(`${t}-tok1`, own, "10.0.0.2:6001", T0, "10.0.0.2:6001", "key-one");
+        await login(bob);
+        assert.equal((await store.getSession(`${t}-tok1`))?.peerKey, "key-one");
+        await store.addFile(t, own, fileOf("a.txt", "one"), true, T0);
+        assert.deepEqual(
+          (await store.listPeers(t, "a.txt", bob, T0)).map((p) => [p.userId, p.peerAddr, p.peerKey]),
+          [[own, "10.0.0.2:6001", "key-one"]],
+        );
+        await store.createSession(`${t}-tok2`, own, "10.0.0.3:6001", T0, "10.0.0.3:6001", "key-two");
+        await store.addShare(t, "a.txt", own, true, T0);
+        assert.deepEqual(
+          (await store.listPeers(t, "a.txt", bob, T0)).map((p) => p.peerKey),
+          ["key-two"],
+        );
       });
 
       it("refuses a session for an unknown user", async () => {

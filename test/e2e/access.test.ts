@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { mkdir } from "node:fs/promises";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { TICKET_TTL_MS } from "../../src/shared/constants.js";
@@ -32,7 +31,7 @@ import {
   ok,
   randomFile,
 } from "./sharing.helpers.js";
-import { trackerCall } from "../helpers/tls.js";
+import { peerSocket, TEST_PEER, trackerCall } from "../helpers/tls.js";
 
 interface Probe {
   /** every message the sharer sent, decoded */
@@ -48,14 +47,14 @@ interface Probe {
  */
 function probe(port: number, bytes: Buffer[]): Promise<Probe> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: "127.0.0.1", port });
+    const socket = peerSocket(port);
     const decoder = new FrameDecoder();
     const got: Probe = { messages: [] };
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`the sharer on port ${port} neither refused nor closed within ${WAIT_MS} ms`));
     }, WAIT_MS);
-    socket.on("connect", () => {
+    socket.on("secureConnect", () => {
       for (const b of bytes) socket.write(b);
     });
     socket.on("data", (chunk: Buffer) => {
@@ -134,6 +133,7 @@ describe("access: members only, and a peer port that checks tickets", () => {
       u: "mallory",
       g: "g1",
       f: fileId.toString("hex"),
+      k: TEST_PEER.publicKey,
       exp: Date.now() + TICKET_TTL_MS,
     });
 

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdir, readFile } from "node:fs/promises";
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
@@ -31,6 +31,7 @@ import {
 } from "../../src/wire/index.js";
 import { fileIdOfFile, prng, sha1File, writeRandomFile } from "../helpers/files.js";
 import { Cluster, type Proc } from "../helpers/procs.js";
+import { peerSocket, TEST_PEER } from "../helpers/tls.js";
 
 /** 4 pieces, the last one short: requests beyond the end and beyond the piece are both possible. */
 const FILE_SIZE = 3 * PIECE_SIZE + 1_000;
@@ -61,7 +62,7 @@ function probe(
   enough: (o: Outcome) => boolean = () => false,
 ): Promise<Outcome> {
   return new Promise((resolve) => {
-    const socket: Socket = connect({ host: "127.0.0.1", port });
+    const socket: Socket = peerSocket(port);
     const decoder = new FrameDecoder();
     const out: Outcome = { closed: false, messages: [], pieceBytes: 0, garbled: false };
     let settled = false;
@@ -91,7 +92,7 @@ function probe(
       }
       if (enough(out)) finish(false);
     });
-    socket.on("connect", () => {
+    socket.on("secureConnect", () => {
       for (const c of chunks) socket.write(c);
     });
   });
@@ -146,7 +147,14 @@ describe("hostile peers: every bad connection is closed, the sharer carries on",
   let downloads = 0;
 
   const ticket = (claims: Partial<TicketClaims> = {}, key: string = privateKeyPem) =>
-    signTicket(key, { u: "mallory", g: "g", f: fileIdHex, exp: Date.now() + 60_000, ...claims });
+    signTicket(key, {
+      u: "mallory",
+      g: "g",
+      f: fileIdHex,
+      k: TEST_PEER.publicKey,
+      exp: Date.now() + 60_000,
+      ...claims,
+    });
   const hello = (t: string = ticket(), id: Buffer = fileId) => encodeHandshake(id, t);
 
   /** A legitimate download by bob: the sharer still serves, byte for byte. */
@@ -386,7 +394,7 @@ describe("hostile peers: every bad connection is closed, the sharer carries on",
     );
     // the same, renewed at once: past the first ticket's end it is still served
     const renewedUntil = Date.now() + 1_500;
-    const socket = connect({ host: "127.0.0.1", port: alice.port });
+    const socket = peerSocket(alice.port);
     socket.on("error", () => {});
     const got: Message[] = [];
     const decoder = new FrameDecoder();
@@ -427,7 +435,7 @@ describe("hostile peers: every bad connection is closed, the sharer carries on",
       const first: string[] = [];
       for (let i = 0; i < 10; i++) {
         // from 127.0.0.2: another host as far as the sharer can tell
-        const socket = connect({ host: "127.0.0.1", port: alice.port, localAddress: "127.0.0.2" });
+        const socket = peerSocket(alice.port, { localAddress: "127.0.0.2" });
         socket.on("error", () => {});
         held.push(socket);
         socket.write(hello());
@@ -445,7 +453,7 @@ describe("hostile peers: every bad connection is closed, the sharer carries on",
 
   it("keeps connections without a ticket in a small pool of their own, at most 4 per address", async () => {
     const sockets = Array.from({ length: 6 }, () => {
-      const s = connect({ host: "127.0.0.1", port: alice.port, localAddress: "127.0.0.3" });
+      const s = peerSocket(alice.port, { localAddress: "127.0.0.3" });
       s.on("error", () => {});
       return s;
     });
@@ -464,12 +472,12 @@ describe("hostile peers: every bad connection is closed, the sharer carries on",
     const connected: Promise<unknown>[] = [];
     const hold = (from: string) => {
       if (stop) return;
-      const s = connect({ host: "127.0.0.1", port: alice.port, localAddress: from });
+      const s = peerSocket(alice.port, { localAddress: from });
       opened++;
       live.add(s);
       s.on("error", () => {});
       s.resume(); // read what the sharer says, so that its close is noticed at once
-      connected.push(once(s, "connect").catch(() => {}));
+      connected.push(once(s, "secureConnect").catch(() => {}));
       // dropped (pool full, or its handshake window over): come straight back, paced
       s.on("close", () => {
         live.delete(s);

@@ -11,7 +11,6 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { PIECE_SIZE, TICKET_REFRESH_MS, TICKET_TTL_MS } from "../../src/shared/constants.js";
@@ -34,7 +33,7 @@ import {
   ok,
   randomFile,
 } from "./sharing.helpers.js";
-import { trackerCall } from "../helpers/tls.js";
+import { peerSocket, trackerCall } from "../helpers/tls.js";
 
 /** Slack for a loaded 2-core machine on top of a bound the protocol sets. */
 const MARGIN_MS = 3_000;
@@ -53,7 +52,7 @@ function grab(
   lengths: number[],
 ): Promise<{ pieces: string[]; rejects: { code: number; reason: string }[] }> {
   return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
+    const socket = peerSocket(port);
     const decoder = new FrameDecoder();
     const out = { pieces: [] as string[], rejects: [] as { code: number; reason: string }[] };
     let answered = 0;
@@ -75,7 +74,7 @@ function grab(
       }
       if (answered === lengths.length) finish();
     });
-    socket.on("connect", () => {
+    socket.on("secureConnect", () => {
       socket.write(hello);
       for (const [i, len] of lengths.entries()) socket.write(encodeRequest(i, 0, len));
     });

@@ -1,10 +1,13 @@
 /**
- * Raw actors for the peer-access tests: a user speaking the tracker's HTTP API
+ * Raw actors for the peer-access tests: a user speaking the tracker's HTTPS API
  * without a client, a downloader and a rogue sharer speaking the peer wire
  * straight from the test, with every wait bounded.
  */
 import assert from "node:assert/strict";
-import { createServer, connect, type Server, type Socket } from "node:net";
+import type { Server, Socket } from "node:net";
+import { createServer } from "node:tls";
+import type { PeerIdentity } from "../../src/client/peerIdentity.js";
+import { TLS_VERSION } from "../../src/shared/tlsPolicy.js";
 import type { TicketClaims } from "../../src/shared/tickets.js";
 import {
   decodeMessage,
@@ -17,7 +20,7 @@ import {
   Wire,
 } from "../../src/wire/index.js";
 import { WAIT_MS } from "../helpers/procs.js";
-import { type TrackerAnswer, trackerCall } from "../helpers/tls.js";
+import { peerSocket, TEST_PEER, type TrackerAnswer, trackerCall } from "../helpers/tls.js";
 
 export interface ApiError {
   status: number;
@@ -49,14 +52,20 @@ export class ApiUser {
     return trackerCall(this.port, { method, path, body, token: this.token || undefined, timeoutMs: WAIT_MS });
   }
 
-  /** Creates the account and logs in, announcing `peerAddr` as where it serves. */
-  static async create(port: number, userId: string, peerAddr = "127.0.0.1:9"): Promise<ApiUser> {
+  /** Creates the account and logs in, announcing `peerAddr` as where it serves, with `identity`'s key. */
+  static async create(
+    port: number,
+    userId: string,
+    peerAddr = "127.0.0.1:9",
+    identity: PeerIdentity = TEST_PEER,
+  ): Promise<ApiUser> {
     const u = new ApiUser(port, userId);
     await u.call("POST", "/v1/users", { userId, password: `pw-${userId}` });
     const { token } = await u.call<{ token: string }>("POST", "/v1/sessions", {
       userId,
       password: `pw-${userId}`,
       peerAddr,
+      peerKey: identity.publicKey,
     });
     u.token = token;
     return u;
@@ -82,8 +91,15 @@ export class RawDownloader {
   #pace: NodeJS.Timeout | undefined;
   #pieceWaiters: (() => void)[] = [];
 
-  constructor(port: number, fileId: Buffer, ticket: string, pieceLengths: number[], paceMs: number) {
-    this.socket = connect({ host: "127.0.0.1", port });
+  constructor(
+    port: number,
+    fileId: Buffer,
+    ticket: string,
+    pieceLengths: number[],
+    paceMs: number,
+    identity: PeerIdentity | null = TEST_PEER,
+  ) {
+    this.socket = peerSocket(port, { identity });
     this.socket.on("error", () => {});
     const decoder = new FrameDecoder();
     this.socket.on("data", (chunk: Buffer) => {
@@ -145,7 +161,8 @@ export class RawDownloader {
 
 /**
  * A rogue sharer: answers any handshake for any file of `size`, claims every piece,
- * serves only the pieces in `serve` (from `data`) and sits on the rest. It records
+ * serves only the pieces in `serve` (from `data`) and sits on the rest. It proves
+ * TEST_PEER's key, the one raw users log in with, so the tracker vouches for it. It records
  * every ticket a downloader shows it, the handshake's and each renewal.
  */
 export class RoguePeer {
@@ -153,6 +170,9 @@ export class RoguePeer {
   readonly tickets: string[] = [];
   /** the file id (hex) of every handshake */
   readonly fileIds: string[] = [];
+  /** TCP connections accepted, and the bytes received once their TLS handshake was over */
+  connections = 0;
+  bytesIn = 0;
   readonly #sockets = new Set<Socket>();
   #ticketWaiters: (() => void)[] = [];
 
@@ -162,8 +182,14 @@ export class RoguePeer {
     readonly serve: Set<number>,
     /** answer every handshake with this reject instead */
     readonly refuse?: { code: RejectCode; reason: string },
+    /** the key it proves: TEST_PEER's, or one of its own (an impostor at someone else's address) */
+    identity: PeerIdentity = TEST_PEER,
   ) {
-    this.server = createServer((socket) => this.#accept(socket));
+    this.server = createServer({ key: identity.key, cert: identity.cert, ...TLS_VERSION }, (socket) =>
+      this.#accept(socket),
+    );
+    this.server.on("tlsClientError", () => {});
+    this.server.on("connection", () => this.connections++);
   }
 
   listen(): Promise<number> {
@@ -176,6 +202,9 @@ export class RoguePeer {
   }
 
   #accept(socket: Socket): void {
+    socket.on("data", (d: Buffer) => {
+      this.bytesIn += d.length;
+    });
     this.#sockets.add(socket);
     socket.on("error", () => {});
     socket.on("close", () => this.#sockets.delete(socket));

@@ -16,6 +16,7 @@ import { Cluster, freePort, Proc, ROOT, WAIT_MS } from "../helpers/procs.js";
 import { fails, ok } from "./sharing.helpers.js";
 import { type Api, api } from "./tracker.helpers.js";
 import { tlsIdentity } from "../helpers/tls.js";
+import { PEER_KEY_PATTERN } from "../../src/shared/peerKey.js";
 
 /** A one-piece file's registration body. */
 function fileBody(name: string, content: string, pieces?: Buffer) {
@@ -360,7 +361,12 @@ describe("real clients: remove_member, reject_request, the peer address and a ho
     await ok(alice, "accept_request g dave", /^dave is now a member of g/);
     const before = await t.ok(dave, "POST", "/v1/groups/g/files/b.bin/peers", {});
     // bob's peer server is on 127.0.0.2: so are his connections to the tracker
-    assert.deepEqual(before.peers, [{ userId: "bob", addr: `127.0.0.2:${bob.port}`, complete: true }]);
+    assert.deepEqual(
+      before.peers.map(({ key, ...p }: { key: string }) => p),
+      [{ userId: "bob", addr: `127.0.0.2:${bob.port}`, complete: true }],
+    );
+    // with the key bob's peer server proves
+    assert.match(before.peers[0].key, new RegExp(PEER_KEY_PATTERN));
 
     const self = await fails(alice, "remove_member g alice", /^removed/);
     assert.match(self, /cannot remove yourself/);

@@ -14,7 +14,7 @@ import { after, before, describe, it } from "node:test";
 import { certificateFingerprint, makeCertificate } from "../../src/shared/x509.js";
 import { Cluster, freePort, Proc, ROOT } from "../helpers/procs.js";
 import { fails, ok } from "../helpers/say.js";
-import { tlsIdentity } from "../helpers/tls.js";
+import { refusesTls12, tlsIdentity } from "../helpers/tls.js";
 
 /** A TLS server with a key of its own at a tracker's address: counts handshakes and request bytes. */
 class Impostor {
@@ -79,19 +79,7 @@ describe("trust in trackers: first use, a changed key, pinning", () => {
     assert.match(t1.lines.join("\n"), new RegExp(`tracker 1 key ${storeKey}`));
     assert.equal(await presented(c.ports[0]!), storeKey);
     assert.equal(await presented(c.ports[1]!), storeKey);
-    const old = connect({
-      host: "127.0.0.1",
-      port: c.ports[0]!,
-      rejectUnauthorized: false,
-      maxVersion: "TLSv1.2",
-    });
-    await assert.rejects(
-      new Promise((resolve, reject) => {
-        old.once("secureConnect", resolve);
-        old.once("error", reject);
-      }),
-      /protocol version|alert/i,
-    );
+    await refusesTls12(c.ports[0]!);
   });
 
   it("records the tracker's key at first use, in an owner-only known_trackers", async () => {

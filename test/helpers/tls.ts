@@ -5,10 +5,12 @@
  * that talks to a port nobody registered fails instead of trusting whoever is there.
  */
 import { generateKeyPairSync } from "node:crypto";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect as netConnect } from "node:net";
+import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import { type Agent, request } from "node:http";
 import { KnownTrackers } from "../../src/client/knownTrackers.js";
+import { newPeerIdentity, type PeerIdentity } from "../../src/client/peerIdentity.js";
 import { TrackerAgent } from "../../src/client/trackerTls.js";
 import { TLS_VERSION } from "../../src/shared/tlsPolicy.js";
 import { certificateFingerprint, selfSignedCertificate } from "../../src/shared/x509.js";
@@ -36,6 +38,51 @@ export function tlsIdentity(name = "test tracker") {
     server: { cert, key: key.export({ type: "pkcs8", format: "pem" }) as string, ...TLS_VERSION },
     fingerprint: certificateFingerprint(cert),
   };
+}
+
+/**
+ * The peer key raw test users log in with unless they bring their own, and the
+ * identity their raw peer connections present (so tickets they get name it).
+ */
+export const TEST_PEER: PeerIdentity = newPeerIdentity();
+
+/**
+ * A TLS 1.3 connection to a peer server on 127.0.0.1:`port`, presenting `identity`
+ * (TEST_PEER by default; null: no certificate). 'secureConnect' is when to write.
+ * The sharer's key is not checked: these are the tests' hostile or raw downloaders.
+ */
+export function peerSocket(
+  port: number,
+  opts: { identity?: PeerIdentity | null; localAddress?: string } = {},
+): TLSSocket {
+  const id = opts.identity === undefined ? TEST_PEER : opts.identity;
+  const tcp = netConnect({
+    host: "127.0.0.1",
+    port,
+    ...(opts.localAddress && { localAddress: opts.localAddress }),
+  });
+  tcp.on("error", () => {});
+  return tlsConnect({
+    socket: tcp,
+    ...(id && { key: id.key, cert: id.cert }),
+    rejectUnauthorized: false,
+    ...TLS_VERSION,
+  });
+}
+
+/** Resolves when a TLS 1.2 handshake with 127.0.0.1:`port` fails (TLS 1.3 only there); rejects if it succeeds. */
+export async function refusesTls12(port: number): Promise<void> {
+  const old = tlsConnect({ host: "127.0.0.1", port, rejectUnauthorized: false, maxVersion: "TLSv1.2" });
+  try {
+    const err = await new Promise<Error | undefined>((resolve) => {
+      old.once("secureConnect", () => resolve(undefined));
+      old.once("error", resolve);
+    });
+    if (!err) throw new Error(`127.0.0.1:${port} completed a TLS 1.2 handshake`);
+    if (!/protocol version|alert/i.test(err.message)) throw err;
+  } finally {
+    old.destroy();
+  }
 }
 
 const pins = new Map<number, string>();
@@ -90,12 +137,21 @@ export interface TrackerRequest {
 
 /** One request to the tracker on 127.0.0.1:`port`, bounded in time and size. */
 export function trackerCall(port: number, r: TrackerRequest): Promise<TrackerAnswer> {
+  // a login carries the key of the client's peer server; raw test users have TEST_PEER's
+  const body =
+    r.method === "POST" &&
+    r.path === "/v1/sessions" &&
+    typeof r.body === "object" &&
+    r.body !== null &&
+    !("peerKey" in r.body)
+      ? { ...r.body, peerKey: TEST_PEER.publicKey }
+      : r.body;
   const payload =
     r.rawBody !== undefined
       ? Buffer.from(r.rawBody)
-      : r.body === undefined
+      : body === undefined
         ? undefined
-        : Buffer.from(JSON.stringify(r.body));
+        : Buffer.from(JSON.stringify(body));
   const headers: Record<string, string | number> = {};
   if (payload) {
     headers["content-type"] = "application/json";

@@ -26,7 +26,7 @@ function share(groupId: string, fileId: string, path: string) {
 
 describe("shareFor: what a ticket may read", () => {
   const now = 1_000_000;
-  const claims = (g: string, f: string, exp = now + 10_000) => ({ u: "eve", g, f, exp });
+  const claims = (g: string, f: string, exp = now + 10_000) => ({ u: "eve", g, f, k: "key", exp });
 
   it("reads the share of the ticket's group and file id, and nothing of another group", () => {
     const shares = new ShareRegistry();

@@ -21,7 +21,12 @@ function setup(dir: string, sharers: Map<string, MemorySharer>, f: MemoryFile, f
   const clock = new FakeClock();
   const lines: string[] = [];
   const calls: string[] = [];
-  const peers: Sharer[] = [...sharers.keys()].map((addr, i) => ({ userId: `u${i}`, addr, complete: true }));
+  const peers: Sharer[] = [...sharers.keys()].map((addr, i) => ({
+    userId: `u${i}`,
+    addr,
+    key: `k${i}`,
+    complete: true,
+  }));
   const tracker: FileTracker = {
     begin: async () => {
       calls.push("begin");

@@ -42,6 +42,7 @@ describe("a download names its file by the pieces it was sent", () => {
           selfAddr: "127.0.0.1:1",
           onStateChange: () => {},
           onComplete: () => assert.fail("completed"),
+          dialer: () => Promise.reject(new Error("no sharer should be dialled")),
         },
         { groupId: "g", name: "f.bin", target: join(dir, "f.bin") },
       );

@@ -21,7 +21,7 @@ import { checkFileName } from "../../src/shared/ids.js";
 import { buildTrackerServer } from "../../src/tracker/server.js";
 import { TrackerService } from "../../src/tracker/service.js";
 import { openStore, type Store } from "../../src/tracker/store/index.js";
-import { tlsIdentity } from "../helpers/tls.js";
+import { TEST_PEER, tlsIdentity } from "../helpers/tls.js";
 
 const HOSTILE = [
   "",
@@ -115,7 +115,7 @@ describe("tracker API: hostile file names are refused with INVALID_FILE_NAME", (
     const login = await app.inject({
       method: "POST",
       url: "/v1/sessions",
-      payload: { userId: "u", password: "pw", peerAddr: "127.0.0.1:9" },
+      payload: { userId: "u", password: "pw", peerAddr: "127.0.0.1:9", peerKey: TEST_PEER.publicKey },
     });
     token = login.json().token;
     assert.equal((await call("POST", "/v1/groups", { groupId: "g" })).status, 201);

@@ -45,7 +45,12 @@ function harness(pieces: number, sharers: Record<string, (f: MemoryFile) => Memo
   );
   const grant: Grant = {
     ticket: "t",
-    peers: [...table.keys(), "10.0.0.1:7000"].map((addr, i) => ({ userId: `u${i}`, addr, complete: true })),
+    peers: [...table.keys(), "10.0.0.1:7000"].map((addr, i) => ({
+      userId: `u${i}`,
+      addr,
+      key: `k${i}`,
+      complete: true,
+    })),
   };
   const sharer = (addr: string) => table.get(addr)!;
   return { f, clock, swarm, grant, dialled, verified, corrupt, refused, sharer, table };
@@ -98,7 +103,7 @@ describe("swarm: backoff and bans", () => {
     // 10.0.0.9 is not in the table: its connection is refused
     const grant: Grant = {
       ...h.grant,
-      peers: [...h.grant.peers, { userId: "u9", addr: "10.0.0.9:1", complete: true }],
+      peers: [...h.grant.peers, { userId: "u9", addr: "10.0.0.9:1", key: "k9", complete: true }],
     };
     const dials = () => h.dialled.filter((a) => a === "10.0.0.9:1").length;
     h.swarm.connect(grant);
@@ -140,7 +145,7 @@ describe("swarm: backoff and bans", () => {
     h.table.set("10.0.0.3:1", good);
     h.swarm.connect({
       ...h.grant,
-      peers: [...h.grant.peers, { userId: "u3", addr: "10.0.0.3:1", complete: true }],
+      peers: [...h.grant.peers, { userId: "u3", addr: "10.0.0.3:1", key: "k3", complete: true }],
     });
     await settle();
     assert.deepEqual(h.verified, [0]);
@@ -197,7 +202,7 @@ describe("swarm: end-game", () => {
     h.table.set("10.0.0.3:1", b);
     h.swarm.connect({
       ...h.grant,
-      peers: [...h.grant.peers, { userId: "u3", addr: "10.0.0.3:1", complete: false }],
+      peers: [...h.grant.peers, { userId: "u3", addr: "10.0.0.3:1", key: "k3", complete: false }],
     });
     await settle();
     assert.deepEqual(b.requests, [], "b has nothing yet");

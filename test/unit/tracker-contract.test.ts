@@ -19,7 +19,7 @@ import { validate } from "../../src/shared/schema.js";
 import { GsError } from "../../src/shared/errors.js";
 import { TrackerService } from "../../src/tracker/service.js";
 import { openStore } from "../../src/tracker/store/index.js";
-import { serveTracker, tlsIdentity, trackerCall } from "../helpers/tls.js";
+import { serveTracker, TEST_PEER, tlsIdentity, trackerCall } from "../helpers/tls.js";
 
 describe("the tracker authenticates every route the contract does not declare public", () => {
   let dir: string;
@@ -201,7 +201,7 @@ describe("the client checks every tracker answer against the contract", () => {
       body: JSON.stringify({
         ticket: "t",
         ticketExpires: 1,
-        peers: [{ userId: "u", addr: "127.0.0.1:1\r\nX", complete: true }],
+        peers: [{ userId: "u", addr: "127.0.0.1:1\r\nX", key: TEST_PEER.publicKey, complete: true }],
       }),
     };
     const t = client();
@@ -212,7 +212,7 @@ describe("the client checks every tracker answer against the contract", () => {
   it("refuses a list longer than the contract's bound, and an answer over the byte bound", async () => {
     const many = JSON.stringify({ peers: [], ticket: "t", ticketExpires: 1 }).replace(
       '"peers":[]',
-      `"peers":[${Array(10_001).fill('{"userId":"u","addr":"127.0.0.1:1","complete":true}').join(",")}]`,
+      `"peers":[${Array(10_001).fill(`{"userId":"u","addr":"127.0.0.1:1","key":"${TEST_PEER.publicKey}","complete":true}`).join(",")}]`,
     );
     next = { status: 200, body: many };
     const t = client();

@@ -5,7 +5,7 @@ import { fileIdOf } from "../../shared/fileId.js";
 import { pieceCountOf, pieceLength, type ShareRegistry } from "../shares.js";
 import type { DownloadState, ShareState } from "../state.js";
 import { type Clock, systemClock, type Timer, Wakeup } from "./clock.js";
-import { type Dialer, tcpDialer } from "./dialer.js";
+import type { Dialer } from "./dialer.js";
 import type { FileInfo, FileTracker, Grant } from "./fileTracker.js";
 import { DownloadMessages, type DownloadNotices, gaveUp } from "./messages.js";
 import { PartFile, type PartFileSystem, removePart } from "./partFile.js";
@@ -35,8 +35,8 @@ export interface DownloadComponents {
   onComplete(share: ShareState): void;
   /** default: the system clock */
   clock?: Clock;
-  /** default: plain TCP */
-  dialer?: Dialer;
+  /** how sharers are reached (peerDialer: TLS, keys proved both ways) */
+  dialer: Dialer;
   /** default: node:fs */
   files?: PartFileSystem;
 }
@@ -341,7 +341,7 @@ export class Download {
     });
     this.#part = part;
     this.#swarm = new Swarm(
-      { clock: this.#clock, dialer: this.#c.dialer ?? tcpDialer },
+      { clock: this.#clock, dialer: this.#c.dialer },
       {
         fileId: Buffer.from(this.fileIdHex, "hex"),
         size: file.size,

@@ -15,6 +15,8 @@ export interface FileInfo {
 export interface Sharer {
   userId: string;
   addr: string;
+  /** the key its peer server proves */
+  key: string;
   complete: boolean;
 }
 

@@ -38,8 +38,8 @@ export interface DownloadManagerOptions {
   onComplete(share: ShareState): void;
   /** default: the system clock */
   clock?: Clock;
-  /** default: plain TCP */
-  dialer?: Dialer;
+  /** how sharers are reached (peerDialer: TLS, keys proved both ways) */
+  dialer: Dialer;
 }
 
 /** The client's downloads: started by download_file, resumed at login, listed by show_downloads. */

@@ -3,6 +3,7 @@ import { parseHostPort } from "../../shared/trackerInfo.js";
 import type { PieceMessage } from "../../wire/index.js";
 import type { Clock } from "./clock.js";
 import type { Dialer } from "./dialer.js";
+import { IMPOSTOR } from "./dialPeer.js";
 import type { Grant } from "./fileTracker.js";
 import { requestDepth, StartGate } from "./gate.js";
 import { type LinkOwner, PeerLink } from "./peerLink.js";
@@ -115,7 +116,7 @@ export class Swarm implements LinkOwner {
       if (existing && !existing.closed) continue;
       const hp = parseHostPort(p.addr);
       if (typeof hp === "string") continue;
-      const target = { addr: p.addr, host: hp.host, port: hp.port, userId: p.userId };
+      const target = { addr: p.addr, host: hp.host, port: hp.port, userId: p.userId, key: p.key };
       this.#links.set(p.addr, new PeerLink(target, grant.ticket, this, this.#components));
     }
   }
@@ -184,7 +185,9 @@ export class Swarm implements LinkOwner {
     if (!this.#owner.diskFull()) link.fill();
   }
 
-  onClosed(link: PeerLink, _reason: string): void {
+  onClosed(link: PeerLink, reason: string): void {
+    // someone at the address who could not prove the sharer's key: never dialled again
+    if (reason === IMPOSTOR) this.#banned.add(link.addr);
     // its availability goes and its pieces return to the pool
     this.#picker.removePeer(link.addr);
     if (this.#links.get(link.addr) === link) this.#links.delete(link.addr);

@@ -75,6 +75,7 @@ export class SqlStore implements Store {
     peerAddr: string,
     now: number,
     claimedAddr = peerAddr,
+    peerKey?: string,
   ): Promise<void> {
     return this.db.transaction(async (tx) => {
       if (!(await tx.get("SELECT 1 FROM users WHERE user_id = ?", [userId]))) {
@@ -82,8 +83,8 @@ export class SqlStore implements Store {
       }
       await endSessions(tx, userId);
       await tx.run(
-        "INSERT INTO sessions (token_hash, user_id, peer_addr, claimed_addr, created_at, last_seen) VALUES (?, ?, ?, ?, ?, ?)",
-        [tokenHash, userId, peerAddr, claimedAddr, now, now],
+        "INSERT INTO sessions (token_hash, user_id, peer_addr, claimed_addr, peer_key, created_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [tokenHash, userId, peerAddr, claimedAddr, peerKey ?? null, now, now],
       );
     });
   }
@@ -93,16 +94,19 @@ export class SqlStore implements Store {
       user_id: string;
       peer_addr: string;
       claimed_addr: string | null;
+      peer_key: string | null;
       created_at: number;
       last_seen: number;
-    }>("SELECT user_id, peer_addr, claimed_addr, created_at, last_seen FROM sessions WHERE token_hash = ?", [
-      tokenHash,
-    ]);
+    }>(
+      "SELECT user_id, peer_addr, claimed_addr, peer_key, created_at, last_seen FROM sessions WHERE token_hash = ?",
+      [tokenHash],
+    );
     return (
       row && {
         userId: row.user_id,
         peerAddr: row.peer_addr,
         claimedAddr: row.claimed_addr ?? row.peer_addr,
+        ...(row.peer_key !== null && { peerKey: row.peer_key }),
         createdAt: row.created_at,
         lastSeen: row.last_seen,
       }
@@ -372,9 +376,10 @@ export class SqlStore implements Store {
       user_id: string;
       peer_addr: string;
       claimed_addr: string | null;
+      peer_key: string | null;
       complete: number;
     }>(
-      `SELECT s.user_id, se.peer_addr, se.claimed_addr, s.complete
+      `SELECT s.user_id, se.peer_addr, se.claimed_addr, se.peer_key, s.complete
        FROM shares s JOIN sessions se ON se.user_id = s.user_id
        WHERE s.group_id = ? AND s.name = ? AND s.user_id <> ? AND se.last_seen >= ?`,
       [groupId, name, userId, onlineSince(now)],
@@ -384,6 +389,7 @@ export class SqlStore implements Store {
         userId: r.user_id,
         peerAddr: r.peer_addr,
         claimedAddr: r.claimed_addr ?? r.peer_addr,
+        ...(r.peer_key !== null && { peerKey: r.peer_key }),
         complete: r.complete === 1,
       }))
       .sort(byKey((p) => p.userId));

@@ -23,6 +23,8 @@ export interface SessionRecord {
   peerAddr: string;
   /** The ip:port the client announced; a hint only (it may be 0.0.0.0, or behind NAT). */
   claimedAddr: string;
+  /** The public key the client's peer server proves (peerKey.ts); absent in sessions from before keys. */
+  peerKey?: string;
   createdAt: number;
   lastSeen: number;
 }
@@ -93,6 +95,8 @@ export interface PeerRecord {
   peerAddr: string;
   /** the address the sharer's client announced (its LAN address when it is behind a router) */
   claimedAddr: string;
+  /** The sharer's peer key, from its session. */
+  peerKey?: string;
   complete: boolean;
 }
 
@@ -126,6 +130,7 @@ export interface Store {
     peerAddr: string,
     now: number,
     claimedAddr?: string,
+    peerKey?: string,
   ): Promise<void>;
   /** The session if it exists (online or not: callers compare lastSeen). */
   getSession(tokenHash: string): Promise<SessionRecord | undefined>;

@@ -1,0 +1,78 @@
+import { connect as tcpConnect } from "node:net";
+import { connect, type TLSSocket } from "node:tls";
+import { peerKeyOf } from "../../shared/peerKey.js";
+import { TLS_VERSION } from "../../shared/tlsPolicy.js";
+import type { PeerIdentity } from "../peerIdentity.js";
+import type { Dialer } from "./dialer.js";
+
+/** A sharer as the tracker hands it out: where it is, and the key its peer server must prove. */
+export interface PeerTarget {
+  readonly host: string;
+  readonly port: number;
+  /** peerKeyOf of the sharer's key, from the tracker */
+  readonly key: string;
+}
+
+/** The downloads' dialer: dialPeer, proving `identity` (this client's key, which tickets name). */
+export function peerDialer(identity: () => Promise<PeerIdentity>): Dialer {
+  return async (target, signal) => dialPeer(target, await identity(), signal);
+}
+
+/** What a refused sharer's error carries as its `code` (show_downloads and logs print it). */
+export const IMPOSTOR = "IMPOSTOR";
+
+/**
+ * Opens TLS 1.3 to a sharer, proving our own key (`identity`, which the ticket names),
+ * and resolves only once the sharer has proved the key the tracker gave for it. One
+ * that does not is an impostor: the connection ends after the TLS handshake, with
+ * nothing of ours sent (no ticket, no file id), and the promise rejects with code
+ * IMPOSTOR. An aborted signal ends the attempt and destroys what it opened.
+ */
+export function dialPeer(
+  target: PeerTarget,
+  identity: PeerIdentity,
+  signal: AbortSignal,
+): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const tcp = tcpConnect({ host: target.host, port: target.port });
+    tcp.setNoDelay(true); // requests are small and the pipeline waits on each
+    const socket = connect({
+      socket: tcp,
+      key: identity.key,
+      cert: identity.cert,
+      rejectUnauthorized: false, // self-signed: the key is checked against the tracker's word below
+      ...TLS_VERSION,
+    });
+    const settle = () => {
+      signal.removeEventListener("abort", onAbort);
+      socket.off("error", onError);
+      socket.off("secureConnect", onSecure);
+    };
+    const onAbort = () => {
+      settle();
+      socket.destroy();
+      reject(signal.reason);
+    };
+    const onError = (err: Error) => {
+      settle();
+      socket.destroy();
+      reject(err);
+    };
+    const onSecure = () => {
+      settle();
+      const cert = socket.getPeerX509Certificate();
+      if (cert && peerKeyOf(cert) === target.key) {
+        resolve(socket);
+        return;
+      }
+      socket.destroy();
+      const err: NodeJS.ErrnoException = new Error("the peer did not prove the key the tracker gave for it");
+      err.code = IMPOSTOR;
+      reject(err);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    socket.once("error", onError);
+    socket.once("secureConnect", onSecure);
+  });
+}
