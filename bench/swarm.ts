@@ -23,6 +23,8 @@ export interface DownloadResult {
   peakBytes: number;
   /** CPU time (user + system) the downloader had used by then, in seconds: less noisy than wall time on a busy box. */
   cpuSeconds: number;
+  /** CPU time every seeder used from download_file to the complete line, summed, in seconds. */
+  seedersCpuSeconds: number;
 }
 
 /**
@@ -127,10 +129,13 @@ export class Swarm {
     const p = await this.#client(`downloader${run}`, join(this.cluster.dir, `state-dl-${run}`), true);
     try {
       await p.run("login dl pw", /^logged in as/, COMMAND_MS);
+      const seedersCpu = () => Promise.all(this.seeders.map((s) => cpuTime(s.child.pid!)));
+      const cpu0 = await seedersCpu();
       const started = performance.now();
       await p.run(`download_file ${group} ${name} ${out}`, /^downloading /, COMMAND_MS);
       const end = await p.expect(/^download (complete|failed)/, timeoutMs);
       const seconds = (performance.now() - started) / 1000;
+      const seedersCpuSeconds = (await seedersCpu()).reduce((sum, t, i) => sum + t - cpu0[i]!, 0);
       const peakBytes = await peakMemory(p);
       const cpuSeconds = await cpuTime(p.child.pid!);
       if (!end.startsWith("download complete")) throw new Error(`${p.label}: ${end}`);
@@ -139,7 +144,7 @@ export class Swarm {
       if (code !== 0) throw new Error(`${p.label} exited with ${code}\n${p.dump()}`);
       const got = await sha1File(join(out, name));
       if (got !== sha1) throw new Error(`${p.label}: downloaded file has SHA1 ${got}, expected ${sha1}`);
-      return { seconds, peakBytes, cpuSeconds };
+      return { seconds, peakBytes, cpuSeconds, seedersCpuSeconds };
     } finally {
       await p.kill();
       await rm(out, { recursive: true, force: true });

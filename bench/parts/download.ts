@@ -13,6 +13,8 @@ interface Row {
   label: string;
   runs: number[];
   cpu: number[];
+  /** the seeders' CPU, summed (groupshare only) */
+  seedersCpu: number[];
   peaks: number[];
 }
 
@@ -55,13 +57,14 @@ export async function downloadPart(ctx: Context, mibs: number): Promise<Part> {
   ctx.say(`starting opentracker and ${BT_SEEDERS} aria2c seeders`);
   const bt = await BtSwarm.start(join(ctx.cluster.dir, "bt"), file.path, BT_SEEDERS);
   const rows = {
-    bare: { label: "bare Node pipeline (the limit)", runs: [], cpu: [], peaks: [] } as Row,
-    one: { label: "groupshare, 1 seeder", runs: [], cpu: [], peaks: [] } as Row,
-    all: { label: "groupshare, 4 seeders", runs: [], cpu: [], peaks: [] } as Row,
+    bare: { label: "bare Node pipeline (the limit)", runs: [], cpu: [], seedersCpu: [], peaks: [] } as Row,
+    one: { label: "groupshare, 1 seeder", runs: [], cpu: [], seedersCpu: [], peaks: [] } as Row,
+    all: { label: "groupshare, 4 seeders", runs: [], cpu: [], seedersCpu: [], peaks: [] } as Row,
     aria2: {
       label: `aria2c, ${BT_SEEDERS} aria2c seeders + opentracker`,
       runs: [],
       cpu: [],
+      seedersCpu: [],
       peaks: [],
     } as Row,
   };
@@ -78,6 +81,7 @@ export async function downloadPart(ctx: Context, mibs: number): Promise<Part> {
         const res = await swarm.download(g, name, file.sha1, ctx.boundMs(file.bytes));
         rows[g].runs.push(res.seconds);
         rows[g].cpu.push(res.cpuSeconds);
+        rows[g].seedersCpu.push(res.seedersCpuSeconds);
         rows[g].peaks.push(res.peakBytes);
       }
       await ctx.settle();
@@ -94,9 +98,20 @@ export async function downloadPart(ctx: Context, mibs: number): Promise<Part> {
     await bt.stop();
   }
   const speed = (r: Row) => mbps(file.bytes, median(r.runs));
+  const perGiB = (s: number) => ((s * 2 ** 30) / file.bytes).toFixed(2);
   const limit = speed(rows.bare);
   const table = mdTable(
-    ["downloader", "runs (s)", "median (s)>", "MB/s>", "of the limit>", "CPU (s)>", "peak RSS>"],
+    [
+      "downloader",
+      "runs (s)",
+      "median (s)>",
+      "MB/s>",
+      "of the limit>",
+      "CPU (s)>",
+      "CPU s/GiB>",
+      "seeders' CPU s/GiB>",
+      "peak RSS>",
+    ],
     Object.values(rows).map((r) => [
       r.label,
       secs(r.runs),
@@ -104,6 +119,8 @@ export async function downloadPart(ctx: Context, mibs: number): Promise<Part> {
       speed(r).toFixed(0),
       `${((100 * speed(r)) / limit).toFixed(0)}%`,
       median(r.cpu).toFixed(2),
+      perGiB(median(r.cpu)),
+      r.seedersCpu.length > 0 ? perGiB(median(r.seedersCpu)) : "",
       r.peaks.length > 0 ? `${mib(Math.max(...r.peaks))} MiB` : "",
     ]),
   );
@@ -112,7 +129,8 @@ export async function downloadPart(ctx: Context, mibs: number): Promise<Part> {
   const ratios =
     `groupshare (4 seeders) / limit = **${ofLimit.toFixed(2)}** (target ≥ 0.85: ${verdict(ofLimit >= 0.85)}); ` +
     `groupshare (1 seeder) / limit = ${(speed(rows.one) / limit).toFixed(2)}; ` +
-    `aria2c time / groupshare (4 seeders) time = **${vsAria.toFixed(2)}** (target ≥ 3: ${verdict(vsAria >= 3)}).`;
+    `aria2c time / groupshare (4 seeders) time = **${vsAria.toFixed(2)}** (target ≥ 3: ${verdict(vsAria >= 3)}). ` +
+    `With every link encrypted: ≥ 0.70 of the limit (${verdict(ofLimit >= 0.7)}) and ≥ 2 × aria2c (${verdict(vsAria >= 2)}).`;
   ctx.say(ratios);
   return {
     key: "download",
@@ -138,7 +156,7 @@ export async function downloadPart(ctx: Context, mibs: number): Promise<Part> {
         `info hash whitelisted, ${BT_SEEDERS} seeders \`--seed-ratio=0.0 --bt-seed-unverified=true\`, the downloader ` +
         "`--seed-time=0 --file-allocation=none` (sparse, as groupshare's partial file), DHT, LPD and peer exchange " +
         "off; timed from starting aria2c to its `Download complete` line (every piece's SHA1 checked by then). CPU is the downloader's user + " +
-        "system time. Peak RSS is the groupshare downloader's VmHWM.",
+        "system time; the seeders' CPU is every seeder's, summed, from `download_file` to the complete line. Peak RSS is the groupshare downloader's VmHWM.",
     ].join("\n"),
   };
 }

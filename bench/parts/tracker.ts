@@ -3,7 +3,7 @@ import type { Agent } from "node:http";
 import { join } from "node:path";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../test/helpers/postgres.js";
 import { Cluster } from "../../test/helpers/procs.js";
-import { trackerAgent, trackerCall } from "../../test/helpers/tls.js";
+import { TEST_PEER, trackerAgent, trackerCall } from "../../test/helpers/tls.js";
 import type { Context } from "../context.js";
 import { mdTable, median, type Part, verdict } from "../report.js";
 import { cpuTime, ensurePackage, ensureTools, timed } from "../tools.js";
@@ -158,7 +158,7 @@ async function loadOne(ctx: Context, t: Tracker, seconds: number): Promise<[stri
         {
           method: "POST",
           path: "/v1/sessions",
-          body: { userId: "lb", password: "pw", peerAddr: "127.0.0.1:9" },
+          body: { userId: "lb", password: "pw", peerAddr: "127.0.0.1:9", peerKey: TEST_PEER.publicKey },
         },
         seconds,
       ),

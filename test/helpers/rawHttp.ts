@@ -1,5 +1,5 @@
-import { type Agent, request } from "node:http";
-import { trackerAgent } from "./tls.js";
+import type { Agent } from "node:http";
+import { TEST_PEER, trackerAgent, trackerCall } from "./tls.js";
 
 export interface RawAnswer {
   status: number;
@@ -28,43 +28,26 @@ export class HttpFrom {
     this.#agent = trackerAgent(port, { localAddress, maxSockets: sockets });
   }
 
-  call(method: string, path: string, body?: unknown, token?: string): Promise<RawAnswer> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const headers: Record<string, string | number> = {};
-    if (payload) {
-      headers["content-type"] = "application/json";
-      headers["content-length"] = payload.length;
-    }
-    if (token) headers.authorization = `Bearer ${token}`;
-    return new Promise((resolve, reject) => {
-      const req = request(
-        { host: "127.0.0.1", port: this.port, method, path, headers, agent: this.#agent },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on("data", (c: Buffer) => {
-            size += c.length;
-            if (size > MAX_ANSWER_BYTES) req.destroy(new Error("answer too large"));
-            else chunks.push(c);
-          });
-          res.on("end", () => {
-            const text = Buffer.concat(chunks).toString("utf8");
-            const parsed = text === "" ? undefined : (JSON.parse(text) as { error?: { code?: string } });
-            resolve({ status: res.statusCode ?? 0, body: parsed, code: parsed?.error?.code });
-          });
-          res.on("error", reject);
-        },
-      );
-      req.setTimeout(REQUEST_TIMEOUT_MS, () =>
-        req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)),
-      );
-      req.on("error", reject);
-      req.end(payload);
+  async call(method: string, path: string, body?: unknown, token?: string): Promise<RawAnswer> {
+    const r = await trackerCall(this.port, {
+      method,
+      path,
+      body,
+      token,
+      agent: this.#agent,
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      maxBytes: MAX_ANSWER_BYTES,
     });
+    return { status: r.status, body: r.body, code: r.code };
   }
 
   login(userId: string, password: string): Promise<RawAnswer> {
-    return this.call("POST", "/v1/sessions", { userId, password, peerAddr: "127.0.0.1:9" });
+    return this.call("POST", "/v1/sessions", {
+      userId,
+      password,
+      peerAddr: "127.0.0.1:9",
+      peerKey: TEST_PEER.publicKey,
+    });
   }
 
   close(): void {

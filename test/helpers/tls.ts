@@ -135,8 +135,22 @@ export interface TrackerRequest {
   maxBytes?: number;
 }
 
-/** One request to the tracker on 127.0.0.1:`port`, bounded in time and size. */
-export function trackerCall(port: number, r: TrackerRequest): Promise<TrackerAnswer> {
+/**
+ * One request to the tracker on 127.0.0.1:`port`, bounded in time and size. Sent once
+ * more on a new connection when a kept-alive one turns out closed before any answer,
+ * as the client does (the tracker closes idle connections after 30 s).
+ */
+export async function trackerCall(port: number, r: TrackerRequest): Promise<TrackerAnswer> {
+  try {
+    return await trackerCallOnce(port, r);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { reusedSocket?: boolean };
+    if (!e.reusedSocket || (e.code !== "ECONNRESET" && e.code !== "EPIPE")) throw err;
+    return await trackerCallOnce(port, r);
+  }
+}
+
+function trackerCallOnce(port: number, r: TrackerRequest): Promise<TrackerAnswer> {
   // a login carries the key of the client's peer server; raw test users have TEST_PEER's
   const body =
     r.method === "POST" &&
@@ -175,11 +189,13 @@ export function trackerCall(port: number, r: TrackerRequest): Promise<TrackerAns
       () => req.destroy(new Error(`${r.method} ${r.path}: no answer in ${timeoutMs} ms`)),
       timeoutMs,
     );
+    let answered = false;
     req.on("error", (err) => {
       clearTimeout(timer);
-      reject(err);
+      reject(Object.assign(err, { reusedSocket: req.reusedSocket && !answered }));
     });
     req.on("response", (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       let total = 0;
       res.on("data", (c: Buffer) => {
