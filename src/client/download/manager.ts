@@ -1,6 +1,7 @@
 import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
+import { PIECE_SIZE } from "../../shared/constants.js";
 import { GsError } from "../../shared/errors.js";
 import type { DownloadState } from "../state.js";
 import { quoteWord } from "../tokenize.js";
@@ -17,6 +18,9 @@ export interface DownloadStatus {
   percent: number;
   /** bytes per second */
   speed: number;
+  /** verified bytes, of `size` (0 until the tracker sent the file's hashes) */
+  done: number;
+  size: number;
 }
 
 /** What the manager needs is what each of its downloads needs. */
@@ -26,6 +30,8 @@ export type DownloadManagerOptions = DownloadDeps;
 export class DownloadManager {
   readonly #opts: DownloadManagerOptions;
   #downloads: Download[] = [];
+  /** Downloads that failed since the client started (a script's exit status counts them). */
+  failures = 0;
 
   constructor(opts: DownloadManagerOptions) {
     this.#opts = opts;
@@ -80,6 +86,9 @@ export class DownloadManager {
         !(x.groupId === d.groupId && x.name === d.name && (x.phase === "failed" || x.phase === "stopped")),
     );
     this.#downloads.push(d);
+    void d.done.then(() => {
+      if (d.phase === "failed") this.failures++;
+    });
   }
 
   /** At login: every download that was in flight goes on from its verified pieces. */
@@ -102,6 +111,8 @@ export class DownloadManager {
       detail: d.describe(),
       percent: d.percent,
       speed: d.speed,
+      done: bytesHeld(d),
+      size: d.size,
     }));
   }
 
@@ -120,6 +131,22 @@ export class DownloadManager {
     this.#downloads = [];
   }
 
+  /**
+   * cancel_download: stops the file's download in whatever phase it is (asking the
+   * tracker, waiting for a sharer, fetching), deletes its partial file and drops it
+   * from the list, so no snapshot holds it and the next login does not resume it.
+   * The partial file's path, or undefined when there was no such download.
+   */
+  async forget(groupId: string, name: string): Promise<string | undefined> {
+    const mine = this.#downloads.filter(
+      (d) => d.groupId === groupId && d.name === name && d.phase !== "complete",
+    );
+    if (mine.length === 0) return undefined;
+    this.#downloads = this.#downloads.filter((d) => !mine.includes(d));
+    await Promise.all(mine.map((d) => d.stop(true)));
+    return mine[0]!.partPath;
+  }
+
   cancel(groupId: string, name: string): void {
     for (const d of this.#active()) if (d.groupId === groupId && d.name === name) void d.stop(true);
   }
@@ -136,6 +163,15 @@ export class DownloadManager {
       await Promise.all(active.map((d) => d.done));
     }
   }
+}
+
+/** Bytes of the verified pieces (the last piece may be short). */
+function bytesHeld(d: Download): number {
+  if (d.phase === "complete") return d.size;
+  const have = d.picker?.have;
+  if (!have || d.pieceCount === 0) return 0;
+  const last = d.pieceCount - 1;
+  return have.count * PIECE_SIZE - (have.has(last) ? PIECE_SIZE - d.pieceLength(last) : 0);
 }
 
 /** `<dir>/<file_name>` for a directory; the path itself otherwise. Never an existing file. */
