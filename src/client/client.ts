@@ -3,7 +3,7 @@ import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import type { Answer } from "../shared/api.js";
 import { Bitfield } from "../shared/bitfield.js";
-import { HEARTBEAT_INTERVAL_MS } from "../shared/constants.js";
+import { HEARTBEAT_INTERVAL_MS, ID_PREFIX_PATTERN } from "../shared/constants.js";
 import { GsError } from "../shared/errors.js";
 import { fileIdOf } from "../shared/fileId.js";
 import { checkFileName, checkId } from "../shared/ids.js";
@@ -327,14 +327,28 @@ export class GroupshareClient {
     return [`removed ${userId} from ${groupId}`];
   }
 
-  async listGroups(): Promise<string[]> {
+  async listGroups(prefix = ""): Promise<string[]> {
     this.#requireLogin();
-    const { groups } = await this.tracker.call<Answer<"listGroups">>("GET", "/v1/groups");
-    if (groups.length === 0) return ["(no groups yet: create_group <group_id>)"];
-    return groups.map(
+    if (!ID_PREFIX_PATTERN.test(prefix)) {
+      throw new GsError("INVALID_ID", "a group id prefix has up to 32 letters, digits, '_', '-' or '.'");
+    }
+    const query = prefix === "" ? "" : `?prefix=${encodeURIComponent(prefix)}`;
+    const { groups, total } = await this.tracker.call<Answer<"listGroups">>("GET", `/v1/groups${query}`);
+    if (total === 0) {
+      return [
+        prefix === "" ? "(no groups yet: create_group <group_id>)" : `(no group id starts with '${prefix}')`,
+      ];
+    }
+    const lines = groups.map(
       (g) =>
         `${g.groupId}  owner=${g.owner}  members=${g.members}${g.role === "none" ? "" : `  you=${g.role}`}`,
     );
+    if (total > groups.length) {
+      lines.push(
+        `(${groups.length} of ${total} groups${prefix ? ` starting with '${prefix}'` : ""}, yours first: list_groups <prefix> finds the rest)`,
+      );
+    }
+    return lines;
   }
 
   async listFiles(groupId: string): Promise<string[]> {
@@ -347,7 +361,7 @@ export class GroupshareClient {
         f.sharersOnline === 0
           ? "unavailable (no sharer online)"
           : `${f.sharersOnline} sharer${f.sharersOnline === 1 ? "" : "s"} online (${f.seedersOnline} complete)`;
-      return `${quoteWord(f.name)}  ${formatBytesExact(f.size)}  ${avail}  sha1=${f.sha1}`;
+      return `${quoteWord(f.name)}  ${formatBytes(f.size)} (${f.size} bytes)  ${avail}  sha1=${f.sha1}`;
     });
   }
 
@@ -454,10 +468,11 @@ export class GroupshareClient {
     return [`cancelled the download of [${groupId}] ${quoteWord(name)}; deleted ${partPath}`];
   }
 
-  /** Group ids for completion (what list_groups shows). */
-  async groupIds(): Promise<string[]> {
-    if (!this.#login) return [];
-    const { groups } = await this.tracker.call<Answer<"listGroups">>("GET", "/v1/groups");
+  /** Group ids that start with `prefix`, for completion (yours first, as list_groups shows them). */
+  async groupIds(prefix: string): Promise<string[]> {
+    if (!this.#login || !ID_PREFIX_PATTERN.test(prefix)) return [];
+    const query = prefix === "" ? "" : `?prefix=${encodeURIComponent(prefix)}`;
+    const { groups } = await this.tracker.call<Answer<"listGroups">>("GET", `/v1/groups${query}`);
     return groups.map((g) => g.groupId);
   }
 

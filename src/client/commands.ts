@@ -5,10 +5,19 @@ import { closest } from "./suggest.js";
 import { quoteWord, tokenize } from "./tokenize.js";
 
 /** What an argument is, for completion: ids and names come from the tracker, paths from the disk. */
-export type ArgKind = "user_id" | "passwd" | "group_id" | "file_name" | "file_path" | "destination_path";
+export type ArgKind =
+  | "user_id"
+  | "passwd"
+  | "group_id"
+  | "file_name"
+  | "file_path"
+  | "destination_path"
+  | "prefix";
 
 interface Command {
   args: ArgKind[];
+  /** arguments that may follow `args` */
+  optional?: ArgKind[];
   help: string;
   example: string;
   run(client: GroupshareClient, args: string[]): Promise<string[]> | string[];
@@ -72,9 +81,10 @@ const COMMANDS: Record<string, Command> = {
   },
   list_groups: {
     args: [],
-    help: "every group, with its owner and your role",
-    example: "list_groups",
-    run: (c) => c.listGroups(),
+    optional: ["prefix"],
+    help: "your groups, then others (a prefix finds any group)",
+    example: "list_groups mov",
+    run: (c, [p]) => c.listGroups(p),
   },
   list_files: {
     args: ["group_id"],
@@ -154,8 +164,12 @@ export function argsOf(name: string): readonly ArgKind[] | undefined {
   return COMMANDS[name]?.args;
 }
 
-const usageOf = (name: string) =>
-  BUILTINS[name]?.usage ?? [name, ...COMMANDS[name]!.args.map((a) => `<${a}>`)].join(" ");
+function usageOf(name: string): string {
+  const builtin = BUILTINS[name];
+  if (builtin) return builtin.usage;
+  const c = COMMANDS[name]!;
+  return [name, ...c.args.map((a) => `<${a}>`), ...(c.optional ?? []).map((a) => `[<${a}>]`)].join(" ");
+}
 
 export function helpText(): string[] {
   const lines = ["commands:"];
@@ -225,12 +239,13 @@ export async function runLine(
     const full = await withSecret(name, args, ctx);
     if (typeof full === "string") return { error: full };
     args = full;
-    if (args.length !== cmd.args.length) {
-      const n = cmd.args.length;
-      const quoting = cmd.args.some((a) => a.endsWith("_path")) && args.length > n;
+    const most = cmd.args.length + (cmd.optional?.length ?? 0);
+    if (args.length < cmd.args.length || args.length > most) {
+      const takes = most === cmd.args.length ? `${most}` : `${cmd.args.length} to ${most}`;
+      const quoting = cmd.args.some((a) => a.endsWith("_path")) && args.length > most;
       return {
         error:
-          `${name} takes ${n} argument${n === 1 ? "" : "s"}, got ${args.length}: usage: ${usageOf(name)}` +
+          `${name} takes ${takes} argument${takes === "1" ? "" : "s"}, got ${args.length}: usage: ${usageOf(name)}` +
           (quoting ? ` (a path with spaces goes in quotes: "my file.bin")` : ""),
       };
     }

@@ -6,7 +6,7 @@ import { tokenize } from "./tokenize.js";
 
 /** Where completion candidates come from: the tracker (groups, files) and the disk. */
 export interface CompletionSource {
-  groupIds(): Promise<string[]>;
+  groupIds(prefix: string): Promise<string[]>;
   fileNames(groupId: string): Promise<string[]>;
 }
 
@@ -41,7 +41,7 @@ export async function complete(line: string, source: CompletionSource): Promise<
       values = args.length === 0 ? COMMAND_NAMES : [];
       break;
     case "group_id":
-      values = await source.groupIds().catch(() => []);
+      values = await source.groupIds(typed).catch(() => []);
       break;
     case "file_name": {
       const g = args[argsOf(name)!.indexOf("group_id")];

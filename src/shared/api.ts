@@ -7,6 +7,8 @@
  */
 import {
   ID_PATTERN,
+  ID_PREFIX_PATTERN,
+  LIST_GROUPS_LIMIT,
   MAX_FILE_NAME_LENGTH,
   MAX_FILE_SIZE,
   MAX_PASSWORD_LENGTH,
@@ -122,11 +124,13 @@ export const ROUTES = {
   listGroups: {
     method: "GET",
     path: "/v1/groups",
+    query: strict({ prefix: { type: "string", pattern: ID_PREFIX_PATTERN.source } }, []),
     response: open(
       {
+        total: count,
         groups: {
           type: "array",
-          maxItems: MAX_LISTED,
+          maxItems: LIST_GROUPS_LIMIT,
           items: open(
             {
               groupId: idOut,
@@ -138,7 +142,7 @@ export const ROUTES = {
           ),
         },
       },
-      ["groups"],
+      ["groups", "total"],
     ),
   },
   createGroup: {

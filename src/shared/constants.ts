@@ -18,10 +18,19 @@ export const WIRE_VERSION = 1;
 
 /** Ids: 1..32 characters from this set (documented in `help`). */
 export const ID_PATTERN = /^[A-Za-z0-9_.-]{1,32}$/;
+/** What may start an id: list_groups finds groups by it. */
+export const ID_PREFIX_PATTERN = /^[A-Za-z0-9_.-]{0,32}$/;
 export const ID_RULE = "1-32 characters: letters, digits, '_', '-' or '.'";
 
 /** Passwords: 1..128 characters, anything printable but they may not be empty. */
 export const MAX_PASSWORD_LENGTH = 128;
+
+/**
+ * Groups in one list_groups answer: the asker's own first, then the others, with a
+ * count of all that match; a prefix finds any other. 100 keeps the answer near 10 KB
+ * however many groups the tracker holds.
+ */
+export const LIST_GROUPS_LIMIT = 100;
 
 /** File names within a group (see validateFileName). */
 export const MAX_FILE_NAME_LENGTH = 255;

@@ -69,7 +69,7 @@ function handlers(service: TrackerService): Handlers {
       await service.heartbeat(token);
       return { ok: true };
     },
-    listGroups: async ({ userId }) => ({ groups: await service.listGroups(userId) }),
+    listGroups: ({ userId, query }) => service.listGroups(userId, query.prefix),
     createGroup: async ({ userId, body }) => {
       await service.createGroup(userId, body.groupId);
       return { groupId: body.groupId, owner: userId };

@@ -1,6 +1,11 @@
 import { createHash, generateKeyPairSync, type KeyObject, createPrivateKey, randomBytes } from "node:crypto";
 import type { Answer } from "../shared/api.js";
-import { MAX_PASSWORD_LENGTH, SESSION_IDLE_MS, TICKET_TTL_MS } from "../shared/constants.js";
+import {
+  LIST_GROUPS_LIMIT,
+  MAX_PASSWORD_LENGTH,
+  SESSION_IDLE_MS,
+  TICKET_TTL_MS,
+} from "../shared/constants.js";
 import { GsError } from "../shared/errors.js";
 import { fileIdOf } from "../shared/fileId.js";
 import { checkFileName, checkId, isFileName, printable } from "../shared/ids.js";
@@ -230,8 +235,8 @@ export class TrackerService {
     return this.#quotas.createGroup(userId, () => this.#store.createGroup(groupId, userId, this.#now()));
   }
 
-  listGroups(userId: string) {
-    return this.#store.listGroups(userId);
+  listGroups(userId: string, prefix = "") {
+    return this.#store.listGroups(userId, { prefix, limit: LIST_GROUPS_LIMIT });
   }
 
   joinGroup(userId: string, groupId: string) {

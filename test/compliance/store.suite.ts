@@ -89,7 +89,8 @@ export function storeComplianceSuite(
 
     /** The group as `userId` sees it in listGroups. */
     async function groupAs(userId: string, groupId: string) {
-      return (await store.listGroups(userId)).find((g) => g.groupId === groupId);
+      const { groups } = await store.listGroups(userId, { prefix: groupId, limit: 100 });
+      return groups.find((g) => g.groupId === groupId);
     }
 
     async function withSecondStore<T>(fn: (other: Store) => Promise<T>): Promise<T> {
@@ -220,23 +221,52 @@ export function storeComplianceSuite(
         assert.deepEqual(g, { groupId: t, owner: ann, members: 1, role: "owner" });
       });
 
-      it("lists every group by id with the asker's role and member counts", async () => {
+      it("lists the asker's groups first, then the others, by id with roles and member counts", async () => {
         const t = tag();
         const [own, mem, pen, out] = [`${t}-own`, `${t}-mem`, `${t}-pen`, `${t}-out`];
         await group(`${t}-b`, own, [mem]);
         await group(`${t}-a`, `${t}-solo`);
         await users(pen, out);
         await store.requestJoin(`${t}-b`, pen, T0);
-        const mine = async (u: string) =>
-          (await store.listGroups(u)).filter((g) => g.groupId.startsWith(`${t}-`));
+        const mine = async (u: string) => (await store.listGroups(u, { prefix: `${t}-`, limit: 100 })).groups;
         const roles = async (u: string) => (await mine(u)).map((g) => g.role);
         assert.deepEqual(await mine(own), [
-          { groupId: `${t}-a`, owner: `${t}-solo`, members: 1, role: "none" },
           { groupId: `${t}-b`, owner: own, members: 2, role: "owner" },
+          { groupId: `${t}-a`, owner: `${t}-solo`, members: 1, role: "none" },
         ]);
-        assert.deepEqual(await roles(mem), ["none", "member"]);
-        assert.deepEqual(await roles(pen), ["none", "pending"]);
+        assert.deepEqual(await roles(mem), ["member", "none"]);
+        assert.deepEqual(await roles(pen), ["pending", "none"]);
         assert.deepEqual(await roles(out), ["none", "none"]);
+      });
+
+      it("bounds the list by the limit, counts every match and finds any group by prefix", async () => {
+        const t = tag();
+        const [ann, bob] = [`${t}-ann`, `${t}-bob`];
+        await users(ann, bob);
+        // bytewise order: '-' < '.' < digits < 'A' < '_' < 'a'
+        const ids = ["x-9", "x.1", "x0", "xA", "x_", "xa", "xb", "xc"].map((s) => `${t}${s}`);
+        for (const g of ids) await store.createGroup(g, ann, T0);
+        await store.requestJoin(`${t}xc`, bob, T0);
+        const page = await store.listGroups(bob, { prefix: `${t}x`, limit: 3 });
+        assert.equal(page.total, ids.length);
+        assert.deepEqual(
+          page.groups.map((g) => [g.groupId, g.role]),
+          [
+            [`${t}xc`, "pending"],
+            [`${t}x-9`, "none"],
+            [`${t}x.1`, "none"],
+          ],
+        );
+        const all = await store.listGroups(bob, { prefix: `${t}x`, limit: 100 });
+        assert.deepEqual(
+          all.groups.map((g) => g.groupId),
+          [`${t}xc`, ...ids.slice(0, -1)],
+        );
+        const one = await store.listGroups(bob, { prefix: `${t}xA`, limit: 100 });
+        assert.deepEqual([one.total, one.groups.map((g) => g.groupId)], [1, [`${t}xA`]]);
+        const none = await store.listGroups(bob, { prefix: `${t}q`, limit: 100 });
+        assert.deepEqual([none.total, none.groups], [0, []]);
+        assert.equal((await store.listGroups(ann, { prefix: `${t}x`, limit: 0 })).groups.length, 0);
       });
 
       it("join requests: unknown group, member, pending", async () => {

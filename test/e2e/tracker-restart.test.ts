@@ -113,7 +113,7 @@ describe("tracker restart: quit and SIGKILL lose nothing", () => {
       new RegExp(`${where.replace(/\./g, "\\.")}.*already in use`),
     );
     assert.ok(tracker.alive);
-    await ok(alice, "list_groups", /^g1 /);
+    await ok(alice, "list_groups g1", /^g1 /);
   });
 });
 

@@ -242,7 +242,7 @@ describe("runLine", () => {
         "accept_request g",
         /^accept_request takes 2 arguments, got 1: usage: accept_request <group_id> <user_id>$/,
       ],
-      ["list_groups x", /^list_groups takes 0 arguments, got 1/],
+      ["list_groups x y", /^list_groups takes 0 to 1 arguments, got 2/],
       ["logout now", /^logout takes 0 arguments, got 1/],
       ['create_user "a b" c d', /^create_user takes 2 arguments, got 3/],
       ["download_file g f", /^download_file takes 3 arguments, got 2/],
@@ -306,6 +306,7 @@ describe("runLine", () => {
       "requests list_requests g2",
       "accept_request g1 bob",
       "list_groups",
+      "list_groups mov",
       "logout",
     ]) {
       const out = await runLine(client, line);
@@ -321,8 +322,11 @@ describe("runLine", () => {
       "listRequests(g2)",
       "acceptRequest(g1|bob)",
       "listGroups()",
+      "listGroups(mov)",
       "logout()",
     ]);
+    const tooMany = errorOf(await runLine(client, "list_groups a b"));
+    assert.match(tooMany, /^list_groups takes 0 to 1 arguments, got 2: usage: list_groups \[<prefix>\]/);
   });
 
   it("turns a failure into one error line with what to do, never a throw", async () => {

@@ -167,9 +167,13 @@ describe("the client checks every tracker answer against the contract", () => {
   it("turns {} and wrong types into BAD_TRACKER_ANSWER naming the tracker", async () => {
     for (const [body, what] of [
       ["{}", /'groups' is missing/],
-      ['{"groups": "all of them"}', /answer\.groups: expected a list/],
-      ['{"groups": [{"groupId": "g", "owner": "o", "members": "many", "role": "owner"}]}', /members/],
-      ['{"groups": [{"groupId": "g", "owner": "o", "members": 1, "role": "admin"}]}', /role/],
+      ['{"total": 1, "groups": "all of them"}', /answer\.groups: expected a list/],
+      [
+        '{"total": 1, "groups": [{"groupId": "g", "owner": "o", "members": "many", "role": "owner"}]}',
+        /members/,
+      ],
+      ['{"total": 1, "groups": [{"groupId": "g", "owner": "o", "members": 1, "role": "admin"}]}', /role/],
+      ['{"groups": []}', /'total' is missing/],
       ["[]", /expected an object/],
       ["null", /expected an object/],
       ["not json at all", /not JSON/],
@@ -184,8 +188,11 @@ describe("the client checks every tracker answer against the contract", () => {
   it("refuses ids, names and addresses that break their rules (what would reach a terminal)", async () => {
     const f = { size: 1, sha1: "a".repeat(40), fileId: "b".repeat(40), sharersOnline: 0, seedersOnline: 0 };
     for (const [path, body] of [
-      ["/v1/groups", { groups: [{ groupId: "\u001b[31mred", owner: "o", members: 1, role: "owner" }] }],
-      ["/v1/groups", { groups: [{ groupId: "g", owner: "a b", members: 1, role: "owner" }] }],
+      [
+        "/v1/groups",
+        { total: 1, groups: [{ groupId: "\u001b[31mred", owner: "o", members: 1, role: "owner" }] },
+      ],
+      ["/v1/groups", { total: 1, groups: [{ groupId: "g", owner: "a b", members: 1, role: "owner" }] }],
       ["/v1/groups/g/files", { files: [{ ...f, name: "invoice\u202etxt.exe" }] }],
       ["/v1/groups/g/files", { files: [{ ...f, name: "c1\u009bcontrol" }] }],
       ["/v1/groups/g/files", { files: [{ ...f, name: "zero\u200bwidth" }] }],

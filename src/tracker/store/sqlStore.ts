@@ -6,7 +6,8 @@ import type {
   FileMeta,
   FileSummary,
   GroupRole,
-  GroupSummary,
+  GroupPage,
+  GroupQuery,
   JoinRequest,
   LeaveResult,
   PeerRecord,
@@ -149,22 +150,46 @@ export class SqlStore implements Store {
     });
   }
 
-  async listGroups(userId: string): Promise<GroupSummary[]> {
-    const rows = await this.db.all<{ group_id: string; owner: string; members: number; role: GroupRole }>(
-      `SELECT g.group_id, g.owner,
-         (SELECT COUNT(*) FROM members m WHERE m.group_id = g.group_id) AS members,
-         CASE
-           WHEN g.owner = ? THEN 'owner'
-           WHEN EXISTS (SELECT 1 FROM members m WHERE m.group_id = g.group_id AND m.user_id = ?) THEN 'member'
-           WHEN EXISTS (SELECT 1 FROM join_requests r WHERE r.group_id = g.group_id AND r.user_id = ?) THEN 'pending'
-           ELSE 'none'
-         END AS role
-       FROM user_groups g`,
-      [userId, userId, userId],
+  async listGroups(userId: string, { prefix, limit }: GroupQuery): Promise<GroupPage> {
+    // Prefix by characters, not a range on the id: PostgreSQL's collation need not be
+    // bytewise. Ids are ASCII (ID_PATTERN), so COLLATE "C" orders them as SQLite does.
+    const matches = "substr(g.group_id, 1, ?) = ?";
+    const match = [prefix.length, prefix];
+    const byId = this.db.dialect === "postgres" ? 'g.group_id COLLATE "C"' : "g.group_id";
+    const involved = `(g.owner = ?
+      OR EXISTS (SELECT 1 FROM members m WHERE m.group_id = g.group_id AND m.user_id = ?)
+      OR EXISTS (SELECT 1 FROM join_requests r WHERE r.group_id = g.group_id AND r.user_id = ?))`;
+    const me = [userId, userId, userId];
+    const page = (where: string, n: number) =>
+      this.db.all<{ group_id: string; owner: string; members: number; role: GroupRole }>(
+        `SELECT g.group_id, g.owner,
+           (SELECT COUNT(*) FROM members m WHERE m.group_id = g.group_id) AS members,
+           CASE
+             WHEN g.owner = ? THEN 'owner'
+             WHEN EXISTS (SELECT 1 FROM members m WHERE m.group_id = g.group_id AND m.user_id = ?) THEN 'member'
+             WHEN EXISTS (SELECT 1 FROM join_requests r WHERE r.group_id = g.group_id AND r.user_id = ?) THEN 'pending'
+             ELSE 'none'
+           END AS role
+         FROM (SELECT g.group_id, g.owner FROM user_groups g
+               WHERE ${matches} AND ${where} ORDER BY ${byId} LIMIT ?) g
+         ORDER BY ${byId}`,
+        [...me, ...match, ...me, n],
+      );
+    const own = await page(involved, limit);
+    const others = own.length < limit ? await page(`NOT ${involved}`, limit - own.length) : [];
+    const total = await this.db.get<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM user_groups g WHERE ${matches}`,
+      match,
     );
-    return rows
-      .map((r) => ({ groupId: r.group_id, owner: r.owner, members: r.members, role: r.role }))
-      .sort(byKey((g) => g.groupId));
+    return {
+      groups: [...own, ...others].map((r) => ({
+        groupId: r.group_id,
+        owner: r.owner,
+        members: Number(r.members),
+        role: r.role,
+      })),
+      total: Number(total?.n ?? 0),
+    };
   }
 
   requestJoin(groupId: string, userId: string, now: number): Promise<void> {

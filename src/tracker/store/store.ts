@@ -29,6 +29,17 @@ export interface SessionRecord {
 
 export type GroupRole = "owner" | "member" | "pending" | "none";
 
+export interface GroupQuery {
+  /** "" matches every group */
+  prefix: string;
+  limit: number;
+}
+
+export interface GroupPage {
+  groups: GroupSummary[];
+  total: number;
+}
+
 export interface GroupSummary {
   groupId: string;
   owner: string;
@@ -117,8 +128,12 @@ export interface Store {
 
   /** GROUP_EXISTS when taken; the creator owns the group and is its first member. */
   createGroup(groupId: string, owner: string, now: number): Promise<void>;
-  /** Every group, with the asking user's role in each, ordered by id. */
-  listGroups(userId: string): Promise<GroupSummary[]>;
+  /**
+   * The groups whose id starts with `prefix`, with the asking user's role in each:
+   * the user's own (owner, member, pending) first, then the others, each part ordered
+   * by id (bytewise), at most `limit` in all; `total` counts every group that matches.
+   */
+  listGroups(userId: string, query: GroupQuery): Promise<GroupPage>;
   /** GROUP_NOT_FOUND, ALREADY_MEMBER, REQUEST_EXISTS. */
   requestJoin(groupId: string, userId: string, now: number): Promise<void>;
   /** GROUP_NOT_FOUND, NOT_OWNER. Oldest first. */
