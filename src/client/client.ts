@@ -448,6 +448,8 @@ export class GroupshareClient {
       );
     }
     const list = this.downloads.list();
+    // a failed download is told once, then leaves the list
+    this.downloads.dropEnded();
     if (list.length === 0) return ["(no downloads)"];
     return list.map(formatDownload);
   }
@@ -562,5 +564,5 @@ function specificIp(host: string): string | undefined {
 export function formatDownload(d: DownloadStatus): string {
   const head = `[${d.state === "complete" ? "C" : "D"}] [${d.groupId}] ${quoteWord(d.name)}`;
   if (d.state === "complete") return head;
-  return `${head}  ${d.detail}`;
+  return `${head}  ${d.detail}  -> ${d.target}`;
 }

@@ -28,10 +28,8 @@ export function inFlight(state: string): boolean {
 /** What the prompt's bar needs of a download. */
 export interface BarInput {
   state: string;
-  /** verified bytes, and the file's size (0 until the tracker told us) */
-  done: number;
-  size: number;
-  speed: number;
+  /** verified bytes, the file's size (0 until the tracker told us) and bytes per second */
+  progress: { bytesDone: number; size: number; speed: number };
 }
 
 /**
@@ -41,10 +39,10 @@ export interface BarInput {
 export function downloadBar(list: readonly BarInput[]): string {
   const active = list.filter((d) => inFlight(d.state));
   if (active.length === 0) return "";
-  const total = active.reduce((s, d) => s + d.size, 0);
-  const done = active.reduce((s, d) => s + d.done, 0);
+  const total = active.reduce((s, d) => s + d.progress.size, 0);
+  const done = active.reduce((s, d) => s + d.progress.bytesDone, 0);
   const frac = total > 0 ? done / total : 0;
-  const speed = active.reduce((s, d) => s + d.speed, 0);
+  const speed = active.reduce((s, d) => s + d.progress.speed, 0);
   const bar = "#".repeat(Math.floor(frac * 10)).padEnd(10, "-");
   const n = active.length > 1 ? ` ${active.length} downloads` : "";
   return `[${bar}] ${Math.floor(frac * 100)}% ${formatRate(speed)}${n}`;

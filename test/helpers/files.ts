@@ -74,3 +74,19 @@ export async function fileIdOfFile(path: string): Promise<string> {
   if (inPiece > 0) pieces.push(piece.digest());
   return fileIdOf(size, Buffer.concat(pieces));
 }
+
+/** A file of `pieces` pieces in memory (the last one `short` bytes short), with its piece hashes and id. */
+export function memoryFile(pieces: number, short = 1000) {
+  const data = randomBytes(pieces * PIECE_SIZE - short);
+  const hashes = Buffer.alloc(pieces * 20);
+  for (let i = 0; i < pieces; i++) {
+    createHash("sha1")
+      .update(data.subarray(i * PIECE_SIZE, (i + 1) * PIECE_SIZE))
+      .digest()
+      .copy(hashes, i * 20);
+  }
+  const fileIdHex = fileIdOf(data.length, hashes);
+  return { data, hashes, fileIdHex, fileId: Buffer.from(fileIdHex, "hex") };
+}
+
+export type MemoryFile = ReturnType<typeof memoryFile>;

@@ -6,18 +6,18 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Download } from "../../src/client/download/download.js";
 import { ShareRegistry } from "../../src/client/shares.js";
-import type { TrackerClient } from "../../src/client/trackerClient.js";
+import type { FileTracker } from "../../src/client/download/fileTracker.js";
 import { fileIdOf } from "../../src/shared/fileId.js";
 
 /** A tracker that answers a download's start with `file`, and nothing else. */
-function trackerAnswering(file: object): TrackerClient {
+function trackerAnswering(file: object): FileTracker {
   return {
-    call: async (_method: string, path: string) => {
-      if (path.endsWith("/download")) return { file, ticket: "t", peers: [] };
-      if (path.endsWith("/peers")) return { ticket: "t", peers: [] };
-      return {};
-    },
-  } as unknown as TrackerClient;
+    begin: async () =>
+      ({ file, ticket: "t", peers: [] }) as unknown as Awaited<ReturnType<FileTracker["begin"]>>,
+    peers: async () => ({ ticket: "t", peers: [] }),
+    addSharer: async () => {},
+    removeSharer: async () => {},
+  };
 }
 
 describe("a download names its file by the pieces it was sent", () => {
@@ -38,16 +38,14 @@ describe("a download names its file by the pieces it was sent", () => {
             pieces: pieces.toString("base64"),
           }),
           shares: new ShareRegistry(),
-          events: { event: (l) => lines.push(l), warn: (l) => lines.push(l) },
+          notices: { event: (l) => lines.push(l), warn: (l) => lines.push(l) },
           selfAddr: "127.0.0.1:1",
           onStateChange: () => {},
           onComplete: () => assert.fail("completed"),
         },
-        "g",
-        "f.bin",
-        join(dir, "f.bin"),
+        { groupId: "g", name: "f.bin", target: join(dir, "f.bin") },
       );
-      await d.done;
+      await d.start();
       assert.equal(d.phase, "failed");
       assert.match(d.error ?? "", /file id does not match/);
       assert.ok(

@@ -13,6 +13,8 @@ import {
   runLine,
 } from "../../src/client/commands.js";
 import { complete, lastWordStart } from "../../src/client/completion.js";
+import { DownloadMessages, formatEta } from "../../src/client/download/messages.js";
+import type { DownloadProgress } from "../../src/client/download/progress.js";
 import { downloadBar, formatBytes, formatBytesExact } from "../../src/client/format.js";
 import { expandHome } from "../../src/client/paths.js";
 import { closest, editDistance } from "../../src/client/suggest.js";
@@ -478,10 +480,47 @@ describe("paths and sizes", () => {
   });
 
   it("weights the prompt's bar by bytes, and has none without a download in flight", () => {
-    const big = { state: "downloading", done: 900, size: 1000, speed: 0 };
-    const small = { state: "downloading", done: 0, size: 10, speed: 0 };
+    const big = { state: "downloading", progress: { bytesDone: 900, size: 1000, speed: 0 } };
+    const small = { state: "downloading", progress: { bytesDone: 0, size: 10, speed: 0 } };
     assert.match(downloadBar([big, small]), /^\[#{8}--\] 89% 0\.0 MB\/s 2 downloads$/);
     assert.equal(downloadBar([{ ...big, state: "complete" }]), "");
     assert.equal(downloadBar([]), "");
+  });
+});
+
+describe("download lines", () => {
+  const base: DownloadProgress = {
+    phase: "downloading",
+    percent: 43.3,
+    size: 300 * 1024 * 1024,
+    pieceCount: 600,
+    piecesDone: 260,
+    bytesDone: 130 * 1024 * 1024,
+    bytesThisRun: 100 * 1024 * 1024,
+    fetchingMs: 8_000,
+    peers: 2,
+    speed: 12.5e6,
+    etaSeconds: 14,
+    tries: 0,
+    nextTryMs: 0,
+  };
+  const say = new DownloadMessages("g", "big file.bin");
+
+  it("shows bytes done of total, percent, speed, ETA and peers", () => {
+    assert.equal(say.describe(base, undefined), "130.0 MiB/300.0 MiB 43.3%  DL 12.5 MB/s  ETA 14 s  2 peers");
+    assert.match(
+      say.describe({ ...base, phase: "waiting", tries: 2, nextTryMs: 1500 }, undefined),
+      /try 2 in 2 s$/,
+    );
+    assert.equal(formatEta(undefined), "?");
+    assert.equal(formatEta(200), "3 min 20 s");
+    assert.equal(formatEta(7500), "2 h 5 min");
+  });
+
+  it("reports what this run fetched and the time spent fetching, apart from what was on disk", () => {
+    assert.equal(
+      say.complete("/d/big file.bin", base),
+      'download complete: [g] "big file.bin" -> /d/big file.bin (100.0 MiB fetched in 8.00 s, 13.1 MB/s; 200.0 MiB were already on disk)',
+    );
   });
 });

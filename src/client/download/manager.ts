@@ -1,12 +1,17 @@
 import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { PIECE_SIZE } from "../../shared/constants.js";
 import { GsError } from "../../shared/errors.js";
-import type { DownloadState } from "../state.js";
+import type { ShareRegistry } from "../shares.js";
+import type { DownloadState, ShareState } from "../state.js";
 import { quoteWord } from "../tokenize.js";
-import { groupPath } from "../trackerClient.js";
-import { Download, type DownloadDeps } from "./download.js";
+import { groupPath, type TrackerClient } from "../trackerClient.js";
+import type { Clock } from "./clock.js";
+import type { Dialer } from "./dialer.js";
+import { Download, type DownloadComponents } from "./download.js";
+import { fileTracker } from "./fileTracker.js";
+import type { DownloadNotices } from "./messages.js";
+import type { DownloadProgress } from "./progress.js";
 
 export interface DownloadStatus {
   groupId: string;
@@ -18,13 +23,27 @@ export interface DownloadStatus {
   percent: number;
   /** bytes per second */
   speed: number;
-  /** verified bytes, of `size` (0 until the tracker sent the file's hashes) */
-  done: number;
-  size: number;
+  /** every figure of the download now (bytes this run, time fetching, peers, ETA) */
+  progress: DownloadProgress;
 }
 
-/** What the manager needs is what each of its downloads needs. */
-export type DownloadManagerOptions = DownloadDeps;
+export interface DownloadManagerOptions {
+  tracker: TrackerClient;
+  shares: ShareRegistry;
+  events: DownloadNotices;
+  selfAddr: string;
+  /** Something worth saving changed (a piece, the end). */
+  onStateChange(): void;
+  /** A download completed and is now a share of a complete file. */
+  onComplete(share: ShareState): void;
+  /** default: the system clock */
+  clock?: Clock;
+  /** default: plain TCP */
+  dialer?: Dialer;
+}
+
+/** Completed downloads show_downloads keeps listing (as `[C]`) in a session. */
+const KEEP_COMPLETED = 20;
 
 /** The client's downloads: started by download_file, resumed at login, listed by show_downloads. */
 export class DownloadManager {
@@ -37,8 +56,18 @@ export class DownloadManager {
     this.#opts = opts;
   }
 
-  #deps() {
-    return this.#opts;
+  #components(groupId: string, name: string): DownloadComponents {
+    const o = this.#opts;
+    return {
+      tracker: fileTracker(o.tracker, groupId, name),
+      shares: o.shares,
+      notices: o.events,
+      selfAddr: o.selfAddr,
+      onStateChange: () => o.onStateChange(),
+      onComplete: (share) => o.onComplete(share),
+      clock: o.clock,
+      dialer: o.dialer,
+    };
   }
 
   #active(): Download[] {
@@ -74,8 +103,7 @@ export class DownloadManager {
     if (!files.some((f) => f.name === name)) {
       throw new GsError("FILE_NOT_FOUND", `no file ${quoteWord(name)} in ${groupId}`);
     }
-    const d = new Download(this.#deps(), groupId, name, target);
-    this.#add(d);
+    this.#add(new Download(this.#components(groupId, name), { groupId, name, target }));
     return `downloading [${groupId}] ${quoteWord(name)} to ${target} in the background (show_downloads for progress)`;
   }
 
@@ -86,7 +114,7 @@ export class DownloadManager {
         !(x.groupId === d.groupId && x.name === d.name && (x.phase === "failed" || x.phase === "stopped")),
     );
     this.#downloads.push(d);
-    void d.done.then(() => {
+    void d.start().then(() => {
       if (d.phase === "failed") this.failures++;
     });
   }
@@ -96,7 +124,8 @@ export class DownloadManager {
     const lines: string[] = [];
     for (const s of states) {
       if (this.#active().some((d) => d.groupId === s.groupId && d.name === s.name)) continue;
-      this.#add(new Download(this.#deps(), s.groupId, s.name, s.target, s));
+      const init = { groupId: s.groupId, name: s.name, target: s.target, resume: s };
+      this.#add(new Download(this.#components(s.groupId, s.name), init));
       lines.push(`resuming download of [${s.groupId}] ${quoteWord(s.name)} to ${s.target}`);
     }
     return lines;
@@ -111,9 +140,20 @@ export class DownloadManager {
       detail: d.describe(),
       percent: d.percent,
       speed: d.speed,
-      done: bytesHeld(d),
-      size: d.size,
+      progress: d.progress(),
     }));
+  }
+
+  /**
+   * Forgets the downloads that failed, and completed ones beyond the last
+   * KEEP_COMPLETED: show_downloads calls this once it has listed them. (A stopped
+   * one stays: it is in the snapshot, to resume.)
+   */
+  dropEnded(): void {
+    const ended = (d: Download) => d.phase === "failed";
+    const completed = this.#downloads.filter((d) => d.phase === "complete");
+    const old = new Set(completed.slice(0, Math.max(0, completed.length - KEEP_COMPLETED)));
+    this.#downloads = this.#downloads.filter((d) => !ended(d) && !old.has(d));
   }
 
   /** The unfinished downloads, for the state file. */
@@ -151,6 +191,13 @@ export class DownloadManager {
     for (const d of this.#active()) if (d.groupId === groupId && d.name === name) void d.stop(true);
   }
 
+  /** Stops one download and deletes its partial file; false when none was in flight. */
+  async cancelDownload(groupId: string, name: string): Promise<boolean> {
+    const hits = this.#active().filter((d) => d.groupId === groupId && d.name === name);
+    await Promise.all(hits.map((d) => d.stop(true)));
+    return hits.length > 0;
+  }
+
   cancelGroup(groupId: string): void {
     for (const d of this.#active()) if (d.groupId === groupId) void d.stop(true);
   }
@@ -163,15 +210,6 @@ export class DownloadManager {
       await Promise.all(active.map((d) => d.done));
     }
   }
-}
-
-/** Bytes of the verified pieces (the last piece may be short). */
-function bytesHeld(d: Download): number {
-  if (d.phase === "complete") return d.size;
-  const have = d.picker?.have;
-  if (!have || d.pieceCount === 0) return 0;
-  const last = d.pieceCount - 1;
-  return have.count * PIECE_SIZE - (have.has(last) ? PIECE_SIZE - d.pieceLength(last) : 0);
 }
 
 /** `<dir>/<file_name>` for a directory; the path itself otherwise. Never an existing file. */

@@ -1,8 +1,8 @@
-import { connect, type Socket } from "node:net";
-import { Bitfield } from "../../shared/bitfield.js";
+import type { Duplex } from "node:stream";
 import { printable } from "../../shared/ids.js";
 import { type PieceMessage, rejectCodeName, Wire } from "../../wire/index.js";
-import type { PiecePicker } from "./picker.js";
+import type { Clock, Timer } from "./clock.js";
+import type { DialTarget, Dialer } from "./dialer.js";
 
 /** Pieces requested from one peer at once: enough to keep a serving peer busy between round trips. */
 export const PIPELINE_DEPTH = 6;
@@ -15,38 +15,49 @@ export const REQUEST_TIMEOUT_MS = 20_000;
 /** Keep-alive towards a peer we are idle on (it closes idle connections after 120 s). */
 const KEEPALIVE_MS = 30_000;
 
-/** What a link needs from its download. */
+/** What a link needs from the peer set it belongs to. */
 export interface LinkOwner {
   readonly fileId: Buffer;
   readonly size: number;
-  readonly pieceCount: number;
-  readonly picker: PiecePicker;
   pieceLength(piece: number): number;
-  /** May this ready link send requests yet? (the download's start gate) */
+  /** May this ready link send requests yet? (the start gate, the disk) */
   mayRequest(link: PeerLink): boolean;
   /** Requests each link keeps in flight now (the download shares a bound among its links). */
   depth(): number;
+  /** The next piece to ask this link for, now counted as in flight on it; undefined: none. */
+  pick(link: PeerLink): number | undefined;
+  /** The peer's bitfield arrived: the link is ready. */
+  onBitfield(link: PeerLink, bits: Uint8Array): void;
+  /** The peer has a new piece. */
+  onHave(link: PeerLink, piece: number): void;
   /** A piece arrived from this link: check and store it. */
   onPiece(link: PeerLink, msg: PieceMessage): void;
-  /** The link ended (with the reason for logs and show_downloads). */
+  /** The link ended (with the reason for logs and show_downloads); its requests ended with it. */
   onClosed(link: PeerLink, reason: string): void;
+}
+
+export interface LinkComponents {
+  clock: Clock;
+  dialer: Dialer;
 }
 
 /**
  * One outgoing connection to a peer that shares the file: handshake with our
  * ticket, learn its pieces, keep its share of requests in flight (LinkOwner.depth). Every
- * request ends: with its piece, a timeout, or the link's end, which hands its
- * pieces back to the picker.
+ * request ends: with its piece, a timeout, or the link's end, which the owner
+ * hands back to the picker.
  */
 export class PeerLink {
   readonly addr: string;
   readonly #owner: LinkOwner;
-  readonly #socket: Socket;
+  readonly #clock: Clock;
   readonly #wire = new Wire();
-  readonly #inFlight = new Map<number, NodeJS.Timeout>();
+  readonly #inFlight = new Map<number, Timer>();
+  readonly #dialing = new AbortController();
+  #stream: Duplex | undefined;
   #ready = false;
   #closed = false;
-  #keepAlive: NodeJS.Timeout | undefined;
+  readonly #timers: Timer[] = [];
   /** The ticket this connection runs on: the handshake's, then each renewal. */
   #ticket: string;
   /** Piece data received on this link. */
@@ -54,42 +65,35 @@ export class PeerLink {
   /** Why the peer refused us (its reject, escaped), if it did. */
   refusal: string | undefined;
 
-  constructor(addr: string, host: string, port: number, ticket: string, owner: LinkOwner) {
-    this.addr = addr;
+  constructor(target: DialTarget, ticket: string, owner: LinkOwner, components: LinkComponents) {
+    this.addr = target.addr;
     this.#owner = owner;
+    this.#clock = components.clock;
     this.#ticket = ticket;
-    this.#socket = connect({ host, port });
-    this.#socket.setNoDelay(true);
-    const connectTimer = setTimeout(() => this.close("connect timed out"), CONNECT_TIMEOUT_MS);
-    const handshakeTimer = setTimeout(() => this.close("no handshake answer"), HANDSHAKE_TIMEOUT_MS);
-    this.#socket.once("connect", () => clearTimeout(connectTimer));
-    this.#socket.on("error", (err: NodeJS.ErrnoException) => this.close(err.code ?? err.message));
-    this.#socket.on("close", () => {
-      clearTimeout(connectTimer);
-      clearTimeout(handshakeTimer);
-      this.close("connection closed");
-    });
+    const connectTimer = this.#clock.after(CONNECT_TIMEOUT_MS, () => this.close("connect timed out"));
+    const handshakeTimer = this.#clock.after(HANDSHAKE_TIMEOUT_MS, () => this.close("no handshake answer"));
+    this.#timers.push(connectTimer, handshakeTimer);
     const wire = this.#wire;
     wire.on("error", (err) => this.close(`protocol error: ${(err as Error).message}`));
     wire.once("handshake", (m) => {
-      clearTimeout(handshakeTimer);
+      handshakeTimer.cancel();
       if (!m.fileId.equals(owner.fileId)) return this.close("answered for another file");
       wire.setFile({ size: owner.size });
     });
     wire.once("bitfield", (m) => {
       this.#ready = true;
-      owner.picker.addPeer(addr, new Bitfield(owner.pieceCount, m.bits));
+      owner.onBitfield(this, m.bits);
       this.fill();
     });
     wire.on("have", (m) => {
       if (!this.#ready) return;
-      owner.picker.peerHas(addr, m.piece);
+      owner.onHave(this, m.piece);
       this.fill();
     });
     wire.on("piece", (m) => {
       const timer = this.#inFlight.get(m.piece);
       if (timer === undefined) return; // cancelled or timed out: a late duplicate, ignore
-      clearTimeout(timer);
+      timer.cancel();
       this.#inFlight.delete(m.piece);
       this.received += m.data.length;
       owner.onPiece(this, m);
@@ -99,9 +103,27 @@ export class PeerLink {
       this.refusal = `${rejectCodeName(m.code)} ${printable(m.reason)}`;
       this.close(`peer refused: ${this.refusal}`);
     });
-    this.#keepAlive = setInterval(() => wire.keepAlive(), KEEPALIVE_MS);
-    this.#socket.pipe(wire).pipe(this.#socket);
+    this.#timers.push(this.#clock.every(KEEPALIVE_MS, () => wire.keepAlive()));
+    // queued in the wire until the stream is there
     wire.handshake(owner.fileId, ticket);
+    components.dialer(target, this.#dialing.signal).then(
+      (stream) => {
+        connectTimer.cancel();
+        if (this.#closed) {
+          stream.destroy();
+          return;
+        }
+        this.#attach(stream);
+      },
+      (err: NodeJS.ErrnoException) => this.close(err.code ?? err.message),
+    );
+  }
+
+  #attach(stream: Duplex): void {
+    this.#stream = stream;
+    stream.on("error", (err: NodeJS.ErrnoException) => this.close(err.code ?? err.message));
+    stream.on("close", () => this.close("connection closed"));
+    stream.pipe(this.#wire).pipe(stream);
   }
 
   /** The peer's bitfield has arrived. */
@@ -130,16 +152,14 @@ export class PeerLink {
   /** Requests pieces from this peer until its pipeline is full or it has nothing we lack. */
   fill(): void {
     if (!this.#ready || this.#closed || !this.#owner.mayRequest(this)) return;
-    const picker = this.#owner.picker;
     const depth = this.#owner.depth();
     while (this.#inFlight.size < depth) {
-      const piece = picker.pick(this.addr);
+      const piece = this.#owner.pick(this);
       if (piece === undefined) break;
       this.#inFlight.set(
         piece,
-        setTimeout(
-          () => this.close(`piece ${piece} not delivered within ${REQUEST_TIMEOUT_MS / 1000} s`),
-          REQUEST_TIMEOUT_MS,
+        this.#clock.after(REQUEST_TIMEOUT_MS, () =>
+          this.close(`piece ${piece} not delivered within ${REQUEST_TIMEOUT_MS / 1000} s`),
         ),
       );
       this.#wire.request(piece, 0, this.#owner.pieceLength(piece));
@@ -150,7 +170,7 @@ export class PeerLink {
   cancel(piece: number): void {
     const timer = this.#inFlight.get(piece);
     if (timer === undefined) return;
-    clearTimeout(timer);
+    timer.cancel();
     this.#inFlight.delete(piece);
     this.#wire.cancel(piece, 0, this.#owner.pieceLength(piece));
   }
@@ -158,13 +178,12 @@ export class PeerLink {
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const t of this.#inFlight.values()) clearTimeout(t);
+    for (const t of this.#inFlight.values()) t.cancel();
     this.#inFlight.clear();
-    clearInterval(this.#keepAlive);
+    for (const t of this.#timers) t.cancel();
+    this.#dialing.abort(new Error(reason));
     this.#wire.destroy();
-    this.#socket.destroy();
-    // its availability goes and its pieces return to the pool
-    this.#owner.picker.removePeer(this.addr);
+    this.#stream?.destroy();
     this.#owner.onClosed(this, reason);
   }
 }

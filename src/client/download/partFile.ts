@@ -1,0 +1,209 @@
+import { createHash } from "node:crypto";
+import { type FileHandle, link, open, stat, unlink } from "node:fs/promises";
+import { Bitfield } from "../../shared/bitfield.js";
+import { PIECE_SIZE, SHA1_LENGTH } from "../../shared/constants.js";
+import { pieceLength } from "../shares.js";
+import { wholeFileSha1 } from "../wholeSha1.js";
+
+/**
+ * Verified pieces held in memory until their write completes. At this bound no peer
+ * gets a new request until a write completes: without it a disk slower than the
+ * network lets received pieces pile up without limit (a 1 GiB download peaked at
+ * 500 MiB RSS). 12 x 512 KiB = 6 MiB keeps libuv's 4 threads writing; 16 measured
+ * no faster and 10 to 25 MiB more at peak.
+ */
+export const MAX_UNWRITTEN = 12;
+
+/** The file operations a partial file uses: node:fs/promises, or a test's stand-in (a full disk). */
+export interface PartFileSystem {
+  open(path: string, flags: "r+" | "w+"): Promise<FileHandle>;
+  stat(path: string): Promise<{ isFile(): boolean; size: number; mtimeMs: number; dev: number; ino: number }>;
+  link(existing: string, created: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  /** SHA1 of the first `size` bytes, in hex. */
+  sha1(path: string, size: number): Promise<string>;
+}
+
+export const nodeFiles: PartFileSystem = { open, stat, link, unlink, sha1: wholeFileSha1 };
+
+/** What a saved state says of the partial file. */
+export interface SavedPart {
+  /** the verified-piece bitfield, base64 */
+  have: string;
+  /** the partial file's mtime when the bitfield was saved */
+  mtimeMs: number;
+}
+
+/** A saved bitfield, or undefined when it does not fit the file (a hand-edited state file). */
+function savedBits(pieceCount: number, base64: string): Bitfield | undefined {
+  try {
+    return Bitfield.fromBase64(pieceCount, base64);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The partial file beside the target (`<target>.gspart`): pieces written at their
+ * offsets, which of them are on disk, durability before the final name, and
+ * the checks that let a download resume from it.
+ */
+export class PartFile {
+  readonly path: string;
+  readonly size: number;
+  readonly pieceCount: number;
+  readonly #hashes: Buffer;
+  readonly #fs: PartFileSystem;
+  readonly #onRoom: () => void;
+  #fh: FileHandle | undefined;
+  /** Pieces whose write has completed: what a saved state may claim. */
+  #written: Bitfield;
+  /** The file's mtime as of the last save point. */
+  mtimeMs = 0;
+  /** Verified pieces whose write has not completed (see MAX_UNWRITTEN). */
+  #unwritten = 0;
+
+  private constructor(path: string, hashes: Buffer, size: number, fs: PartFileSystem, onRoom: () => void) {
+    this.path = path;
+    this.size = size;
+    this.pieceCount = hashes.length / SHA1_LENGTH;
+    this.#hashes = hashes;
+    this.#fs = fs;
+    this.#onRoom = onRoom;
+    this.#written = new Bitfield(this.pieceCount);
+  }
+
+  /** Pieces whose write has completed: what a saved state may claim. */
+  get written(): Bitfield {
+    return this.#written;
+  }
+
+  /**
+   * Opens the partial file for a file of these piece hashes. With `resume` (a saved
+   * state of this same file) an existing partial file of the right size is kept:
+   * as we left it, the saved bitfield is trusted; touched since (a crash after the
+   * last save, or someone else), every piece is re-hashed and those that check are
+   * kept. Otherwise it is created, or truncated (a stale one we cannot vouch for).
+   * `onRoom`: the disk caught up after MAX_UNWRITTEN held requests back.
+   */
+  static async open(
+    path: string,
+    hashes: Buffer,
+    size: number,
+    resume: SavedPart | undefined,
+    options: { fs?: PartFileSystem; onRoom: () => void; stopped: () => boolean },
+  ): Promise<PartFile> {
+    const fs = options.fs ?? nodeFiles;
+    const part = new PartFile(path, hashes, size, fs, options.onRoom);
+    if (resume) {
+      const st = await fs.stat(path).catch(() => undefined);
+      if (st?.isFile() && st.size === size) {
+        part.#fh = await fs.open(path, "r+");
+        const have =
+          (st.mtimeMs === resume.mtimeMs && savedBits(part.pieceCount, resume.have)) ||
+          (await part.#rehash(options.stopped));
+        part.#written = have;
+      }
+    }
+    if (!part.#fh) {
+      part.#fh = await fs.open(path, "w+");
+      await part.#fh.truncate(size);
+    }
+    await part.touch();
+    return part;
+  }
+
+  pieceLength(piece: number): number {
+    return pieceLength(this.size, piece);
+  }
+
+  /** Is this piece's data what its SHA1 says? */
+  checks(piece: number, data: Buffer): boolean {
+    const digest = createHash("sha1").update(data).digest();
+    return digest.equals(this.#hashes.subarray(piece * SHA1_LENGTH, (piece + 1) * SHA1_LENGTH));
+  }
+
+  /** So many verified pieces wait for the disk that no more should be requested. */
+  get full(): boolean {
+    return this.#unwritten >= MAX_UNWRITTEN;
+  }
+
+  /** Writes a verified piece at its offset; once it completes, the piece counts as on disk. */
+  async write(piece: number, data: Buffer): Promise<void> {
+    this.#unwritten++;
+    try {
+      await this.#fh!.write(data, 0, data.length, piece * PIECE_SIZE);
+    } finally {
+      // the disk caught up by one piece: links held back by MAX_UNWRITTEN may ask again
+      if (this.#unwritten-- === MAX_UNWRITTEN) this.#onRoom();
+    }
+    this.#written.set(piece);
+  }
+
+  /** Records the file's mtime now, for a saved state to match against at resume. */
+  async touch(): Promise<void> {
+    this.mtimeMs = (await this.#fh!.stat()).mtimeMs;
+  }
+
+  /**
+   * Durable, checked against the whole file's SHA1, then linked under `target`
+   * (never over an existing file) and the partial name removed. Returns the
+   * target's mtime.
+   */
+  async finish(sha1: string, target: string): Promise<number> {
+    const fh = this.#fh!;
+    // durable before it gets its final name; the check reads from the page cache meanwhile
+    const [whole] = await Promise.all([this.#fs.sha1(this.path, this.size), fh.sync()]);
+    if (whole !== sha1) {
+      throw new Error("the whole file's SHA1 does not match (the partial file was changed on disk?)");
+    }
+    await this.close();
+    try {
+      await this.#fs.link(this.path, target); // fails with EEXIST instead of overwriting
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      // our own link, made just before a crash that left the partial file and the saved state
+      if (e.code !== "EEXIST" || !(await this.#sameFile(target))) {
+        throw new Error(
+          e.code === "EEXIST"
+            ? `${target} appeared meanwhile; not overwritten`
+            : `cannot create ${target}: ${e.code}`,
+        );
+      }
+    }
+    await this.#fs.unlink(this.path).catch(() => {});
+    return (await this.#fs.stat(target)).mtimeMs;
+  }
+
+  async close(): Promise<void> {
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close().catch(() => {});
+  }
+
+  /** Which pieces of the partial file match their SHA1: one streaming pass, one piece buffer. */
+  async #rehash(stopped: () => boolean): Promise<Bitfield> {
+    const have = new Bitfield(this.pieceCount);
+    const buf = Buffer.allocUnsafe(PIECE_SIZE);
+    for (let i = 0; i < this.pieceCount && !stopped(); i++) {
+      const len = this.pieceLength(i);
+      const { bytesRead } = await this.#fh!.read(buf, 0, len, i * PIECE_SIZE);
+      if (bytesRead === len && this.checks(i, buf.subarray(0, bytesRead))) have.set(i);
+    }
+    return have;
+  }
+
+  /** Are the partial file and `other` links to one file (same device and inode)? */
+  async #sameFile(other: string): Promise<boolean> {
+    const [x, y] = await Promise.all([
+      this.#fs.stat(this.path).catch(() => undefined),
+      this.#fs.stat(other).catch(() => undefined),
+    ]);
+    return x !== undefined && y !== undefined && x.dev === y.dev && x.ino === y.ino;
+  }
+}
+
+/** Removes a partial file, if there is one. */
+export async function removePart(path: string, fs: PartFileSystem = nodeFiles): Promise<void> {
+  await fs.unlink(path).catch(() => {});
+}

@@ -1,0 +1,53 @@
+export type DownloadPhase =
+  | "starting"
+  | "downloading"
+  | "waiting"
+  | "verifying"
+  | "complete"
+  | "failed"
+  | "stopped";
+
+/** A download's figures at one moment: what show_downloads and a progress line are made of. */
+export interface DownloadProgress {
+  phase: DownloadPhase;
+  /** 0..100 */
+  percent: number;
+  /** the file's size in bytes (0 until the tracker answered) */
+  size: number;
+  pieceCount: number;
+  /** pieces verified so far, this run and before, and their bytes */
+  piecesDone: number;
+  bytesDone: number;
+  /** verified piece bytes received since this run began (a resume counts from 0) */
+  bytesThisRun: number;
+  /** milliseconds this run spent in the "downloading" phase */
+  fetchingMs: number;
+  /** links open now */
+  peers: number;
+  /** bytes per second over the last few seconds */
+  speed: number;
+  /** seconds until complete at the current speed; undefined while nothing arrives */
+  etaSeconds: number | undefined;
+  /** while waiting: tries made, and milliseconds until the next */
+  tries: number;
+  nextTryMs: number;
+}
+
+/** Time spent in one phase, summed over every stay in it. */
+export class PhaseTimer {
+  #since: number | undefined;
+  #total = 0;
+
+  /** The phase was entered (undefined: left) at `now`. */
+  set(inPhase: boolean, now: number): void {
+    if (inPhase && this.#since === undefined) this.#since = now;
+    else if (!inPhase && this.#since !== undefined) {
+      this.#total += now - this.#since;
+      this.#since = undefined;
+    }
+  }
+
+  total(now: number): number {
+    return this.#total + (this.#since === undefined ? 0 : now - this.#since);
+  }
+}

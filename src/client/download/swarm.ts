@@ -1,0 +1,205 @@
+import { Bitfield } from "../../shared/bitfield.js";
+import { parseHostPort } from "../../shared/trackerInfo.js";
+import type { PieceMessage } from "../../wire/index.js";
+import type { Clock } from "./clock.js";
+import type { Dialer } from "./dialer.js";
+import type { Grant } from "./fileTracker.js";
+import { requestDepth, StartGate } from "./gate.js";
+import { type LinkOwner, PeerLink } from "./peerLink.js";
+import { PiecePicker } from "./picker.js";
+import { Backoff } from "./retry.js";
+
+/** Peers connected at once per download. */
+export const MAX_PEERS = 8;
+
+/** What the swarm tells its download. */
+export interface SwarmOwner {
+  /** A piece we lacked arrived and matched its SHA1: store it. */
+  onVerified(piece: number, data: Buffer): void;
+  /** A peer sent a piece that failed its SHA1: it is banned and dropped. */
+  onCorrupt(addr: string, piece: number): void;
+  /** A peer refused us (not BUSY): once per peer and reason. */
+  onRefused(addr: string, refusal: string): void;
+  /** No link is open any more. */
+  onIdle(): void;
+  /** Too many verified pieces wait for the disk: no new requests after a piece. */
+  diskFull(): boolean;
+  /** Is this piece's data what its SHA1 says? */
+  checks(piece: number, data: Buffer): boolean;
+}
+
+export interface SwarmComponents {
+  clock: Clock;
+  dialer: Dialer;
+}
+
+export interface SwarmInit {
+  fileId: Buffer;
+  size: number;
+  pieceCount: number;
+  pieceLength(piece: number): number;
+  /** The pieces we have already. */
+  have: Bitfield;
+  /** Our own peer address: the tracker may list us among the sharers. */
+  selfAddr: string;
+  owner: SwarmOwner;
+}
+
+/**
+ * The download's peers: whom to dial, who is banned or backing off, the start
+ * gate and the request budget they share. It alone writes the piece picker:
+ * links report bitfields, haves, pieces and their end here.
+ */
+export class Swarm implements LinkOwner {
+  readonly fileId: Buffer;
+  readonly size: number;
+  readonly #components: SwarmComponents;
+  readonly #init: SwarmInit;
+  readonly #owner: SwarmOwner;
+  readonly #picker: PiecePicker;
+  readonly #links = new Map<string, PeerLink>();
+  /** Peers that sent a corrupt piece: never again in this download. */
+  readonly #banned = new Set<string>();
+  readonly #backoff: Backoff;
+  /** Refusals already reported (peer and reason): a peer that refuses each retry is told once. */
+  readonly #refusals = new Set<string>();
+  readonly #gate: StartGate<PeerLink>;
+
+  constructor(components: SwarmComponents, init: SwarmInit) {
+    this.#components = components;
+    this.#init = init;
+    this.#owner = init.owner;
+    this.fileId = init.fileId;
+    this.size = init.size;
+    this.#picker = new PiecePicker(init.pieceCount, init.have);
+    this.#backoff = new Backoff(components.clock);
+    this.#gate = new StartGate<PeerLink>(components.clock, (asker) => {
+      for (const l of [...this.#links.values()]) if (l !== asker) l.fill();
+    });
+  }
+
+  /** Our pieces: every verified one (its write may still be in progress). */
+  get have(): Bitfield {
+    return this.#picker.have;
+  }
+
+  get complete(): boolean {
+    return this.#picker.complete;
+  }
+
+  /** Links open now (dialling or ready). */
+  get peerCount(): number {
+    let n = 0;
+    for (const l of this.#links.values()) if (!l.closed) n++;
+    return n;
+  }
+
+  /** A peer still connecting may have what we lack; a connected one must have it. */
+  get hopeful(): boolean {
+    return [...this.#links.values()].some((l) => !l.closed && (!l.ready || this.#picker.interesting(l.addr)));
+  }
+
+  pieceLength(piece: number): number {
+    return this.#init.pieceLength(piece);
+  }
+
+  /** Dials the grant's sharers we are not connected to, up to MAX_PEERS, complete ones first. */
+  connect(grant: Grant): void {
+    // complete seeders first: they can serve any piece
+    const peers = [...grant.peers].sort((a, b) => Number(b.complete) - Number(a.complete));
+    for (const p of peers) {
+      if (this.peerCount >= MAX_PEERS) break;
+      if (p.addr === this.#init.selfAddr || this.#banned.has(p.addr)) continue;
+      if (this.#backoff.holds(p.addr)) continue;
+      const existing = this.#links.get(p.addr);
+      if (existing && !existing.closed) continue;
+      const hp = parseHostPort(p.addr);
+      if (typeof hp === "string") continue;
+      const target = { addr: p.addr, host: hp.host, port: hp.port, userId: p.userId };
+      this.#links.set(p.addr, new PeerLink(target, grant.ticket, this, this.#components));
+    }
+  }
+
+  /** A fresh ticket for every open link. */
+  renew(ticket: string): void {
+    for (const l of this.#links.values()) l.renew(ticket);
+  }
+
+  /** Every link asks for what it can (the disk caught up). */
+  fillAll(): void {
+    for (const l of this.#links.values()) l.fill();
+  }
+
+  closeAll(reason: string): void {
+    this.#gate.dispose();
+    for (const l of [...this.#links.values()]) l.close(reason);
+    this.#links.clear();
+  }
+
+  depth(): number {
+    let ready = 0;
+    for (const l of this.#links.values()) if (l.ready && !l.closed) ready++;
+    return requestDepth(ready);
+  }
+
+  mayRequest(asker: PeerLink): boolean {
+    if (this.#gate.isOpen) return true;
+    return this.#gate.mayRequest(
+      asker,
+      [...this.#links.values()].some((l) => !l.closed && !l.ready),
+    );
+  }
+
+  pick(link: PeerLink): number | undefined {
+    return this.#picker.pick(link.addr);
+  }
+
+  onBitfield(link: PeerLink, bits: Uint8Array): void {
+    this.#picker.addPeer(link.addr, new Bitfield(this.#init.pieceCount, bits));
+  }
+
+  onHave(link: PeerLink, piece: number): void {
+    this.#picker.peerHas(link.addr, piece);
+  }
+
+  onPiece(link: PeerLink, msg: PieceMessage): void {
+    const { piece, data } = msg;
+    if (msg.offset !== 0 || data.length !== this.pieceLength(piece)) {
+      this.#banned.add(link.addr);
+      link.close("sent a piece of the wrong length");
+      return;
+    }
+    if (!this.#owner.checks(piece, data)) {
+      this.#picker.failed(piece, link.addr);
+      this.#banned.add(link.addr);
+      this.#owner.onCorrupt(link.addr, piece);
+      link.close("sent a corrupt piece");
+      return;
+    }
+    if (!this.#picker.have.has(piece)) {
+      for (const other of this.#picker.received(piece, link.addr)) this.#links.get(other)?.cancel(piece);
+      this.#owner.onVerified(piece, data);
+    }
+    // more requests for this link, unless the disk is behind
+    if (!this.#owner.diskFull()) link.fill();
+  }
+
+  onClosed(link: PeerLink, _reason: string): void {
+    // its availability goes and its pieces return to the pool
+    this.#picker.removePeer(link.addr);
+    if (this.#links.get(link.addr) === link) this.#links.delete(link.addr);
+    // a refusal is news (a ticket refused, a share stopped), once per peer and reason;
+    // BUSY is routine and retried
+    const refusal = link.refusal;
+    const key = `${link.addr} ${refusal}`;
+    if (refusal && !refusal.startsWith("BUSY") && !this.#refusals.has(key)) {
+      this.#refusals.add(key);
+      this.#owner.onRefused(link.addr, refusal);
+    }
+    if (link.ready) this.#backoff.succeeded(link.addr);
+    else this.#backoff.failed(link.addr);
+    // its pieces went back to the pool: let the other peers take them now
+    for (const l of this.#links.values()) l.fill();
+    if (this.peerCount === 0) this.#owner.onIdle();
+  }
+}

@@ -1,0 +1,143 @@
+import { Duplex } from "node:stream";
+import type { DialTarget, Dialer } from "../../src/client/download/dialer.js";
+import { Bitfield } from "../../src/shared/bitfield.js";
+import { PIECE_SIZE } from "../../src/shared/constants.js";
+import { type RejectCode, Wire } from "../../src/wire/index.js";
+
+/** Two in-memory stream ends: what one writes the other reads; destroying one ends both. */
+export function duplexPair(): [Duplex, Duplex] {
+  const make = (other: () => Duplex) =>
+    new Duplex({
+      read() {},
+      write(chunk, _encoding, callback) {
+        other().push(chunk);
+        callback();
+      },
+      final(callback) {
+        other().push(null);
+        callback();
+      },
+      destroy(err, callback) {
+        const o = other();
+        if (!o.destroyed) o.destroy();
+        callback(err);
+      },
+    });
+  const a: Duplex = make(() => b);
+  const b: Duplex = make(() => a);
+  return [a, b];
+}
+
+export interface SharerOptions {
+  /** The pieces it has (default: all). */
+  have?: Bitfield;
+  /** Send the bitfield only when bitfieldNow() is called. */
+  holdBitfield?: boolean;
+  /** Answer requests only when serve() is called. */
+  holdPieces?: boolean;
+  /** Pieces it sends with one byte flipped. */
+  corrupt?: Set<number>;
+  /** Refuse every connection with this reject. */
+  refuse?: { code: (typeof RejectCode)[keyof typeof RejectCode]; reason: string };
+}
+
+/**
+ * A sharer of one file, in memory: answers a download's handshake with its own
+ * and its bitfield, then serves each requested piece (or holds it, as told).
+ * It records what it was asked, for the test to look at.
+ */
+export class MemorySharer {
+  readonly requests: number[] = [];
+  readonly cancels: number[] = [];
+  /** Connections made to it. */
+  dials = 0;
+  readonly #data: Buffer;
+  readonly #fileId: Buffer;
+  readonly #opts: SharerOptions;
+  readonly #wires: Wire[] = [];
+  readonly #held: { wire: Wire; piece: number }[] = [];
+
+  constructor(data: Buffer, fileId: Buffer, opts: SharerOptions = {}) {
+    this.#data = data;
+    this.#fileId = fileId;
+    this.#opts = opts;
+  }
+
+  get pieceCount(): number {
+    return Math.ceil(this.#data.length / PIECE_SIZE);
+  }
+
+  /** Requests held, not answered yet (holdPieces). */
+  get held(): number[] {
+    return this.#held.map((h) => h.piece);
+  }
+
+  /** Our end of a new connection; the other end goes to the dialler. */
+  accept(): Duplex {
+    this.dials++;
+    const [mine, theirs] = duplexPair();
+    const wire = new Wire();
+    mine.pipe(wire).pipe(mine);
+    wire.on("error", () => mine.destroy());
+    wire.once("handshake", () => {
+      if (this.#opts.refuse) {
+        wire.reject(this.#opts.refuse.code, this.#opts.refuse.reason);
+        return;
+      }
+      wire.setFile({ size: this.#data.length });
+      wire.handshake(this.#fileId, "");
+      this.#wires.push(wire);
+      if (!this.#opts.holdBitfield) this.#sendBitfield(wire);
+    });
+    wire.on("request", (m) => {
+      this.requests.push(m.piece);
+      if (this.#opts.holdPieces) this.#held.push({ wire, piece: m.piece });
+      else this.#send(wire, m.piece);
+    });
+    wire.on("cancel", (m) => {
+      this.cancels.push(m.piece);
+      const i = this.#held.findIndex((h) => h.wire === wire && h.piece === m.piece);
+      if (i >= 0) this.#held.splice(i, 1);
+    });
+    return theirs;
+  }
+
+  /** Sends the held bitfield on every connection (holdBitfield). */
+  bitfieldNow(): void {
+    for (const w of this.#wires) this.#sendBitfield(w);
+  }
+
+  /** Answers a held request for this piece. */
+  serve(piece: number): void {
+    const i = this.#held.findIndex((h) => h.piece === piece);
+    if (i < 0) throw new Error(`no held request for piece ${piece}`);
+    const [h] = this.#held.splice(i, 1);
+    this.#send(h!.wire, piece);
+  }
+
+  /** Tells every connection it has a new piece. */
+  gain(piece: number): void {
+    this.#opts.have?.set(piece);
+    for (const w of this.#wires) w.have(piece);
+  }
+
+  #sendBitfield(wire: Wire): void {
+    wire.bitfield((this.#opts.have ?? Bitfield.full(this.pieceCount)).bytes);
+  }
+
+  #send(wire: Wire, piece: number): void {
+    const data = Buffer.from(this.#data.subarray(piece * PIECE_SIZE, (piece + 1) * PIECE_SIZE));
+    if (this.#opts.corrupt?.has(piece)) data[0]! ^= 0xff;
+    wire.piece(piece, 0, data);
+  }
+}
+
+/** A dialer over a table of in-memory sharers; an address not in it refuses the connection. */
+export function memoryDialer(sharers: Map<string, MemorySharer>, dialled: string[] = []): Dialer {
+  return async (target: DialTarget) => {
+    dialled.push(target.addr);
+    const s = sharers.get(target.addr);
+    if (!s) throw Object.assign(new Error(`connect ECONNREFUSED ${target.addr}`), { code: "ECONNREFUSED" });
+    return s.accept();
+  };
+}

@@ -1,0 +1,182 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, open, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Download } from "../../src/client/download/download.js";
+import type { FileTracker, Sharer } from "../../src/client/download/fileTracker.js";
+import { nodeFiles, type PartFileSystem } from "../../src/client/download/partFile.js";
+import { GIVE_UP_MS } from "../../src/client/download/retry.js";
+import { ShareRegistry } from "../../src/client/shares.js";
+import { Bitfield } from "../../src/shared/bitfield.js";
+import { FakeClock, settle } from "../helpers/fakeClock.js";
+import { type MemoryFile, memoryFile } from "../helpers/files.js";
+import { MemorySharer, memoryDialer } from "../helpers/memoryPeers.js";
+
+const PIECES = 5;
+
+/** A download of one file from in-memory sharers, a fake clock and a stand-in tracker. */
+function setup(dir: string, sharers: Map<string, MemorySharer>, f: MemoryFile, files?: PartFileSystem) {
+  const clock = new FakeClock();
+  const lines: string[] = [];
+  const calls: string[] = [];
+  const peers: Sharer[] = [...sharers.keys()].map((addr, i) => ({ userId: `u${i}`, addr, complete: true }));
+  const tracker: FileTracker = {
+    begin: async () => {
+      calls.push("begin");
+      return {
+        file: {
+          name: "f.bin",
+          size: f.data.length,
+          sha1: createHash("sha1").update(f.data).digest("hex"),
+          fileId: f.fileIdHex,
+          pieces: f.hashes.toString("base64"),
+        },
+        ticket: "t",
+        peers,
+      };
+    },
+    peers: async () => {
+      calls.push("peers");
+      return { ticket: "t", peers };
+    },
+    addSharer: async (complete) => {
+      calls.push(`addSharer ${complete}`);
+    },
+    removeSharer: async () => {
+      calls.push("removeSharer");
+    },
+  };
+  const target = join(dir, "f.bin");
+  // the first save comes once the partial file is open: from then on the engine runs on the fake clock
+  let opened!: () => void;
+  const ready = new Promise<void>((resolve) => {
+    opened = resolve;
+  });
+  const d = new Download(
+    {
+      tracker,
+      shares: new ShareRegistry(),
+      notices: { event: (l) => lines.push(l), warn: (l) => lines.push(l) },
+      selfAddr: "10.0.0.1:7000",
+      onStateChange: () => opened(),
+      onComplete: () => {},
+      clock,
+      dialer: memoryDialer(sharers),
+      files,
+    },
+    { groupId: "g", name: "f.bin", target },
+  );
+  return { d, clock, lines, calls, target, ready };
+}
+
+let root = "";
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), "gs-engine-"));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+let n = 0;
+const freshDir = async () => {
+  const dir = join(root, String(n++));
+  await mkdir(dir);
+  return dir;
+};
+
+describe("download engine, in memory", () => {
+  it("downloads from sharers, drops a corrupt one, and reports its figures", async () => {
+    const f = memoryFile(PIECES, 777);
+    const dir = await freshDir();
+    const sharers = new Map([
+      ["10.0.0.2:1", new MemorySharer(f.data, f.fileId, { corrupt: new Set([0, 1, 2, 3, 4]) })],
+      ["10.0.0.3:1", new MemorySharer(f.data, f.fileId)],
+    ]);
+    const { d, lines, calls, target } = setup(dir, sharers, f);
+    await d.start();
+    assert.equal(d.phase, "complete", d.error);
+    assert.ok((await readFile(target)).equals(f.data));
+    assert.deepEqual(await readdir(dir), ["f.bin"], "the partial file is gone");
+    assert.equal(lines.filter((l) => /^warning: peer 10\.0\.0\.2:1 sent a corrupt piece/.test(l)).length, 1);
+    assert.ok(
+      lines.some((l) => /^download complete: \[g\] f\.bin -> /.test(l)),
+      lines.join("\n"),
+    );
+    assert.ok(calls.includes("addSharer false") && calls.at(-1) === "addSharer true", calls.join(","));
+    const p = d.progress();
+    assert.equal(p.phase, "complete");
+    assert.equal(p.percent, 100);
+    assert.equal(p.piecesDone, PIECES);
+    assert.ok(p.bytesThisRun >= f.data.length, `${p.bytesThisRun}`);
+    assert.equal(p.etaSeconds, 0);
+  });
+
+  it("fails with 'disk full' when a write finds no space, and removes its partial file", async () => {
+    const f = memoryFile(PIECES, 777);
+    const dir = await freshDir();
+    const fullDisk: PartFileSystem = {
+      ...nodeFiles,
+      open: async (path, flags) => {
+        const fh = await open(path, flags);
+        const enospc = Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" });
+        (fh as { write: unknown }).write = async () => {
+          throw enospc;
+        };
+        return fh;
+      },
+    };
+    const sharer = new MemorySharer(f.data, f.fileId);
+    const { d, lines } = setup(dir, new Map([["10.0.0.2:1", sharer]]), f, fullDisk);
+    await d.start();
+    assert.equal(d.phase, "failed");
+    assert.equal(d.error, "disk full");
+    assert.ok(lines.includes("download failed: [g] f.bin: disk full"), lines.join("\n"));
+    assert.deepEqual(await readdir(dir), [], "nothing left behind");
+    assert.equal(d.snapshot(), undefined, "not resumed at the next login");
+  });
+
+  it("waits on the retry schedule while nobody can serve, then gives up after GIVE_UP_MS", async () => {
+    const f = memoryFile(PIECES, 777);
+    const dir = await freshDir();
+    const { d, clock, lines, calls, ready } = setup(dir, new Map(), f);
+    const done = d.start();
+    await ready;
+    await settle();
+    assert.equal(d.phase, "waiting");
+    assert.match(d.describe(), /^0 B\/2\.50 MiB 0\.0% {2}waiting for a sharer: try 1 in 1 s$/);
+    await clock.advance(1_000);
+    assert.match(d.describe(), /try 2 in 2 s$/);
+    await clock.advance(GIVE_UP_MS - 1_000 - 30_000);
+    assert.equal(d.phase, "waiting", "still trying");
+    await clock.advance(60_000);
+    await done;
+    assert.equal(d.phase, "failed");
+    assert.match(d.error ?? "", /no sharer had the missing pieces for 10 minutes/);
+    assert.ok(lines.some((l) => l.startsWith("download failed: [g] f.bin: no sharer")));
+    assert.ok(calls.filter((c) => c === "peers").length > 5, "the tracker was asked again meanwhile");
+    assert.deepEqual(await readdir(dir), []);
+  });
+
+  it("stops at once when asked, keeping the partial file for a resume", async () => {
+    const f = memoryFile(PIECES, 777);
+    const dir = await freshDir();
+    const sharer = new MemorySharer(f.data, f.fileId, { holdPieces: true });
+    const { d, ready } = setup(dir, new Map([["10.0.0.2:1", sharer]]), f);
+    void d.start();
+    await ready;
+    await settle();
+    assert.equal(d.phase, "downloading");
+    sharer.serve(sharer.held[0]!);
+    await settle();
+    await d.stop();
+    assert.equal(d.phase, "stopped");
+    const snap = d.snapshot();
+    assert.ok(snap, "a snapshot to resume from");
+    assert.equal(Bitfield.fromBase64(PIECES, snap.have).count, 1, "the written piece");
+    assert.deepEqual(await readdir(dir), ["f.bin.gspart"]);
+    const p = d.progress();
+    assert.equal(p.piecesDone, 1);
+    assert.ok(p.bytesThisRun > 0);
+  });
+});

@@ -1,0 +1,212 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { afterEach, describe, it } from "node:test";
+import type { Grant } from "../../src/client/download/fileTracker.js";
+import { START_GATE_MS } from "../../src/client/download/gate.js";
+import { Swarm } from "../../src/client/download/swarm.js";
+import { pieceCountOf, pieceLength } from "../../src/client/shares.js";
+import { Bitfield } from "../../src/shared/bitfield.js";
+import { SHA1_LENGTH } from "../../src/shared/constants.js";
+import { FakeClock, settle } from "../helpers/fakeClock.js";
+import { type MemoryFile, memoryFile } from "../helpers/files.js";
+import { MemorySharer, memoryDialer } from "../helpers/memoryPeers.js";
+
+/** A swarm over in-memory sharers, with a fake clock, recording what it tells its download. */
+function harness(pieces: number, sharers: Record<string, (f: MemoryFile) => MemorySharer>) {
+  const f = memoryFile(pieces);
+  const clock = new FakeClock();
+  const table = new Map(Object.entries(sharers).map(([addr, make]) => [addr, make(f)]));
+  const dialled: string[] = [];
+  const verified: number[] = [];
+  const corrupt: string[] = [];
+  const refused: string[] = [];
+  const swarm = new Swarm(
+    { clock, dialer: memoryDialer(table, dialled) },
+    {
+      fileId: f.fileId,
+      size: f.data.length,
+      pieceCount: pieceCountOf(f.data.length),
+      pieceLength: (p) => pieceLength(f.data.length, p),
+      have: new Bitfield(pieceCountOf(f.data.length)),
+      selfAddr: "10.0.0.1:7000",
+      owner: {
+        onVerified: (piece) => verified.push(piece),
+        onCorrupt: (addr, piece) => corrupt.push(`${addr} ${piece}`),
+        onRefused: (addr, reason) => refused.push(`${addr} ${reason}`),
+        onIdle: () => {},
+        diskFull: () => false,
+        checks: (piece, data) =>
+          createHash("sha1")
+            .update(data)
+            .digest()
+            .equals(f.hashes.subarray(piece * SHA1_LENGTH, (piece + 1) * SHA1_LENGTH)),
+      },
+    },
+  );
+  const grant: Grant = {
+    ticket: "t",
+    peers: [...table.keys(), "10.0.0.1:7000"].map((addr, i) => ({ userId: `u${i}`, addr, complete: true })),
+  };
+  const sharer = (addr: string) => table.get(addr)!;
+  return { f, clock, swarm, grant, dialled, verified, corrupt, refused, sharer, table };
+}
+
+let open: Swarm[] = [];
+afterEach(() => {
+  for (const s of open) s.closeAll("test over");
+  open = [];
+});
+
+describe("swarm: the start gate", () => {
+  it("holds every request until each dialled peer has sent its bitfield", async () => {
+    const h = harness(8, {
+      "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true }),
+      "10.0.0.3:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true, holdBitfield: true }),
+    });
+    open.push(h.swarm);
+    h.swarm.connect(h.grant);
+    await settle();
+    assert.deepEqual(h.sharer("10.0.0.2:1").requests, [], "the first ready peer waits for the other");
+    h.sharer("10.0.0.3:1").bitfieldNow();
+    await settle();
+    // the budget (12) shared by two ready links: 6 each, spread over both
+    assert.equal(h.sharer("10.0.0.2:1").requests.length, 6);
+    assert.equal(h.sharer("10.0.0.3:1").requests.length, 6);
+  });
+
+  it("opens after START_GATE_MS for a peer that never sends its bitfield", async () => {
+    const h = harness(8, {
+      "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true }),
+      "10.0.0.3:1": (f) => new MemorySharer(f.data, f.fileId, { holdBitfield: true }),
+    });
+    open.push(h.swarm);
+    h.swarm.connect(h.grant);
+    await h.clock.advance(START_GATE_MS - 1);
+    assert.deepEqual(h.sharer("10.0.0.2:1").requests, []);
+    await h.clock.advance(1);
+    // one ready link of two: depth is the budget over ready links, capped at PIPELINE_DEPTH
+    assert.equal(h.sharer("10.0.0.2:1").requests.length, 6);
+  });
+});
+
+describe("swarm: backoff and bans", () => {
+  it("redials a peer that failed before its bitfield on the retry schedule, not at each round", async () => {
+    const h = harness(4, {
+      "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true }),
+    });
+    open.push(h.swarm);
+    // 10.0.0.9 is not in the table: its connection is refused
+    const grant: Grant = {
+      ...h.grant,
+      peers: [...h.grant.peers, { userId: "u9", addr: "10.0.0.9:1", complete: true }],
+    };
+    const dials = () => h.dialled.filter((a) => a === "10.0.0.9:1").length;
+    h.swarm.connect(grant);
+    await settle();
+    assert.equal(dials(), 1);
+    h.swarm.connect(grant);
+    await h.clock.advance(999);
+    h.swarm.connect(grant);
+    assert.equal(dials(), 1, "not again within 1 s");
+    await h.clock.advance(1);
+    h.swarm.connect(grant);
+    await settle();
+    assert.equal(dials(), 2, "again after 1 s");
+    await h.clock.advance(1_999);
+    h.swarm.connect(grant);
+    assert.equal(dials(), 2, "the second wait is 2 s");
+    await h.clock.advance(1);
+    h.swarm.connect(grant);
+    assert.equal(dials(), 3);
+    assert.ok(!h.dialled.includes("10.0.0.1:7000"), "never dials itself");
+  });
+
+  it("bans a peer that sent a corrupt piece, for good, and takes the piece from another", async () => {
+    const h = harness(1, {
+      "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId, { corrupt: new Set([0]) }),
+    });
+    open.push(h.swarm);
+    h.swarm.connect(h.grant);
+    await settle();
+    assert.deepEqual(h.corrupt, ["10.0.0.2:1 0"]);
+    assert.equal(h.swarm.peerCount, 0, "dropped");
+    assert.deepEqual(h.verified, []);
+    await h.clock.advance(60_000);
+    h.swarm.connect(h.grant);
+    await settle();
+    assert.equal(h.sharer("10.0.0.2:1").dials, 1, "never dialled again");
+    // a good sharer appears: the piece went back to the pool and comes from it
+    const good = new MemorySharer(h.f.data, h.f.fileId);
+    h.table.set("10.0.0.3:1", good);
+    h.swarm.connect({
+      ...h.grant,
+      peers: [...h.grant.peers, { userId: "u3", addr: "10.0.0.3:1", complete: true }],
+    });
+    await settle();
+    assert.deepEqual(h.verified, [0]);
+    assert.ok(h.swarm.complete);
+  });
+
+  it("reports a refusal once per peer and reason, and BUSY not at all", async () => {
+    const h = harness(2, {
+      "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId, { refuse: { code: 1, reason: "expired" } }),
+      "10.0.0.3:1": (f) => new MemorySharer(f.data, f.fileId, { refuse: { code: 5, reason: "no slot" } }),
+    });
+    open.push(h.swarm);
+    for (let i = 0; i < 3; i++) {
+      h.swarm.connect(h.grant);
+      await h.clock.advance(40_000);
+    }
+    assert.equal(h.sharer("10.0.0.2:1").dials, 3, "retried");
+    assert.deepEqual(h.refused, ["10.0.0.2:1 BAD_TICKET expired"]);
+  });
+});
+
+describe("swarm: end-game", () => {
+  it("asks a second peer for pieces in flight once the pool is empty, and cancels the loser", async () => {
+    const h = harness(2, {
+      "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true }),
+      "10.0.0.3:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true }),
+    });
+    open.push(h.swarm);
+    h.swarm.connect(h.grant);
+    await settle();
+    const a = h.sharer("10.0.0.2:1");
+    const b = h.sharer("10.0.0.3:1");
+    // two pieces, two peers: each piece is asked of both, at most DEFAULT_MAX_DUPLICATES = 2
+    assert.deepEqual([...a.requests].sort(), [0, 1]);
+    assert.deepEqual([...b.requests].sort(), [0, 1]);
+    a.serve(0);
+    b.serve(1);
+    await settle();
+    assert.deepEqual(b.cancels, [0], "b's request for 0 is cancelled");
+    assert.deepEqual(a.cancels, [1]);
+    assert.deepEqual([...h.verified].sort(), [0, 1]);
+    assert.ok(h.swarm.complete);
+  });
+
+  it("returns a timed-out peer's pieces to the pool for the others", async () => {
+    const h = harness(3, {
+      "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true }),
+    });
+    open.push(h.swarm);
+    h.swarm.connect(h.grant);
+    await settle();
+    assert.equal(h.sharer("10.0.0.2:1").requests.length, 3);
+    const b = new MemorySharer(h.f.data, h.f.fileId, { have: new Bitfield(3) });
+    h.table.set("10.0.0.3:1", b);
+    h.swarm.connect({
+      ...h.grant,
+      peers: [...h.grant.peers, { userId: "u3", addr: "10.0.0.3:1", complete: false }],
+    });
+    await settle();
+    assert.deepEqual(b.requests, [], "b has nothing yet");
+    // REQUEST_TIMEOUT_MS: a is dropped and its three pieces go back
+    await h.clock.advance(20_000);
+    assert.equal(h.swarm.peerCount, 1);
+    b.gain(1);
+    await settle();
+    assert.deepEqual(b.requests, [1]);
+    assert.deepEqual(h.verified, [1]);
+  });
+});
