@@ -92,4 +92,82 @@ describe("the client in a script", () => {
     assert.match(line, /^error: your request to join 'pend' is pending: the owner must accept it/);
     assert.doesNotMatch(line, /join_group first/);
   });
+
+  it("cancel_download stops a download in any phase, forgets it and deletes its partial file", async () => {
+    const files = join(c.dir, "cancel-files");
+    const into = join(c.dir, "cancel-into");
+    await mkdir(files);
+    const one = await randomFile(join(files, "c1.bin"), 16 * 1024 * 1024);
+    const two = await randomFile(join(files, "c2.bin"), 4 * 1024 * 1024);
+    const alice = await c.client("alice-cancel");
+    await ok(alice, "login alice pw-alice", /^logged in as alice$/);
+    await ok(alice, "create_group cancel", /^group cancel created/);
+    await ok(alice, `upload_file ${one.path} cancel`, /^uploaded c1\.bin/);
+    await ok(alice, `upload_file ${two.path} cancel`, /^uploaded c2\.bin/);
+    const bobState = join(c.dir, "state-bob-cancel");
+    let bob = await c.client("bob-cancel", { stateDir: bobState });
+    await ok(bob, "login bob pw-bob", /^logged in as bob$/);
+    await ok(bob, "join_group cancel", /^asked to join cancel/);
+    await ok(alice, "accept_request cancel bob", /^bob is now a member of cancel$/);
+
+    // while it fetches (its seeder frozen mid-way)
+    alice.child.kill("SIGSTOP");
+    try {
+      await ok(bob, `download_file cancel c1.bin ${into}/`, /^downloading \[cancel\] c1\.bin/);
+      // it has opened its partial file: look, within a bound
+      const part = join(into, "c1.bin.gspart");
+      for (
+        const until = Date.now() + DOWNLOAD_MS;
+        !(await stat(part).catch(() => undefined)) && Date.now() < until;
+      ) {
+        await ok(bob, "show_downloads", /^\[[DC]\] \[cancel\] c1\.bin/);
+      }
+      await stat(part);
+      const line = await ok(
+        bob,
+        "cancel_download cancel c1.bin",
+        /^cancelled the download of \[cancel\] c1\.bin/,
+      );
+      assert.match(line, /deleted .*c1\.bin\.gspart$/);
+    } finally {
+      alice.child.kill("SIGCONT");
+    }
+    await assert.rejects(stat(join(into, "c1.bin.gspart")), { code: "ENOENT" });
+    await assert.rejects(stat(join(into, "c1.bin")), { code: "ENOENT" });
+
+    // while it waits for a sharer (the only one logged out)
+    await ok(alice, "logout", /^logged out alice/);
+    await ok(bob, `download_file cancel c2.bin ${into}/`, /^downloading \[cancel\] c2\.bin/);
+    let status = "";
+    for (
+      const until = Date.now() + DOWNLOAD_MS;
+      !/waiting for a sharer/.test(status) && Date.now() < until;
+    ) {
+      status = await ok(bob, "show_downloads", /^\[[DC]\] \[cancel\] c2\.bin/);
+    }
+    assert.match(status, /waiting for a sharer/);
+    // it waits to resume: before the next login, show_downloads says so
+    bob.child.kill("SIGTERM");
+    assert.equal(await bob.waitExit(), 0, bob.dump());
+    bob = await c.client("bob-cancel-2", { stateDir: bobState });
+    assert.match(
+      await ok(bob, "show_downloads", /^\[D\] \[cancel\] c2\.bin/),
+      /resumes when bob logs in {2}-> .*c2\.bin$/,
+    );
+    await ok(bob, "login bob pw-bob", /^logged in as bob$/);
+    await ok(bob, "cancel_download cancel c2.bin", /^cancelled the download of \[cancel\] c2\.bin/);
+    assert.match(
+      await bob.run("cancel_download cancel c2.bin", /^error:/),
+      /no download of \[cancel\] c2\.bin/,
+    );
+    await ok(bob, "show_downloads", /^\(no downloads\)$/);
+    await assert.rejects(stat(join(into, "c2.bin.gspart")), { code: "ENOENT" });
+    await ok(bob, "logout", /^logged out bob/);
+    // forgotten: the next login resumes nothing
+    await ok(bob, "show_downloads", /^\(no downloads\)$/);
+    const from = bob.lines.length;
+    await ok(bob, "login bob pw-bob", /^logged in as bob$/);
+    await ok(bob, "show_downloads", /^\(no downloads\)$/);
+    assert.ok(!bob.lines.slice(from).some((l) => /^resuming download/.test(l)), bob.dump());
+  });
 });

@@ -257,6 +257,15 @@ export class Download {
       }
       await this.#finish();
     } catch (err) {
+      if (err instanceof GsError && err.code === "UNAUTHORIZED") {
+        // the session ended (a login elsewhere, or our own logout): not the download's
+        // fault; it keeps its partial file and resumes at the next login
+        this.#swarm?.closeAll("session ended");
+        await this.#drainWrites();
+        this.#setPhase("stopped");
+        await this.#part?.touch();
+        return;
+      }
       this.#swarm?.closeAll("download failed");
       await this.#drainWrites();
       this.#setPhase("failed");
