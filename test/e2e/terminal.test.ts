@@ -131,8 +131,15 @@ describe("the shell on a terminal", () => {
     const u = await bob();
     await u.line(`login bob ${PASSWORD}`);
     await u.waitFor(/^resuming download of \[gshell\] "clip one\.bin"/m);
+    // news comes on a line of its own, above what is being typed, which stays
+    await u.type("list_gr");
+    await u.waitFor(/> list_gr$/);
     seeder.child.kill("SIGCONT");
-    await u.waitFor(/download complete: \[gshell\] "clip one\.bin"/, DOWNLOAD_MS);
+    const done = await u.waitFor(/^download complete: \[gshell\] "clip one\.bin"/m, DOWNLOAD_MS);
+    assert.doesNotMatch(done, /list_grdownload|\]download complete/);
+    // the bar goes when the last download ends; the half-typed line is still there
+    await u.waitFor((s) => s.split("\n").at(-1) === "bob> list_gr");
+    await u.press("C-c");
     await u.waitFor((s) => s.split("\n").at(-1) === "bob>");
     await assertSameFile(join(dest, "clip one.bin"), file);
     // no download running: Ctrl-C at an empty prompt leaves at once
