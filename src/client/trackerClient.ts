@@ -152,8 +152,10 @@ export class TrackerClient {
       payload = JSON.stringify(body ?? {});
     }
     const failures: string[] = [];
+    // from where this call began: a concurrent call that fails over moves #current meanwhile
+    const first = this.#current;
     for (let n = 0; n < this.trackers.length; n++) {
-      const index = (this.#current + n) % this.trackers.length;
+      const index = (first + n) % this.trackers.length;
       const t = this.trackers[index]!;
       const who = `tracker ${t.no} at ${formatHostPort(t.host, t.port)}`;
       const local =

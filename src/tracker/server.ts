@@ -116,9 +116,9 @@ function handlers(service: TrackerService): Handlers {
       await service.stopShare(userId, params.groupId, params.name);
       return { ok: true };
     },
-    download: async ({ userId, params }) => {
+    download: async ({ userId, params, ip }) => {
       const file = await service.getFile(userId, params.groupId, params.name);
-      const grant = await service.grant(userId, params.groupId, file.name, file.fileId);
+      const grant = await service.grant(userId, params.groupId, file.name, file.fileId, ip);
       return {
         file: {
           name: file.name,
@@ -130,9 +130,9 @@ function handlers(service: TrackerService): Handlers {
         ...grant,
       };
     },
-    peers: async ({ userId, params }) => {
+    peers: async ({ userId, params, ip }) => {
       const file = await service.getFile(userId, params.groupId, params.name);
-      return await service.grant(userId, params.groupId, file.name, file.fileId);
+      return await service.grant(userId, params.groupId, file.name, file.fileId, ip);
     },
   };
 }

@@ -550,7 +550,7 @@ export function storeComplianceSuite(
         await store.addFile(t, ann, file, false, T0);
         await store.addShare(t, "a.txt", off, true, T0);
         assert.deepEqual(await store.listPeers(t, "a.txt", own, T0), [
-          { userId: ann, peerAddr: "10.0.0.1:1", complete: false },
+          { userId: ann, peerAddr: "10.0.0.1:1", claimedAddr: "10.0.0.1:1", complete: false },
         ]);
         // ann moves: the new client announces again from its new address
         await login(ann, T0 + 1, "10.0.0.9:9");

@@ -367,14 +367,24 @@ export class SqlStore implements Store {
   async listPeers(groupId: string, name: string, userId: string, now: number): Promise<PeerRecord[]> {
     await assertMember(this.db, groupId, userId);
     await fileRow(this.db, groupId, name);
-    const rows = await this.db.all<{ user_id: string; peer_addr: string; complete: number }>(
-      `SELECT s.user_id, se.peer_addr, s.complete
+    const rows = await this.db.all<{
+      user_id: string;
+      peer_addr: string;
+      claimed_addr: string | null;
+      complete: number;
+    }>(
+      `SELECT s.user_id, se.peer_addr, se.claimed_addr, s.complete
        FROM shares s JOIN sessions se ON se.user_id = s.user_id
        WHERE s.group_id = ? AND s.name = ? AND s.user_id <> ? AND se.last_seen >= ?`,
       [groupId, name, userId, onlineSince(now)],
     );
     return rows
-      .map((r) => ({ userId: r.user_id, peerAddr: r.peer_addr, complete: r.complete === 1 }))
+      .map((r) => ({
+        userId: r.user_id,
+        peerAddr: r.peer_addr,
+        claimedAddr: r.claimed_addr ?? r.peer_addr,
+        complete: r.complete === 1,
+      }))
       .sort(byKey((p) => p.userId));
   }
 

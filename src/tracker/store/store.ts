@@ -91,6 +91,8 @@ export interface FileSummary {
 export interface PeerRecord {
   userId: string;
   peerAddr: string;
+  /** the address the sharer's client announced (its LAN address when it is behind a router) */
+  claimedAddr: string;
   complete: boolean;
 }
 
