@@ -680,6 +680,20 @@ export function storeComplianceSuite(
         assert.match(keys[0]!.publicKey, /^pub-\d$/);
         assert.deepEqual(await store.signingKey(key(99)), keys[0]);
       });
+
+      it("tlsIdentity: the first stored wins, racing or not, apart from the signing key", async () => {
+        const id = (i: number) => ({ certificate: `cert-${i}`, privateKey: `tls-${i}` });
+        const ids = await withSecondStore((other) =>
+          Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? other : store).tlsIdentity(id(i)))),
+        );
+        for (const k of ids) assert.deepEqual(k, ids[0]);
+        assert.match(ids[0]!.certificate, /^cert-\d$/);
+        assert.deepEqual(await store.tlsIdentity(id(99)), ids[0]);
+        assert.doesNotMatch(
+          (await store.signingKey({ publicKey: "p", privateKey: "q" })).privateKey,
+          /^tls-/,
+        );
+      });
     });
 
     describe("login throttle, trusted addresses, password upgrades, usage", () => {

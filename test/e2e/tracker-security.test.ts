@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { writeFile } from "node:fs/promises";
-import { createServer } from "node:http";
+import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -15,6 +15,7 @@ import { fileIdOf } from "../../src/shared/fileId.js";
 import { Cluster, freePort, Proc, ROOT, WAIT_MS } from "../helpers/procs.js";
 import { fails, ok } from "./sharing.helpers.js";
 import { type Api, api } from "./tracker.helpers.js";
+import { tlsIdentity } from "../helpers/tls.js";
 
 /** A one-piece file's registration body. */
 function fileBody(name: string, content: string, pieces?: Buffer) {
@@ -371,7 +372,7 @@ describe("real clients: remove_member, reject_request, the peer address and a ho
   });
 
   it("a client facing a tracker that answers {} prints a clear error naming it", async () => {
-    const fake = createServer((req, res) => {
+    const fake = createServer(tlsIdentity("a tracker that answers {}").server, (req, res) => {
       req.resume();
       res.writeHead(200, { "content-type": "application/json" }).end("{}");
     });

@@ -3,11 +3,13 @@
  * tracker once, in order from the one that answered last when the call began.
  */
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
+import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { TrackerClient } from "../../src/client/trackerClient.js";
+import { tlsIdentity } from "../helpers/tls.js";
 
 const TIMEOUT_MS = 300;
 
@@ -20,8 +22,9 @@ function listen(server: Server): Promise<number> {
 describe("tracker failover with overlapping calls", () => {
   // tracker 1 takes requests and never answers; tracker 2 answers
   const arrived: (() => void)[] = [];
-  const hung = createServer(() => arrived.shift()?.());
-  const alive = createServer((_req, res) => {
+  const id = tlsIdentity();
+  const hung = createServer(id.server, () => arrived.shift()?.());
+  const alive = createServer(id.server, (_req, res) => {
     res.setHeader("content-type", "application/json");
     res.end('{"ok":true}');
   });
@@ -31,8 +34,8 @@ describe("tracker failover with overlapping calls", () => {
     const [p1, p2] = [await listen(hung), await listen(alive)];
     client = new TrackerClient({
       trackers: [
-        { no: 1, host: "127.0.0.1", port: p1 },
-        { no: 2, host: "127.0.0.1", port: p2 },
+        { no: 1, host: "127.0.0.1", port: p1, fingerprint: id.fingerprint },
+        { no: 2, host: "127.0.0.1", port: p2, fingerprint: id.fingerprint },
       ],
       timeoutMs: TIMEOUT_MS,
     });

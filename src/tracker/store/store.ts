@@ -102,6 +102,14 @@ export interface SigningKey {
   privateKey: string;
 }
 
+/** The TLS identity every tracker of the store presents. */
+export interface TlsIdentity {
+  /** A self-signed certificate, PEM. */
+  certificate: string;
+  /** Its Ed25519 key, PEM (PKCS8). */
+  privateKey: string;
+}
+
 export interface Store {
   /** USER_EXISTS when taken. */
   createUser(user: UserRecord, now: number): Promise<void>;
@@ -180,6 +188,8 @@ export interface Store {
    * `generated` key is stored; every caller, racing or not, gets the stored one.
    */
   signingKey(generated: SigningKey): Promise<SigningKey>;
+  /** The one TLS identity every tracker presents: like signingKey, the first stored wins. */
+  tlsIdentity(generated: TlsIdentity): Promise<TlsIdentity>;
 
   close(): Promise<void>;
 
