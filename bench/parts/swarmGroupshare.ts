@@ -156,7 +156,19 @@ async function login(p: Proc, user: string): Promise<void> {
 function traced(traceDir: string | undefined, name: string): ClientOptions {
   if (!traceDir) return {};
   const preload = pathToFileURL(join(ROOT, "dist/bench/parts/swarmTrace.js")).href;
-  return { nodeArgs: ["--import", preload], env: { GS_TRACE: join(traceDir, `${name}.jsonl`) } };
+  return {
+    // and a CPU profile beside the trace (node writes it at exit: DIR/<name>.cpuprofile)
+    nodeArgs: [
+      "--import",
+      preload,
+      "--cpu-prof",
+      "--cpu-prof-dir",
+      traceDir,
+      "--cpu-prof-name",
+      `${name}.cpuprofile`,
+    ],
+    env: { GS_TRACE: join(traceDir, `${name}.jsonl`) },
+  };
 }
 
 /** A process's CPU time so far (user + system, seconds); NaN once it has exited. */
