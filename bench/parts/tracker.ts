@@ -1,7 +1,9 @@
 import { writeFile } from "node:fs/promises";
+import type { Agent } from "node:http";
 import { join } from "node:path";
 import { PG_BIN, startPostgres, type TestPostgres } from "../../test/helpers/postgres.js";
 import { Cluster } from "../../test/helpers/procs.js";
+import { trackerAgent, trackerCall } from "../../test/helpers/tls.js";
 import type { Context } from "../context.js";
 import { mdTable, median, type Part, verdict } from "../report.js";
 import { cpuTime, ensurePackage, ensureTools, timed } from "../tools.js";
@@ -15,7 +17,10 @@ const LIST_FILES_TARGET = 10_000;
 /** A tracker process of its own (own directory and store) and its URL. */
 interface Tracker {
   cluster: Cluster;
+  port: number;
   base: string;
+  /** keep-alive connections, the tracker's key pinned */
+  agent: Agent;
   /** the tracker process (./tracker execs node: the same pid) */
   pid: number;
 }
@@ -23,22 +28,20 @@ interface Tracker {
 async function startTracker(db: string | undefined): Promise<Tracker> {
   const cluster = await Cluster.create(1);
   const p = await cluster.tracker(1, db ? ["--db", db] : []);
-  return { cluster, base: `http://127.0.0.1:${cluster.ports[0]}`, pid: p.child.pid! };
+  const port = cluster.ports[0]!;
+  return {
+    cluster,
+    port,
+    base: `https://127.0.0.1:${port}`,
+    agent: trackerAgent(port, { maxSockets: 16 }),
+    pid: p.child.pid!,
+  };
 }
 
 async function api<T>(t: Tracker, method: string, path: string, body?: unknown, token?: string): Promise<T> {
-  const headers: Record<string, string> = {};
-  if (body !== undefined) headers["content-type"] = "application/json";
-  if (token) headers["authorization"] = `Bearer ${token}`;
-  const res = await fetch(`${t.base}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return JSON.parse(text) as T;
+  const res = await trackerCall(t.port, { method, path, body, token, agent: t.agent });
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${res.text}`);
+  return res.body as T;
 }
 
 async function login(t: Tracker, userId: string, port: number): Promise<string> {
@@ -202,6 +205,7 @@ export async function trackerPart(ctx: Context): Promise<Part> {
         ]);
       }
     } finally {
+      t?.agent.destroy();
       await t?.cluster.close();
       await pg?.stop().catch(() => {});
     }
@@ -270,11 +274,13 @@ export async function listFilesScaling(
     let bytes = 0;
     for (let i = 0; i < 21; i++) {
       const t0 = performance.now();
-      const res = await fetch(`${t.base}/v1/groups/big/files`, {
-        headers: { authorization: `Bearer ${owner}` },
-        signal: AbortSignal.timeout(30_000),
+      const res = await trackerCall(t.port, {
+        method: "GET",
+        path: "/v1/groups/big/files",
+        token: owner,
+        agent: t.agent,
       });
-      const body = await res.text();
+      const body = res.text;
       times.push(performance.now() - t0);
       bytes = body.length;
       const count = (JSON.parse(body) as { files: unknown[] }).files.length;
@@ -293,6 +299,7 @@ export async function listFilesScaling(
       note: "list_files: median of 20 sequential requests after one warm-up, one connection at a time.",
     };
   } finally {
+    t.agent.destroy();
     await t.cluster.close();
   }
 }

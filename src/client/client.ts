@@ -13,6 +13,7 @@ import { isIP } from "node:net";
 import { DownloadManager, type DownloadStatus } from "./download/manager.js";
 import { formatBytes } from "./format.js";
 import { hashFile } from "./hasher.js";
+import { KnownTrackers } from "./knownTrackers.js";
 import { PeerServer } from "./peerServer.js";
 import { pieceCountOf, ShareRegistry } from "./shares.js";
 import { prepareStateDir, type ShareState, StateFile, type UserState } from "./state.js";
@@ -62,6 +63,7 @@ export class GroupshareClient {
       timeoutMs: opts.trackerTimeoutMs,
       // trackers take our peer address's IP from our connections to them
       localAddress: specificIp(opts.host),
+      known: new KnownTrackers(opts.stateDir),
     });
     this.peerServer = new PeerServer({
       shares: this.shares,

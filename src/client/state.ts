@@ -3,12 +3,14 @@ import { join } from "node:path";
 
 /** The state folder and its sub-folders: the owner's only (they hold what you share and where). */
 export const STATE_DIR_MODE = 0o700;
-/** Every file the client writes in the state folder (state files, the shell's history). */
+/** Every file the client writes in the state folder (state files, the shell's history, keys). */
 export const STATE_FILE_MODE = 0o600;
+/** The file, in the state folder, of the trackers' keys as first met (OpenSSH's known_hosts). */
+export const KNOWN_TRACKERS_FILE = "known_trackers";
 
 /**
  * Creates the state folder, or tightens an existing one: the folder and users/
- * become 0700, and the files the client writes there (history, users/*.json and
+ * become 0700, and the files the client writes there (history, known_trackers, users/*.json and
  * their temporary files) 0600, whatever the umask or an older client left. Only
  * those: a state folder given on the command line may be a folder with other files
  * (a home directory). Returns what could not be tightened, for a warning.
@@ -28,7 +30,7 @@ export async function prepareStateDir(dir: string): Promise<string[]> {
   };
   await tighten(dir, STATE_DIR_MODE);
   await tighten(join(dir, "users"), STATE_DIR_MODE);
-  await tighten(join(dir, "history"), STATE_FILE_MODE);
+  for (const file of ["history", KNOWN_TRACKERS_FILE]) await tighten(join(dir, file), STATE_FILE_MODE);
   for (const name of await readdir(join(dir, "users"))) {
     if (name.endsWith(".json") || name.endsWith(".tmp"))
       await tighten(join(dir, "users", name), STATE_FILE_MODE);

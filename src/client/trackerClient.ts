@@ -1,4 +1,4 @@
-import { Agent, request } from "node:http";
+import { request } from "node:http";
 import { isIP } from "node:net";
 import { findRoute } from "../shared/api.js";
 import { HASHING_TIMEOUT_MS, TRACKER_TIMEOUT_MS } from "../shared/constants.js";
@@ -6,6 +6,8 @@ import { GsError, isErrorCode } from "../shared/errors.js";
 import { printable } from "../shared/ids.js";
 import { validate } from "../shared/schema.js";
 import { formatHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
+import { KnownTrackers } from "./knownTrackers.js";
+import { TrackerAgent } from "./trackerTls.js";
 
 /** `/v1/groups/<g>/<tail>`, the id encoded. */
 export function groupPath(groupId: string, tail: string): string {
@@ -32,12 +34,15 @@ export interface TrackerClientOptions {
    * IP) sees the address peers can reach. Used only for trackers of the same family.
    */
   localAddress?: string;
+  /** The trackers' keys as first met (in memory only when absent). */
+  known?: KnownTrackers;
 }
 
 /** The transport's outcome: an answer, or why there was none (then the next tracker is tried). */
 type Exchange =
   | { status: number; text: string }
-  | { failed: string; midAnswer: boolean; reusedSocket: boolean; code?: string };
+  | { failed: string; midAnswer: boolean; reusedSocket: boolean; code?: string }
+  | { refused: GsError };
 
 interface Wire {
   tracker: TrackerAddress;
@@ -47,11 +52,12 @@ interface Wire {
   body?: string;
   timeoutMs: number;
   localAddress?: string;
-  agent: Agent;
+  agent: TrackerAgent;
 }
 
 /**
- * One HTTP exchange with one tracker, bounded in time (the timeout covers the
+ * One HTTPS exchange with one tracker (TrackerAgent: TLS 1.3, the tracker's key
+ * checked before a byte of the request is sent), bounded in time (the timeout covers the
  * answer's body too) and in size. This is the only place that knows the transport.
  */
 function exchange(w: Wire): Promise<Exchange> {
@@ -79,7 +85,10 @@ function exchange(w: Wire): Promise<Exchange> {
       fail("timed out");
       req.destroy();
     }, w.timeoutMs);
-    req.on("error", (err: NodeJS.ErrnoException) => fail(describeError(err), err.code));
+    req.on("error", (err: NodeJS.ErrnoException) => {
+      if (err instanceof GsError && err.code === "TRACKER_KEY_MISMATCH") finish({ refused: err });
+      else fail(describeError(err), err.code);
+    });
     req.on("response", (res) => {
       midAnswer = true;
       const declared = Number(res.headers["content-length"] ?? "0");
@@ -124,16 +133,18 @@ export class TrackerClient {
   readonly trackers: TrackerAddress[];
   readonly #timeoutMs: number;
   readonly #localAddress: string | undefined;
-  // keep-alive: a command is one or two requests, a download's refresh one every few seconds
-  readonly #agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  readonly #agents: TrackerAgent[];
   #current = 0;
   token: string | undefined;
 
-  constructor({ trackers, timeoutMs = TRACKER_TIMEOUT_MS, localAddress }: TrackerClientOptions) {
+  constructor({ trackers, timeoutMs = TRACKER_TIMEOUT_MS, localAddress, known }: TrackerClientOptions) {
     if (trackers.length === 0) throw new Error("no trackers");
     this.trackers = trackers;
     this.#timeoutMs = timeoutMs;
     this.#localAddress = localAddress;
+    const keys = known ?? new KnownTrackers();
+    // keep-alive: a command is one or two requests, a download's refresh one every few seconds
+    this.#agents = trackers.map((t) => new TrackerAgent(t, keys, { keepAlive: true, maxSockets: 8 }));
   }
 
   /** The tracker that answered last. */
@@ -152,8 +163,10 @@ export class TrackerClient {
       payload = JSON.stringify(body ?? {});
     }
     const failures: string[] = [];
+    // from where this call began: a concurrent call that fails over moves #current meanwhile
+    const first = this.#current;
     for (let n = 0; n < this.trackers.length; n++) {
-      const index = (this.#current + n) % this.trackers.length;
+      const index = (first + n) % this.trackers.length;
       const t = this.trackers[index]!;
       const who = `tracker ${t.no} at ${formatHostPort(t.host, t.port)}`;
       const local =
@@ -166,12 +179,14 @@ export class TrackerClient {
         body: payload,
         timeoutMs: found.route.hashes ? Math.max(this.#timeoutMs, HASHING_TIMEOUT_MS) : this.#timeoutMs,
         localAddress: local,
-        agent: this.#agent,
+        agent: this.#agents[index]!,
       };
       let r = await exchange(wire);
       // a kept-alive connection the tracker had just closed: once more, on a new one
       if ("failed" in r && r.reusedSocket && !r.midAnswer && (r.code === "ECONNRESET" || r.code === "EPIPE"))
         r = await exchange(wire);
+      // not a tracker that is down: one that is not who it should be, and no other is asked in its place
+      if ("refused" in r) throw r.refused;
       if ("failed" in r) {
         failures.push(`${who}: ${r.failed}${r.midAnswer ? " in the middle of its answer" : ""}`);
         continue;
@@ -208,7 +223,7 @@ export class TrackerClient {
 
   /** Closes kept-alive connections. */
   close(): void {
-    this.#agent.destroy();
+    for (const a of this.#agents) a.destroy();
   }
 }
 

@@ -34,6 +34,10 @@ export const ERRORS = {
     status: 502,
     hint: "that tracker is broken or not a groupshare tracker: check tracker_info.txt",
   },
+  TRACKER_KEY_MISMATCH: {
+    status: 502,
+    hint: "see 'Trusting trackers' in the README",
+  },
   NO_ROUTE: { status: 404, hint: "see the API routes in src/shared/api.ts" },
   INTERNAL: { status: 500, hint: "see the tracker's log" },
 } as const;

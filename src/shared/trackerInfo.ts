@@ -1,15 +1,19 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import { FINGERPRINT_PATTERN } from "./x509.js";
 
 export interface TrackerAddress {
   /** 1-based tracker number, as on the command line. */
   no: number;
   host: string;
   port: number;
+  /** The tracker's key fingerprint (sha256:…), when tracker_info.txt pins it. */
+  fingerprint?: string;
 }
 
 /**
- * tracker_info.txt: one tracker per line, `IP PORT` or `IP:PORT` (`[v6]:PORT` for IPv6);
+ * tracker_info.txt: one tracker per line, `IP PORT` or `IP:PORT` (`[v6]:PORT` for IPv6),
+ * then optionally the tracker's key fingerprint (`sha256:…`, as ./tracker prints it);
  * blank lines and `#` comments ignored; tracker numbers count from 1.
  */
 export function parseTrackerInfo(text: string, fileName = "tracker_info.txt"): TrackerAddress[] {
@@ -19,10 +23,17 @@ export function parseTrackerInfo(text: string, fileName = "tracker_info.txt"): T
     const line = raw.replace(/#.*/, "").trim();
     if (line === "") return;
     const where = `${fileName} line ${i + 1}`;
-    const addr = parseHostPort(line);
+    const pinned = /^(.*\S)\s+(sha256:\S*)$/.exec(line);
+    if (pinned && !FINGERPRINT_PATTERN.test(pinned[2]!))
+      throw new Error(
+        `${where}: '${pinned[2]}' is not a key fingerprint (sha256: and 43 base64url characters)`,
+      );
+    const addr = parseHostPort(pinned ? pinned[1]! : line);
     if (typeof addr === "string")
-      throw new Error(`${where}: ${addr} (expected 'IP PORT' or 'IP:PORT', got '${line}')`);
-    trackers.push({ no: trackers.length + 1, ...addr });
+      throw new Error(
+        `${where}: ${addr} (expected 'IP PORT' or 'IP:PORT', then optionally a fingerprint, got '${line}')`,
+      );
+    trackers.push({ no: trackers.length + 1, ...addr, ...(pinned && { fingerprint: pinned[2]! }) });
   });
   if (trackers.length === 0)
     throw new Error(`${fileName}: no tracker listed (expected lines of 'IP PORT' or 'IP:PORT')`);

@@ -1,17 +1,24 @@
+import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { SESSION_IDLE_MS } from "../shared/constants.js";
 import { formatHostPort, readTrackerInfo } from "../shared/trackerInfo.js";
+import { certificateFingerprint } from "../shared/x509.js";
 import { buildTrackerServer } from "./server.js";
 import { TrackerService } from "./service.js";
 import { openStore } from "./store/index.js";
 
 const USAGE = `usage: tracker <tracker_info.txt> <tracker_no> [--db <sqlite file | postgres://...>] [--session-idle <s>]
+               [--tls-cert <PEM file> --tls-key <PEM file>]
 
 Runs tracker number <tracker_no> (counting from 1) of tracker_info.txt.
 The store is, in order: --db, $GROUPSHARE_DB, or groupshare.db beside tracker_info.txt
 (so trackers started from the same tracker_info.txt on one host share it).
 --session-idle: a session with no heartbeat for this many seconds ends (default ${SESSION_IDLE_MS / 1000}).
+The API is HTTPS (TLS 1.3). Every tracker of a store presents the store's own key and
+self-signed certificate, whose fingerprint it prints at start; --tls-cert/--tls-key
+present a CA-issued certificate (with its chain) and key instead, which clients check
+against the system's CAs.
 Type 'quit' (or send SIGINT/SIGTERM) to stop.`;
 
 function fail(message: string): never {
@@ -23,6 +30,7 @@ async function main(argv: string[]): Promise<void> {
   const positional: string[] = [];
   let db: string | undefined;
   let idleText: string | undefined;
+  const tlsFiles: { cert?: string; key?: string } = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--help" || a === "-h") {
@@ -37,7 +45,11 @@ async function main(argv: string[]): Promise<void> {
       idleText = argv[++i];
       if (!idleText) fail("--session-idle needs a number of seconds");
     } else if (a.startsWith("--session-idle=")) idleText = a.slice("--session-idle=".length);
-    else if (a.startsWith("-")) fail(`unknown option '${a}'\n${USAGE}`);
+    else if (a === "--tls-cert" || a === "--tls-key") {
+      const file = argv[++i];
+      if (!file) fail(`${a} needs a PEM file`);
+      tlsFiles[a === "--tls-cert" ? "cert" : "key"] = file;
+    } else if (a.startsWith("-")) fail(`unknown option '${a}'\n${USAGE}`);
     else positional.push(a);
   }
   if (positional.length !== 2) fail(`expected 2 arguments, got ${positional.length}\n${USAGE}`);
@@ -59,6 +71,17 @@ async function main(argv: string[]): Promise<void> {
   }
   const me = trackers.find((t) => t.no === no);
   if (!me) fail(`${infoPath} lists ${trackers.length} tracker(s): there is no line for tracker ${no}`);
+  if ((tlsFiles.cert === undefined) !== (tlsFiles.key === undefined))
+    fail("--tls-cert and --tls-key go together: the certificate and its key");
+  let ownTls: { cert: Buffer; key: Buffer } | undefined;
+  if (tlsFiles.cert && tlsFiles.key) {
+    try {
+      ownTls = { cert: readFileSync(tlsFiles.cert), key: readFileSync(tlsFiles.key) };
+      certificateFingerprint(ownTls.cert);
+    } catch (err) {
+      fail(`cannot use --tls-cert ${tlsFiles.cert} --tls-key ${tlsFiles.key}: ${(err as Error).message}`);
+    }
+  }
 
   const storeSpec = db ?? process.env.GROUPSHARE_DB ?? join(dirname(resolve(infoPath)), "groupshare.db");
   const shown = storeSpec.replace(/\/\/([^:@/]+):[^@/]*@/, "//$1:***@"); // never print a password
@@ -70,7 +93,17 @@ async function main(argv: string[]): Promise<void> {
   }
   const service = new TrackerService(store, Date.now, { trackers, sessionIdleMs });
   await service.init();
-  const app = buildTrackerServer({ service, log: (_level, line) => process.stderr.write(`${line}\n`) });
+  const tls = ownTls ?? { cert: service.tlsIdentity.certificate, key: service.tlsIdentity.privateKey };
+  let app: ReturnType<typeof buildTrackerServer>;
+  try {
+    app = buildTrackerServer({ service, tls, log: (_level, line) => process.stderr.write(`${line}\n`) });
+    await app.ready();
+  } catch (err) {
+    await store.close();
+    fail(
+      `cannot serve TLS with ${ownTls ? "--tls-cert/--tls-key" : "the store's key"}: ${(err as Error).message}`,
+    );
+  }
   try {
     await app.listen({ host: me.host, port: me.port });
   } catch (err) {
@@ -82,6 +115,14 @@ async function main(argv: string[]): Promise<void> {
         : `cannot listen on ${formatHostPort(me.host, me.port)}: ${e.message}`,
     );
   }
+  const fingerprint = certificateFingerprint(
+    Buffer.from(tls.cert)
+      .toString("utf8")
+      .split(/(?<=-----END CERTIFICATE-----)/)[0]!,
+  );
+  process.stdout.write(
+    `tracker ${no} key ${fingerprint}${ownTls ? " (--tls-cert: clients check it against their CAs)" : " (pin it: add it to each line of tracker_info.txt as a third field)"}\n`,
+  );
   process.stdout.write(`tracker ${no} listening on ${formatHostPort(me.host, me.port)} (store: ${shown})\n`);
 
   let stopping = false;

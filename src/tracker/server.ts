@@ -11,12 +11,15 @@ import {
 import { MAX_BODY_BYTES, PIECE_SIZE, SHA1_LENGTH } from "../shared/constants.js";
 import { ERRORS, GsError } from "../shared/errors.js";
 import { printable } from "../shared/ids.js";
+import { TLS_VERSION } from "../shared/tlsPolicy.js";
 import type { TrackerService } from "./service.js";
 
 export type LogLevel = "info" | "warning" | "error";
 
 export interface TrackerServerOptions {
   service: TrackerService;
+  /** The certificate (PEM, with its chain) and key the tracker presents: the API is HTTPS only. */
+  tls: { cert: string | Buffer; key: string | Buffer };
   /**
    * One line per refused request: `warning` for requests no groupshare client sends
    * (malformed, oversized), `info` for a user's mistakes (wrong password, not a
@@ -116,9 +119,9 @@ function handlers(service: TrackerService): Handlers {
       await service.stopShare(userId, params.groupId, params.name);
       return { ok: true };
     },
-    download: async ({ userId, params }) => {
+    download: async ({ userId, params, ip }) => {
       const file = await service.getFile(userId, params.groupId, params.name);
-      const grant = await service.grant(userId, params.groupId, file.name, file.fileId);
+      const grant = await service.grant(userId, params.groupId, file.name, file.fileId, ip);
       return {
         file: {
           name: file.name,
@@ -130,21 +133,22 @@ function handlers(service: TrackerService): Handlers {
         ...grant,
       };
     },
-    peers: async ({ userId, params }) => {
+    peers: async ({ userId, params, ip }) => {
       const file = await service.getFile(userId, params.groupId, params.name);
-      return await service.grant(userId, params.groupId, file.name, file.fileId);
+      return await service.grant(userId, params.groupId, file.name, file.fileId, ip);
     },
   };
 }
 
 /**
- * The tracker's HTTP server: exactly the routes of the contract (shared/api.ts),
+ * The tracker's HTTPS server (TLS 1.3 only): exactly the routes of the contract (shared/api.ts),
  * each validated by its schemas (unknown fields are refused, not dropped), and
  * every route that is not declared public authenticated before its body is read.
  */
-export function buildTrackerServer({ service, log = () => {} }: TrackerServerOptions): FastifyInstance {
+export function buildTrackerServer({ service, tls, log = () => {} }: TrackerServerOptions): FastifyInstance {
   const app = Fastify({
     logger: false,
+    https: { ...tls, ...TLS_VERSION },
     bodyLimit: MAX_BODY_BYTES,
     // keep-alive connections from clients are idle between commands; bound them anyway
     keepAliveTimeout: 30_000,

@@ -11,12 +11,13 @@ import { fileIdOf } from "../shared/fileId.js";
 import { checkFileName, checkId, isFileName, printable } from "../shared/ids.js";
 import { signTicket } from "../shared/tickets.js";
 import { formatHostPort, parseHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
+import { selfSignedCertificate } from "../shared/x509.js";
 import { handOut, peerAddressProblem, sourceIp } from "./addresses.js";
 import { DEFAULT_HASH_GATE, HashGate, type HashGateOptions } from "./hashGate.js";
 import { checkPassword, DUMMY_HASH, hashPassword, needsRehash } from "./passwords.js";
 import { DEFAULT_QUOTAS, QuotaGuard, type Quotas } from "./quotas.js";
 import { type BucketRule, GLOBAL, PER_ADDRESS, RegistrationLimiter } from "./registrations.js";
-import type { FileMeta, Store } from "./store/store.js";
+import type { FileMeta, PeerRecord, Store, TlsIdentity } from "./store/store.js";
 import { loginKeys, TRUST_MS, TRUSTED_PER_USER } from "./throttle.js";
 
 export type DownloadGrant = Answer<"peers">;
@@ -67,6 +68,7 @@ export class TrackerService {
   readonly #registrations: RegistrationLimiter;
   readonly #quotas: QuotaGuard;
   #signing?: { privateKey: KeyObject; publicKeyPem: string };
+  #tls?: TlsIdentity;
 
   constructor(store: Store, now: () => number = Date.now, opts: ServiceOptions = {}) {
     this.#store = store;
@@ -82,7 +84,7 @@ export class TrackerService {
     this.#quotas = new QuotaGuard(store, opts.quotas ?? DEFAULT_QUOTAS);
   }
 
-  /** Loads (or, for the first tracker ever, creates) the shared signing key. */
+  /** Loads (or, for the first tracker ever, creates) the shared signing key and TLS identity. */
   async init(): Promise<void> {
     const { publicKey, privateKey } = generateKeyPairSync("ed25519", {
       publicKeyEncoding: { type: "spki", format: "pem" },
@@ -90,6 +92,18 @@ export class TrackerService {
     });
     const key = await this.#store.signingKey({ publicKey, privateKey });
     this.#signing = { privateKey: createPrivateKey(key.privateKey), publicKeyPem: key.publicKey };
+    // a key of its own, not the signing key: a TLS handshake never signs what a ticket signs
+    const tlsKey = generateKeyPairSync("ed25519").privateKey;
+    this.#tls = await this.#store.tlsIdentity({
+      certificate: selfSignedCertificate(tlsKey, "groupshare tracker"),
+      privateKey: tlsKey.export({ type: "pkcs8", format: "pem" }) as string,
+    });
+  }
+
+  /** The certificate and key every tracker of this store presents (unless given its own). */
+  get tlsIdentity(): TlsIdentity {
+    if (!this.#tls) throw new Error("TrackerService.init() was not called");
+    return this.#tls;
   }
 
   get publicKeyPem(): string {
@@ -307,7 +321,13 @@ export class TrackerService {
    * A fresh ticket for the file (by its id) and the online sharers: what a download
    * starts and refreshes with. Only addresses that pass the hand-out rules are listed.
    */
-  async grant(userId: string, groupId: string, name: string, fileId: string): Promise<DownloadGrant> {
+  async grant(
+    userId: string,
+    groupId: string,
+    name: string,
+    fileId: string,
+    clientAddr: string,
+  ): Promise<DownloadGrant> {
     if (!this.#signing) throw new Error("TrackerService.init() was not called");
     const now = this.#now();
     const peers = await this.#store.listPeers(groupId, name, userId, now);
@@ -321,10 +341,26 @@ export class TrackerService {
     return {
       ticket,
       ticketExpires,
-      peers: peers
-        .filter((p) => handOut(p.peerAddr, this.#trackers))
-        .map((p) => ({ userId: p.userId, addr: p.peerAddr, complete: p.complete })),
+      peers: peers.flatMap((p) => {
+        const addr = this.#addressFor(p, sourceIp(clientAddr));
+        return addr === undefined ? [] : [{ userId: p.userId, addr, complete: p.complete }];
+      }),
     };
+  }
+
+  /**
+   * Where a downloader at `fromIp` is sent to reach a sharer: the address the tracker
+   * saw, except that a downloader at the sharer's own public IP (behind the same
+   * router, which need not hairpin) gets the address the sharer announced, its LAN
+   * address, when that passes the hand-out rules. So an announced address only ever
+   * reaches machines on the announcer's own network. Undefined: hand out nothing.
+   */
+  #addressFor(p: PeerRecord, fromIp: string): string | undefined {
+    const seen = parseHostPort(p.peerAddr);
+    if (typeof seen !== "string" && seen.host === fromIp && p.claimedAddr !== p.peerAddr) {
+      if (handOut(p.claimedAddr, this.#trackers)) return p.claimedAddr;
+    }
+    return handOut(p.peerAddr, this.#trackers) ? p.peerAddr : undefined;
   }
 }
 

@@ -550,7 +550,7 @@ export function storeComplianceSuite(
         await store.addFile(t, ann, file, false, T0);
         await store.addShare(t, "a.txt", off, true, T0);
         assert.deepEqual(await store.listPeers(t, "a.txt", own, T0), [
-          { userId: ann, peerAddr: "10.0.0.1:1", complete: false },
+          { userId: ann, peerAddr: "10.0.0.1:1", claimedAddr: "10.0.0.1:1", complete: false },
         ]);
         // ann moves: the new client announces again from its new address
         await login(ann, T0 + 1, "10.0.0.9:9");
@@ -679,6 +679,20 @@ export function storeComplianceSuite(
         for (const k of keys) assert.deepEqual(k, keys[0]);
         assert.match(keys[0]!.publicKey, /^pub-\d$/);
         assert.deepEqual(await store.signingKey(key(99)), keys[0]);
+      });
+
+      it("tlsIdentity: the first stored wins, racing or not, apart from the signing key", async () => {
+        const id = (i: number) => ({ certificate: `cert-${i}`, privateKey: `tls-${i}` });
+        const ids = await withSecondStore((other) =>
+          Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? other : store).tlsIdentity(id(i)))),
+        );
+        for (const k of ids) assert.deepEqual(k, ids[0]);
+        assert.match(ids[0]!.certificate, /^cert-\d$/);
+        assert.deepEqual(await store.tlsIdentity(id(99)), ids[0]);
+        assert.doesNotMatch(
+          (await store.signingKey({ publicKey: "p", privateKey: "q" })).privateKey,
+          /^tls-/,
+        );
       });
     });
 

@@ -32,6 +32,7 @@ import {
   ok,
   randomFile,
 } from "./sharing.helpers.js";
+import { trackerCall } from "../helpers/tls.js";
 
 interface Probe {
   /** every message the sharer sent, decoded */
@@ -87,17 +88,11 @@ function assertTurnedAway(what: string, p: Probe, code?: RejectCode): void {
   }
 }
 
-/** The tracker's HTTP API, as a client other than ours would use it. */
+/** The tracker's API, as a client other than ours would use it. */
 async function api<T>(port: number, method: string, path: string, body: unknown, token?: string): Promise<T> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-    method,
-    headers: { "content-type": "application/json", ...(token && { authorization: `Bearer ${token}` }) },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(WAIT_MS),
-  });
-  const json = (await res.json()) as T;
-  assert.ok(res.ok, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
+  const res = await trackerCall(port, { method, path, body, token, timeoutMs: WAIT_MS });
+  assert.ok(res.status < 300, `${method} ${path}: ${res.status} ${res.text}`);
+  return res.body as T;
 }
 
 describe("access: members only, and a peer port that checks tickets", () => {

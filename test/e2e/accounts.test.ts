@@ -3,6 +3,7 @@ import { connect, createServer, type Server } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Cluster, freePort, type Proc } from "../helpers/procs.js";
 import { fails, ok, say } from "../helpers/say.js";
+import { trackerCall } from "../helpers/tls.js";
 
 // Issue 2: accounts and groups, end to end. Three real clients against one real
 // tracker, driven through stdin (not a terminal) the way a script or a new user would.
@@ -86,13 +87,13 @@ describe("accounts and groups: three clients, one tracker", () => {
     // the wrong password above was refused: logged, not a crash, and not a warning
     await tracker.expectErr(/^info: .*401 WRONG_PASSWORD/);
     assert.ok(!tracker.errLines.some((l) => /^warning: .*WRONG_PASSWORD/.test(l)), tracker.dump());
-    const res = await fetch(`http://127.0.0.1:${c.ports[0]}/v1/users`, {
+    const res = await trackerCall(c.ports[0]!, {
       method: "POST",
-      headers: { "content-type": "application/json" },
-      body: '{"userId": "mallory", ',
+      path: "/v1/users",
+      rawBody: '{"userId": "mallory", ',
     });
     assert.equal(res.status, 400);
-    assert.equal(((await res.json()) as { error: { code: string } }).error.code, "BAD_REQUEST");
+    assert.equal(res.code, "BAD_REQUEST");
     await tracker.expectErr(/^warning: .*400 BAD_REQUEST/);
     assert.ok(tracker.alive);
     await ok(alice, "list_groups", /^\(no groups yet/);

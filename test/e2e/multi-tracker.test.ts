@@ -5,11 +5,13 @@
 import assert from "node:assert/strict";
 import { access } from "node:fs/promises";
 import { join } from "node:path";
-import { createServer, type Server, type Socket } from "node:net";
+import type { Server, Socket } from "node:net";
+import { createServer } from "node:tls";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { Cluster } from "../helpers/procs.js";
 import { type FailoverRig, failoverScenario } from "./failover.scenario.js";
+import { tlsIdentity } from "../helpers/tls.js";
 
 async function sqliteRig(): Promise<FailoverRig> {
   const c = await Cluster.create(2);
@@ -68,7 +70,7 @@ describe("a tracker that dies or stalls in the middle of its answer: the client 
   before(async () => {
     c = await Cluster.create(2);
     // tracker 1's port: something that sends the headers of an answer, then cuts it short or goes quiet
-    fake = createServer((socket) => {
+    fake = createServer(tlsIdentity("a tracker that fails mid-answer").server, (socket) => {
       let head = "";
       socket.on("data", (d) => {
         head += d.toString("latin1");

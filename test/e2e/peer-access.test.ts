@@ -34,6 +34,7 @@ import {
   ok,
   randomFile,
 } from "./sharing.helpers.js";
+import { trackerCall } from "../helpers/tls.js";
 
 /** Slack for a loaded 2-core machine on top of a bound the protocol sets. */
 const MARGIN_MS = 3_000;
@@ -289,14 +290,15 @@ describe("peer access: per-group shares, and access that ends with membership", 
         while (!held.stop) {
           await new Promise((r) => setTimeout(r, TICKET_REFRESH_MS));
           if (held.stop) return;
-          const r = await fetch(`http://127.0.0.1:${port}/v1/groups/${group}/files/f.bin/peers`, {
+          const r = await trackerCall(port, {
             method: "POST",
-            headers: { "content-type": "application/json", authorization: `Bearer ${u.token}` },
-            body: "{}",
-            signal: AbortSignal.timeout(WAIT_MS),
+            path: `/v1/groups/${group}/files/f.bin/peers`,
+            body: {},
+            token: u.token,
+            timeoutMs: WAIT_MS,
           }).catch(() => undefined);
-          if (!r?.ok) continue; // no longer a member: nothing to renew with, and it keeps asking
-          const { ticket } = (await r.json()) as { ticket: string };
+          if (!r || r.status >= 300) continue; // no longer a member: nothing to renew with, and it keeps asking
+          const { ticket } = r.body as { ticket: string };
           held.lastTicket = ticket;
           d.renew(ticket);
         }

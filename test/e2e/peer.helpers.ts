@@ -17,6 +17,7 @@ import {
   Wire,
 } from "../../src/wire/index.js";
 import { WAIT_MS } from "../helpers/procs.js";
+import { type TrackerAnswer, trackerCall } from "../helpers/tls.js";
 
 export interface ApiError {
   status: number;
@@ -32,30 +33,20 @@ export class ApiUser {
   ) {}
 
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.#fetch(method, path, body);
-    const json = (await res.json()) as T;
-    assert.ok(res.ok, `${this.userId}: ${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-    return json;
+    const res = await this.#send(method, path, body);
+    assert.ok(res.status < 300, `${this.userId}: ${method} ${path}: ${res.status} ${res.text}`);
+    return res.body as T;
   }
 
   /** The error of a call that must fail. */
   async refused(method: string, path: string, body?: unknown): Promise<ApiError> {
-    const res = await this.#fetch(method, path, body);
-    const json = (await res.json()) as { error?: { code: string } };
-    assert.ok(!res.ok, `${this.userId}: ${method} ${path} should have failed`);
-    return { status: res.status, code: json.error?.code ?? "" };
+    const res = await this.#send(method, path, body);
+    assert.ok(res.status >= 300, `${this.userId}: ${method} ${path} should have failed`);
+    return { status: res.status, code: res.code ?? "" };
   }
 
-  #fetch(method: string, path: string, body: unknown): Promise<Response> {
-    return fetch(`http://127.0.0.1:${this.port}${path}`, {
-      method,
-      headers: {
-        ...(body !== undefined && { "content-type": "application/json" }),
-        ...(this.token && { authorization: `Bearer ${this.token}` }),
-      },
-      ...(body !== undefined && { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(WAIT_MS),
-    });
+  #send(method: string, path: string, body: unknown): Promise<TrackerAnswer> {
+    return trackerCall(this.port, { method, path, body, token: this.token || undefined, timeoutMs: WAIT_MS });
   }
 
   /** Creates the account and logs in, announcing `peerAddr` as where it serves. */

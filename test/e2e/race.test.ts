@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
 import { Cluster, freePort, Proc, ROOT } from "../helpers/procs.js";
+import { trackerCall } from "../helpers/tls.js";
 
 /** Clients racing on the command line. */
 const CLIENTS = 6;
@@ -34,18 +35,14 @@ async function api(
   token?: string,
   body?: unknown,
 ): Promise<Answer> {
-  const headers: Record<string, string> = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (method === "POST") headers["content-type"] = "application/json";
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+  const res = await trackerCall(port, {
     method,
-    headers,
-    body: method === "POST" ? JSON.stringify(body ?? {}) : undefined,
-    signal: AbortSignal.timeout(20_000),
+    path,
+    token,
+    ...(method === "POST" && { body: body ?? {} }),
+    timeoutMs: 20_000,
   });
-  const json = (await res.json()) as Record<string, unknown>;
-  const code = (json.error as { code?: string } | undefined)?.code;
-  return { status: res.status, code, body: json };
+  return { status: res.status, code: res.code, body: res.body as Record<string, unknown> };
 }
 
 /** Sends `cmd` then a sentinel, and returns every line `cmd` printed. No download runs, so nothing interleaves. */

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { writeFile } from "node:fs/promises";
-import { createServer } from "node:http";
+import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -15,6 +15,7 @@ import { fileIdOf } from "../../src/shared/fileId.js";
 import { Cluster, freePort, Proc, ROOT, WAIT_MS } from "../helpers/procs.js";
 import { fails, ok } from "./sharing.helpers.js";
 import { type Api, api } from "./tracker.helpers.js";
+import { tlsIdentity } from "../helpers/tls.js";
 
 /** A one-piece file's registration body. */
 function fileBody(name: string, content: string, pieces?: Buffer) {
@@ -123,6 +124,28 @@ describe("tracker: file ids, peer addresses and membership (raw HTTP)", () => {
       assert.match(addr, /^127\.0\.0\.\d{1,3}:\d{1,5}$/);
       assert.notEqual(addr, tracker1);
     }
+    // a downloader at a sharer's own IP (behind the same router) gets the address the
+    // sharer announced, its LAN address, if that may be handed out at all; others never do
+    await t.register("lan");
+    const lan = await t.login("lan", "127.0.0.6:6208", "127.0.0.6");
+    await t.join(lan, own, "addr");
+    const peersFrom = async (token: string, from: string) => {
+      const r = await t.call("POST", "/v1/groups/addr/files/f.bin/peers", {}, token, from);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body.peers as { userId: string; addr: string }[];
+    };
+    const nearBy = Object.fromEntries((await peersFrom(lan, "127.0.0.6")).map((p) => [p.userId, p.addr]));
+    assert.equal(nearBy.s4, "10.9.9.9:6204");
+    assert.deepEqual(
+      Object.fromEntries(Object.entries(nearBy).filter(([u]) => u !== "s4")),
+      Object.fromEntries(cases.filter(([u]) => u !== "s4").map(([u, , , want]) => [u, want])),
+    );
+    await t.register("nearS1");
+    const nearS1 = await t.login("nearS1", "127.0.0.3:6209", "127.0.0.3");
+    await t.join(nearS1, own, "addr");
+    // s1 announced 0.0.0.0:1, which no one is sent to, not even its neighbours
+    const s1View = await peersFrom(nearS1, "127.0.0.3");
+    assert.equal(s1View.find((p) => p.userId === "s1")?.addr, "127.0.0.3:1");
   });
 
   it("refuses a removed member's next grant at once, and a member who left", async () => {
@@ -349,7 +372,7 @@ describe("real clients: remove_member, reject_request, the peer address and a ho
   });
 
   it("a client facing a tracker that answers {} prints a clear error naming it", async () => {
-    const fake = createServer((req, res) => {
+    const fake = createServer(tlsIdentity("a tracker that answers {}").server, (req, res) => {
       req.resume();
       res.writeHead(200, { "content-type": "application/json" }).end("{}");
     });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { request } from "node:http";
 import { WAIT_MS } from "../helpers/procs.js";
+import { trackerCall } from "../helpers/tls.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: raw answers are whatever the tracker sent; tests check them
 type Json = any;
@@ -11,47 +11,20 @@ export interface Answer {
 }
 
 /**
- * Raw HTTP to a tracker on 127.0.0.1, from any 127/8 source address, with a
+ * Raw HTTPS (the tracker's key pinned) to a tracker on 127.0.0.1, from any 127/8 source address, with a
  * bounded wait and a bounded answer: what an attacker's script would send.
  */
 export function api(port: number) {
-  const call = (
+  const call = async (
     method: string,
     path: string,
     body?: unknown,
     token?: string,
     localAddress?: string,
-  ): Promise<Answer> =>
-    new Promise((resolve, reject) => {
-      const headers: Record<string, string> = {};
-      if (token) headers.authorization = `Bearer ${token}`;
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      if (payload !== undefined) headers["content-type"] = "application/json";
-      const req = request({ host: "127.0.0.1", port, method, path, headers, localAddress });
-      const timer = setTimeout(
-        () => req.destroy(new Error(`${method} ${path}: no answer in ${WAIT_MS} ms`)),
-        WAIT_MS,
-      );
-      req.on("error", (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      req.on("response", (res) => {
-        const chunks: Buffer[] = [];
-        let total = 0;
-        res.on("data", (c: Buffer) => {
-          total += c.length;
-          if (total > 32 * 1024 * 1024) req.destroy(new Error("answer over 32 MiB"));
-          else chunks.push(c);
-        });
-        res.on("end", () => {
-          clearTimeout(timer);
-          const text = Buffer.concat(chunks).toString("utf8");
-          resolve({ status: res.statusCode ?? 0, body: text === "" ? undefined : JSON.parse(text) });
-        });
-      });
-      req.end(payload);
-    });
+  ): Promise<Answer> => {
+    const r = await trackerCall(port, { method, path, body, token, localAddress, timeoutMs: WAIT_MS });
+    return { status: r.status, body: r.body };
+  };
 
   const ok = async (token: string, method: string, path: string, body?: unknown, status = 200) => {
     const r = await call(method, path, body, token);

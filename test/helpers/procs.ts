@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { pinTracker } from "./tls.js";
 
 /** The repository root (this file runs from dist/test/helpers/). */
 export const ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../..");
@@ -149,6 +150,18 @@ export class Proc {
   }
 }
 
+/**
+ * Waits until a tracker process listens, and pins the key it printed for `port`
+ * (test/helpers/tls.ts); returns the fingerprint.
+ */
+export async function trackerListening(p: Proc, port: number): Promise<string> {
+  await p.expect(/listening on/);
+  const fingerprint = /key (sha256:\S+)/.exec(p.lines.find((l) => / key sha256:/.test(l)) ?? "")?.[1];
+  if (!fingerprint) throw new Error(`${p.label} printed no key fingerprint\n${p.dump()}`);
+  pinTracker(port, fingerprint);
+  return fingerprint;
+}
+
 /** A scratch directory with a tracker_info.txt listing `count` trackers on free ports. */
 export class Cluster {
   readonly procs: Proc[] = [];
@@ -167,13 +180,16 @@ export class Cluster {
     return join(this.dir, "tracker_info.txt");
   }
 
-  /** Starts tracker `no` (1-based) and waits until it listens. */
+  /** Starts tracker `no` (1-based) and waits until it listens; its key is pinned for test/helpers/tls.ts. */
   async tracker(no = 1, extraArgs: string[] = []): Promise<Proc> {
     const p = new Proc(`tracker${no}`, join(ROOT, "tracker"), [this.infoPath, String(no), ...extraArgs]);
     this.procs.push(p);
-    await p.expect(/listening on/);
+    this.fingerprint = await trackerListening(p, this.ports[no - 1]!);
     return p;
   }
+
+  /** The key the cluster's trackers present (all of one store present the same), once one started. */
+  fingerprint = "";
 
   /** Starts a client on a free port with its own state directory. */
   async client(

@@ -1,4 +1,5 @@
-import { Agent, request } from "node:http";
+import { type Agent, request } from "node:http";
+import { trackerAgent } from "./tls.js";
 
 export interface RawAnswer {
   status: number;
@@ -13,7 +14,7 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_ANSWER_BYTES = 1024 * 1024;
 
 /**
- * HTTP+JSON to a tracker on 127.0.0.1 from a chosen source address (any of 127.0.0.0/8),
+ * HTTPS+JSON (the tracker's key pinned) to a tracker on 127.0.0.1 from a chosen source address (any of 127.0.0.0/8),
  * so a test can be many clients at once. Keep-alive, at most `sockets` connections.
  */
 export class HttpFrom {
@@ -24,7 +25,7 @@ export class HttpFrom {
     readonly port: number,
     sockets = 4,
   ) {
-    this.#agent = new Agent({ keepAlive: true, maxSockets: sockets, localAddress });
+    this.#agent = trackerAgent(port, { localAddress, maxSockets: sockets });
   }
 
   call(method: string, path: string, body?: unknown, token?: string): Promise<RawAnswer> {

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { createHash, generateKeyPairSync } from "node:crypto";
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +21,7 @@ import { checkFileName } from "../../src/shared/ids.js";
 import { buildTrackerServer } from "../../src/tracker/server.js";
 import { TrackerService } from "../../src/tracker/service.js";
 import { openStore, type Store } from "../../src/tracker/store/index.js";
+import { tlsIdentity } from "../helpers/tls.js";
 
 const HOSTILE = [
   "",
@@ -106,7 +108,8 @@ describe("tracker API: hostile file names are refused with INVALID_FILE_NAME", (
     store = await openStore(join(dir, "t.db"));
     const service = new TrackerService(store);
     await service.init();
-    app = buildTrackerServer({ service });
+    const { certificate, privateKey } = service.tlsIdentity;
+    app = buildTrackerServer({ service, tls: { cert: certificate, key: privateKey } });
     await app.ready();
     assert.equal((await call("POST", "/v1/users", { userId: "u", password: "pw" })).status, 201);
     const login = await app.inject({
@@ -196,7 +199,7 @@ describe("a lying tracker cannot make a download write outside its destination",
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "gs-liar-"));
-    tracker = createServer(lie);
+    tracker = createServer(tlsIdentity().server, lie);
     await new Promise<void>((r) => tracker.listen(0, "127.0.0.1", () => r()));
     client = new GroupshareClient({
       trackers: [{ no: 1, host: "127.0.0.1", port: (tracker.address() as AddressInfo).port }],

@@ -1,19 +1,17 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
-import type { FastifyInstance } from "fastify";
 import { MAX_BODY_BYTES } from "../../src/shared/constants.js";
 import { ERRORS, type ErrorCode, isErrorCode } from "../../src/shared/errors.js";
-import { buildTrackerServer } from "../../src/tracker/server.js";
 import { type TrackerLimits, TrackerService } from "../../src/tracker/service.js";
 import { ADDRESS_MAX_BLOCK_MS, USER_MAX_BLOCK_MS } from "../../src/tracker/throttle.js";
 import { openStore, type Store } from "../../src/tracker/store/index.js";
 import { ROOT } from "../helpers/procs.js";
+import { serveTracker, trackerCall } from "../helpers/tls.js";
 
 // The tracker's HTTP API in-process over a real SQLite file, with real HTTP on
 // 127.0.0.1: bad input is a 4xx with a registry code, never a crash.
@@ -31,9 +29,7 @@ async function startTracker(now?: () => number, limits?: Partial<TrackerLimits>)
   const service = new TrackerService(store, now, limits);
   await service.init();
   const warnings: string[] = [];
-  const app: FastifyInstance = buildTrackerServer({ service, log: (_level, l) => warnings.push(l) });
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  const { app, port } = await serveTracker(service, (_level, l) => warnings.push(l));
 
   /** Sends `body` as JSON, or as-is when it is a string (to send malformed JSON). */
   async function call(
@@ -42,16 +38,14 @@ async function startTracker(now?: () => number, limits?: Partial<TrackerLimits>)
     body?: unknown,
     headers: Record<string, string> = {},
   ): Promise<Answer> {
-    const h: Record<string, string> = { ...headers };
-    if (body !== undefined) h["content-type"] ??= "application/json";
-    const res = await fetch(`${base}${path}`, {
+    const r = await trackerCall(port, {
       method,
-      headers: h,
-      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-      signal: AbortSignal.timeout(15_000),
+      path,
+      ...(typeof body === "string" ? { rawBody: body } : { body }),
+      headers,
+      timeoutMs: 15_000,
     });
-    const text = await res.text();
-    return { status: res.status, body: text === "" ? undefined : JSON.parse(text) };
+    return { status: r.status, body: r.text === "" ? undefined : JSON.parse(r.text) };
   }
 
   async function login(userId: string, password: string): Promise<string> {
@@ -65,7 +59,7 @@ async function startTracker(now?: () => number, limits?: Partial<TrackerLimits>)
     await store.close();
     await rm(dir, { recursive: true, force: true });
   };
-  return { call, login, close, warnings, dbPath, base };
+  return { call, login, close, warnings, dbPath, port };
 }
 
 /** An error answer: `{error:{code,message}}` and nothing else, a registry code, its status. */

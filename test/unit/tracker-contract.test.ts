@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,22 +17,22 @@ import Database from "better-sqlite3";
 import { ROUTES } from "../../src/shared/api.js";
 import { validate } from "../../src/shared/schema.js";
 import { GsError } from "../../src/shared/errors.js";
-import { buildTrackerServer } from "../../src/tracker/server.js";
 import { TrackerService } from "../../src/tracker/service.js";
 import { openStore } from "../../src/tracker/store/index.js";
+import { serveTracker, tlsIdentity, trackerCall } from "../helpers/tls.js";
 
 describe("the tracker authenticates every route the contract does not declare public", () => {
   let dir: string;
-  let base: string;
+  let port: number;
   let close: () => Promise<void>;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "gs-contract-"));
     const store = await openStore(join(dir, "t.db"));
     const service = new TrackerService(store);
     await service.init();
-    const app = buildTrackerServer({ service });
-    await app.listen({ host: "127.0.0.1", port: 0 });
-    base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    const served = await serveTracker(service);
+    const app = served.app;
+    port = served.port;
     close = async () => {
       await app.close();
       await store.close();
@@ -41,16 +42,14 @@ describe("the tracker authenticates every route the contract does not declare pu
   after(() => close());
 
   const send = async (method: string, path: string, token?: string) => {
-    const headers: Record<string, string> = {};
-    if (token) headers.authorization = `Bearer ${token}`;
-    if (method === "POST") headers["content-type"] = "application/json";
-    const res = await fetch(`${base}${path.replaceAll(/:[A-Za-z]+/g, "x")}`, {
+    const res = await trackerCall(port, {
       method,
-      headers,
-      body: method === "POST" ? "{}" : undefined,
-      signal: AbortSignal.timeout(10_000),
+      path: path.replaceAll(/:[A-Za-z]+/g, "x"),
+      token,
+      ...(method === "POST" && { body: {} }),
+      timeoutMs: 10_000,
     });
-    return { status: res.status, body: (await res.json()) as { error?: { code: string } } };
+    return { status: res.status, body: res.body as { error?: { code: string } } };
   };
 
   it("answers 401 UNAUTHORIZED on every non-public route without a token, or with a forged one", async () => {
@@ -71,16 +70,8 @@ describe("the tracker authenticates every route the contract does not declare pu
 
   it("lists no file whose name today's rule refuses (registered by an older tracker)", async () => {
     const j = async (method: string, path: string, body?: unknown, token?: string) => {
-      const res = await fetch(`${base}${path}`, {
-        method,
-        headers: {
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(10_000),
-      });
-      return (await res.json()) as Record<string, unknown>;
+      const res = await trackerCall(port, { method, path, body, token, timeoutMs: 10_000 });
+      return res.body as Record<string, unknown>;
     };
     await j("POST", "/v1/users", { userId: "old", password: "pw" });
     const { token } = (await j("POST", "/v1/sessions", {
@@ -125,6 +116,8 @@ describe("the tracker authenticates every route the contract does not declare pu
 });
 
 describe("the client checks every tracker answer against the contract", () => {
+  /** The fake tracker's TLS identity, pinned by the clients below. */
+  const fake = tlsIdentity();
   let server: Server;
   let port: number;
   /** What the fake tracker answers next: status and raw body. */
@@ -134,7 +127,7 @@ describe("the client checks every tracker answer against the contract", () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "gs-hostile-"));
-    server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    server = createHttpsServer(fake.server, (req: IncomingMessage, res: ServerResponse) => {
       sources.push(req.socket.remoteAddress ?? "");
       req.resume();
       res.writeHead(next.status, { "content-type": "application/json" }).end(next.body);
@@ -148,7 +141,10 @@ describe("the client checks every tracker answer against the contract", () => {
   });
 
   const client = (localAddress?: string) =>
-    new TrackerClient({ trackers: [{ no: 1, host: "127.0.0.1", port }], localAddress });
+    new TrackerClient({
+      trackers: [{ no: 1, host: "127.0.0.1", port, fingerprint: fake.fingerprint }],
+      localAddress,
+    });
 
   async function refused(path: string, body: string | Buffer, status = 200): Promise<GsError> {
     next = { status, body };
@@ -270,7 +266,7 @@ describe("the client checks every tracker answer against the contract", () => {
   it("asks again on a new connection when a kept-alive one is reset before the answer", async () => {
     const perSocket = new WeakMap<object, number>();
     let seen = 0;
-    const flaky = createServer((req, res) => {
+    const flaky = createHttpsServer(fake.server, (req, res) => {
       seen++;
       const n = (perSocket.get(req.socket) ?? 0) + 1;
       perSocket.set(req.socket, n);
@@ -281,7 +277,14 @@ describe("the client checks every tracker answer against the contract", () => {
     });
     await new Promise<void>((r) => flaky.listen(0, "127.0.0.1", () => r()));
     const t = new TrackerClient({
-      trackers: [{ no: 1, host: "127.0.0.1", port: (flaky.address() as AddressInfo).port }],
+      trackers: [
+        {
+          no: 1,
+          host: "127.0.0.1",
+          port: (flaky.address() as AddressInfo).port,
+          fingerprint: fake.fingerprint,
+        },
+      ],
     });
     try {
       await t.call("GET", "/v1/health");

@@ -143,6 +143,19 @@ export const MIGRATIONS: readonly Migration[] = [
       "CREATE INDEX files_by_adder ON files (added_by)",
     ],
   },
+  {
+    version: 4,
+    ddl: () => [
+      // one row: every tracker presents the same TLS key and certificate
+      `CREATE TABLE tls_identity (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        certificate TEXT NOT NULL,
+        private_key TEXT NOT NULL
+      )`,
+      // the key the client's peer server proves (SPKI, base64): handed out with its address, named in tickets
+      "ALTER TABLE sessions ADD COLUMN peer_key TEXT",
+    ],
+  },
 ];
 
 /** Any constant: the key every tracker takes before migrating a PostgreSQL database. */

@@ -13,6 +13,7 @@ import type {
   PeerRecord,
   SessionRecord,
   SigningKey,
+  TlsIdentity,
   Store,
   StoredFile,
   ThrottleEntry,
@@ -367,14 +368,24 @@ export class SqlStore implements Store {
   async listPeers(groupId: string, name: string, userId: string, now: number): Promise<PeerRecord[]> {
     await assertMember(this.db, groupId, userId);
     await fileRow(this.db, groupId, name);
-    const rows = await this.db.all<{ user_id: string; peer_addr: string; complete: number }>(
-      `SELECT s.user_id, se.peer_addr, s.complete
+    const rows = await this.db.all<{
+      user_id: string;
+      peer_addr: string;
+      claimed_addr: string | null;
+      complete: number;
+    }>(
+      `SELECT s.user_id, se.peer_addr, se.claimed_addr, s.complete
        FROM shares s JOIN sessions se ON se.user_id = s.user_id
        WHERE s.group_id = ? AND s.name = ? AND s.user_id <> ? AND se.last_seen >= ?`,
       [groupId, name, userId, onlineSince(now)],
     );
     return rows
-      .map((r) => ({ userId: r.user_id, peerAddr: r.peer_addr, complete: r.complete === 1 }))
+      .map((r) => ({
+        userId: r.user_id,
+        peerAddr: r.peer_addr,
+        claimedAddr: r.claimed_addr ?? r.peer_addr,
+        complete: r.complete === 1,
+      }))
       .sort(byKey((p) => p.userId));
   }
 
@@ -394,16 +405,35 @@ export class SqlStore implements Store {
     if (changes === 0) throw new GsError("NOT_SHARING", `you are not sharing '${name}' in '${groupId}'`);
   }
 
-  signingKey(generated: SigningKey): Promise<SigningKey> {
+  async signingKey(generated: SigningKey): Promise<SigningKey> {
+    const [publicKey, privateKey] = await this.#firstStored(
+      "signing_keys",
+      ["public_key", "private_key"],
+      [generated.publicKey, generated.privateKey],
+    );
+    return { publicKey, privateKey };
+  }
+
+  async tlsIdentity(generated: TlsIdentity): Promise<TlsIdentity> {
+    const [certificate, privateKey] = await this.#firstStored(
+      "tls_identity",
+      ["certificate", "private_key"],
+      [generated.certificate, generated.privateKey],
+    );
+    return { certificate, privateKey };
+  }
+
+  /** A one-row table's values: `generated` if it was empty, else what the first caller stored. */
+  #firstStored(table: string, columns: string[], generated: string[]): Promise<string[]> {
     return this.db.transaction(async (tx) => {
       await tx.run(
-        "INSERT INTO signing_keys (id, public_key, private_key) VALUES (1, ?, ?) ON CONFLICT DO NOTHING",
-        [generated.publicKey, generated.privateKey],
+        `INSERT INTO ${table} (id, ${columns.join(", ")}) VALUES (1, ${columns.map(() => "?").join(", ")}) ON CONFLICT DO NOTHING`,
+        generated,
       );
-      const row = await tx.get<{ public_key: string; private_key: string }>(
-        "SELECT public_key, private_key FROM signing_keys WHERE id = 1",
+      const row = await tx.get<Record<string, string>>(
+        `SELECT ${columns.join(", ")} FROM ${table} WHERE id = 1`,
       );
-      return { publicKey: row!.public_key, privateKey: row!.private_key };
+      return columns.map((c) => row![c]!);
     });
   }
 

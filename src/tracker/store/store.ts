@@ -91,12 +91,22 @@ export interface FileSummary {
 export interface PeerRecord {
   userId: string;
   peerAddr: string;
+  /** the address the sharer's client announced (its LAN address when it is behind a router) */
+  claimedAddr: string;
   complete: boolean;
 }
 
 export interface SigningKey {
   /** Ed25519 keys, PEM (SPKI / PKCS8). */
   publicKey: string;
+  privateKey: string;
+}
+
+/** The TLS identity every tracker of the store presents. */
+export interface TlsIdentity {
+  /** A self-signed certificate, PEM. */
+  certificate: string;
+  /** Its Ed25519 key, PEM (PKCS8). */
   privateKey: string;
 }
 
@@ -178,6 +188,8 @@ export interface Store {
    * `generated` key is stored; every caller, racing or not, gets the stored one.
    */
   signingKey(generated: SigningKey): Promise<SigningKey>;
+  /** The one TLS identity every tracker presents: like signingKey, the first stored wins. */
+  tlsIdentity(generated: TlsIdentity): Promise<TlsIdentity>;
 
   close(): Promise<void>;
 
