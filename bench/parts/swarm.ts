@@ -86,7 +86,8 @@ export async function swarmPart(ctx: Context, fileMiB: number): Promise<Part> {
   const results: CaseResult[] = [];
   try {
     ctx.say(`swarm: lab ${crowd.lab.prefix}, ${crowd.peers.length} downloader hosts; traces in ${traceDir}`);
-    const gs = await GsCrowd.start(crowd, join(dir, "gs"), file, traceDir);
+    // V8 profiles only when asked for: the profiler's own CPU would slow a loaded box's runs
+    const gs = await GsCrowd.start(crowd, join(dir, "gs"), file, traceDir, ctx.opts.cpuProfDir !== undefined);
     const bt = await BtCrowd.start(crowd, join(dir, "bt"), file);
     for (const c of cases) {
       await crowd.setCaps(c.caps);

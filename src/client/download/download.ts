@@ -367,14 +367,17 @@ export class Download {
           onCorrupt: (addr, piece) => this.#c.notices.warn(this.#say.corruptPiece(addr, piece)),
           onRefused: (addr, refusal) => this.#c.notices.warn(this.#say.refused(addr, refusal)),
           onIdle: () => this.#wakeup.wake(),
+          // a sharer as soon as a peer can serve us: the others of a flash crowd link to us
+          // now and hear of each piece as it lands, instead of at a refresh after our first
+          onServable: () => {
+            if (!this.#announced) void this.#announcePartial();
+          },
           diskFull: () => part.full,
           checks: (piece, data) => part.checks(piece, data),
         },
       },
     );
-    // a sharer from the start: the others of a flash crowd link to us now and hear each
-    // piece as it lands (a `have`), instead of finding us at a refresh after our first
-    await this.#announcePartial();
+    if (part.written.count > 0) await this.#announcePartial();
   }
 
   /** A fresh grant: its ticket goes to every open link, its peers are dialled. One at a time. */
@@ -424,6 +427,7 @@ export class Download {
       await part.write(piece, data);
       // only now may peers ask us for it, and a saved state claim it
       this.#c.shares.markHave(this.groupId, this.fileIdHex, piece);
+      if (!this.#announced) await this.#announcePartial();
       const now = this.#clock.now();
       if (now - this.#lastSave >= SAVE_EVERY_MS) {
         this.#lastSave = now;
@@ -456,7 +460,7 @@ export class Download {
     });
   }
 
-  /** From the start we share what we have, piece by piece (DESIGN.md "Download" 5). */
+  /** From the first peer that can serve us on, we share what we have (DESIGN.md "Download" 5). */
   async #announcePartial(): Promise<void> {
     this.#announced = true;
     // a share of this group only: the same bytes shared in another group are another entry

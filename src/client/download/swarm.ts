@@ -27,6 +27,8 @@ export interface SwarmOwner {
   onRefused(addr: string, refusal: string): void;
   /** No link is open any more. */
   onIdle(): void;
+  /** A peer's bitfield arrived with pieces we lack. */
+  onServable(): void;
   /** Too many verified pieces wait for the disk: no new requests after a piece. */
   diskFull(): boolean;
   /** Is this piece's data what its SHA1 says? */
@@ -169,6 +171,7 @@ export class Swarm implements LinkOwner {
 
   onBitfield(link: PeerLink, bits: Uint8Array): void {
     this.#picker.addPeer(link.addr, new Bitfield(this.#init.pieceCount, bits));
+    if (this.#picker.interesting(link.addr)) this.#owner.onServable();
   }
 
   onHave(link: PeerLink, piece: number): void {
