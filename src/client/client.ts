@@ -1,6 +1,6 @@
 import type { KeyObject } from "node:crypto";
 import { stat } from "node:fs/promises";
-import { basename, resolve } from "node:path";
+import { basename } from "node:path";
 import type { Answer } from "../shared/api.js";
 import { Bitfield } from "../shared/bitfield.js";
 import { HEARTBEAT_INTERVAL_MS, ID_PREFIX_PATTERN } from "../shared/constants.js";
@@ -11,12 +11,13 @@ import { publicKeyFromPem } from "../shared/tickets.js";
 import { formatHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
 import { isIP } from "node:net";
 import { DownloadManager, type DownloadStatus } from "./download/manager.js";
-import { formatBytes } from "./format.js";
+import { formatBytes, formatBytesExact } from "./format.js";
 import { hashFile } from "./hasher.js";
 import { KnownTrackers } from "./knownTrackers.js";
 import { PeerServer } from "./peerServer.js";
 import { pieceCountOf, ShareRegistry } from "./shares.js";
-import { prepareStateDir, type ShareState, StateFile, type UserState } from "./state.js";
+import { localPath, makeDestinationFolders } from "./paths.js";
+import { prepareStateDir, savedDownloads, type ShareState, StateFile, type UserState } from "./state.js";
 import { quoteWord } from "./tokenize.js";
 import { filePath, groupPath, TrackerClient } from "./trackerClient.js";
 
@@ -41,6 +42,8 @@ interface Login {
   state: UserState;
   stateFile: StateFile;
   heartbeat: NodeJS.Timeout;
+  /** Set once the login is ending (logout, quit, a session that ended): it ends once. */
+  ending?: Promise<number>;
 }
 
 /**
@@ -199,11 +202,13 @@ export class GroupshareClient {
   }
 
   async #heartbeat(): Promise<void> {
-    if (!this.#login) return;
+    const l = this.#login;
+    if (!l || l.ending) return;
     try {
       await this.tracker.call("POST", "/v1/heartbeat", {});
     } catch (err) {
-      if (err instanceof GsError && err.code === "UNAUTHORIZED" && this.#login) {
+      // our own logout or quit ends the session too: that is no news, and it saves the state itself
+      if (err instanceof GsError && err.code === "UNAUTHORIZED" && this.#login === l && !l.ending) {
         this.#opts.events.warn(
           "warning: your session ended (this user logged in elsewhere, or the tracker did not hear from us for too long): logged out here",
         );
@@ -222,33 +227,36 @@ export class GroupshareClient {
     });
   }
 
-  /** Local side of logout: stop serving and downloading, keep the state on disk for the next login. */
-  async #endLogin(): Promise<number> {
+  /**
+   * Local side of logout: stop serving and downloading, keep the state on disk for
+   * the next login. Once per login, however many ways of leaving meet here (a
+   * quit, a signal, a heartbeat that hears the session ended): the state is saved
+   * while the downloads are still listed, and only then is anything forgotten.
+   */
+  #endLogin(): Promise<number> {
     const l = this.#login;
-    if (!l) return 0;
-    clearInterval(l.heartbeat);
-    const n = this.shares.all().length;
-    await this.downloads.stopAll(); // stopped downloads stay in the snapshot, to resume at login
-    l.state.downloads = this.downloads.snapshot();
-    this.downloads.clear();
-    this.shares.clear();
-    this.#login = undefined;
-    this.tracker.token = undefined;
-    await l.stateFile.save(l.state).catch((err) => {
-      this.#opts.events.warn(`warning: cannot save state to ${l.stateFile.path}: ${(err as Error).message}`);
-    });
-    return n;
+    if (!l) return Promise.resolve(0);
+    l.ending ??= (async () => {
+      clearInterval(l.heartbeat);
+      const n = this.shares.all().length;
+      // stopped downloads stay in the snapshot, to resume at login; one that completes
+      // meanwhile is recorded as a share (the login is still ours until the save)
+      await this.downloads.stopAll();
+      await this.#saveState();
+      this.downloads.clear();
+      this.shares.clear();
+      this.#login = undefined;
+      this.tracker.token = undefined;
+      return n;
+    })();
+    return l.ending;
   }
 
   async logout(): Promise<string[]> {
     const l = this.#requireLogin();
-    let unheard: string | undefined;
-    try {
-      await this.tracker.call("DELETE", "/v1/sessions");
-    } catch (err) {
-      unheard = (err as Error).message;
-    }
+    const token = this.tracker.token;
     const n = await this.#endLogin();
+    const unheard = await this.#endSession(token);
     const lines = [`logged out ${l.userId}; stopped sharing ${n} file${n === 1 ? "" : "s"}`];
     if (unheard)
       lines.push(`warning: the tracker did not hear the logout (${unheard}); the session lapses by itself`);
@@ -362,7 +370,7 @@ export class GroupshareClient {
   async uploadFile(filePath: string, groupId: string): Promise<string[]> {
     const l = this.#requireLogin();
     checkId("group id", groupId);
-    const path = resolve(filePath);
+    const path = localPath(filePath);
     let st: Awaited<ReturnType<typeof stat>>;
     try {
       st = await stat(path);
@@ -424,16 +432,59 @@ export class GroupshareClient {
     this.#requireLogin();
     checkId("group id", groupId);
     checkFileName(name);
-    const line = await this.downloads.start(groupId, name, destination);
+    await makeDestinationFolders(destination);
+    const line = await this.downloads.start(groupId, name, localPath(destination));
     // on disk before we answer: a crash from here on resumes it at the next login
     await this.#saveState();
     return [line];
   }
 
-  showDownloads(): string[] {
+  /** Logged in: this session's downloads. Before login: what each user's state file will resume. */
+  async showDownloads(): Promise<string[]> {
+    if (!this.#login) {
+      const waiting = await savedDownloads(this.#opts.stateDir);
+      if (waiting.length === 0) return ["(no downloads)"];
+      return waiting.map(
+        ({ userId, d }) =>
+          `[D] [${d.groupId}] ${quoteWord(d.name)}  resumes when ${userId} logs in  -> ${d.target}`,
+      );
+    }
     const list = this.downloads.list();
+    // a failed download is told once, then leaves the list
+    this.downloads.dropEnded();
     if (list.length === 0) return ["(no downloads)"];
     return list.map(formatDownload);
+  }
+
+  /** Stops a download in any phase, forgets it (no resume at the next login) and deletes its partial file. */
+  async cancelDownload(groupId: string, name: string): Promise<string[]> {
+    this.#requireLogin();
+    checkId("group id", groupId);
+    checkFileName(name);
+    const partPath = await this.downloads.forget(groupId, name);
+    if (partPath === undefined) {
+      throw new GsError(
+        "BAD_REQUEST",
+        `no download of [${groupId}] ${quoteWord(name)} to cancel: see show_downloads`,
+      );
+    }
+    await this.#saveState();
+    return [`cancelled the download of [${groupId}] ${quoteWord(name)}; deleted ${partPath}`];
+  }
+
+  /** Group ids that start with `prefix`, for completion (yours first, as list_groups shows them). */
+  async groupIds(prefix: string): Promise<string[]> {
+    if (!this.#login || !ID_PREFIX_PATTERN.test(prefix)) return [];
+    const query = prefix === "" ? "" : `?prefix=${encodeURIComponent(prefix)}`;
+    const { groups } = await this.tracker.call<Answer<"listGroups">>("GET", `/v1/groups${query}`);
+    return groups.map((g) => g.groupId);
+  }
+
+  /** The group's file names for completion. */
+  async fileNames(groupId: string): Promise<string[]> {
+    if (!this.#login) return [];
+    const { files } = await this.tracker.call<Answer<"listFiles">>("GET", groupPath(groupId, "files"));
+    return files.map((f) => f.name);
   }
 
   async stopShare(groupId: string, name: string): Promise<string[]> {
@@ -456,7 +507,7 @@ export class GroupshareClient {
     if (all.length === 0) return ["(not sharing anything)"];
     return all.map(
       (f) =>
-        `[${f.groupId}] ${quoteWord(f.name)}  ${f.have.count}/${f.pieceCount} pieces  served=${f.servedBytes} bytes  ${f.path}`,
+        `[${f.groupId}] ${quoteWord(f.name)}  ${f.have.count}/${f.pieceCount} pieces  served=${formatBytesExact(f.servedBytes)}  ${f.path}`,
     );
   }
 
@@ -474,14 +525,36 @@ export class GroupshareClient {
     return this.downloads.whenIdle();
   }
 
-  /** quit/exit: go offline at the tracker now (peers stop being handed our address), keep the state. */
-  async close(): Promise<void> {
-    if (this.#login) {
-      await this.tracker.call("DELETE", "/v1/sessions").catch(() => {});
-      await this.#endLogin();
+  /** Ends the session at the tracker (peers stop being handed our address); the reason it was not heard, if not. */
+  async #endSession(token: string | undefined): Promise<string | undefined> {
+    if (!token) return undefined;
+    this.tracker.token = token;
+    try {
+      await this.tracker.call("DELETE", "/v1/sessions");
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    } finally {
+      this.tracker.token = undefined;
     }
-    await this.peerServer.close();
-    this.tracker.close();
+  }
+
+  #closing: Promise<void> | undefined;
+
+  /**
+   * quit, exit, the end of input, a signal: save the state first (downloads and
+   * shares resume at the next login), then go offline at the tracker and stop
+   * serving. Safe to call from any number of places at once: it runs once.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const token = this.tracker.token;
+      await this.#endLogin();
+      await this.#endSession(token);
+      await this.peerServer.close();
+      this.tracker.close();
+    })();
+    return this.#closing;
   }
 }
 
@@ -493,5 +566,5 @@ function specificIp(host: string): string | undefined {
 export function formatDownload(d: DownloadStatus): string {
   const head = `[${d.state === "complete" ? "C" : "D"}] [${d.groupId}] ${quoteWord(d.name)}`;
   if (d.state === "complete") return head;
-  return `${head}  ${d.detail}`;
+  return `${head}  ${d.detail}  -> ${d.target}`;
 }

@@ -10,7 +10,40 @@ export function formatBytes(n: number): string {
   return u === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
 }
 
+/** A human size with the exact count where they differ: "1.00 MiB (1048576 bytes)", "512 B". */
+export function formatBytesExact(n: number): string {
+  return n < 1024 ? `${n} B` : `${formatBytes(n)} (${n} bytes)`;
+}
+
 /** Rates in MB/s (10^6), as network tools print them. */
 export function formatRate(bytesPerSecond: number): string {
   return `${(bytesPerSecond / 1e6).toFixed(1)} MB/s`;
+}
+
+/** The phases of a download that is still going (not complete, failed or stopped). */
+export function inFlight(state: string): boolean {
+  return state === "starting" || state === "downloading" || state === "waiting" || state === "verifying";
+}
+
+/** What the prompt's bar needs of a download. */
+export interface BarInput {
+  state: string;
+  /** verified bytes, the file's size (0 until the tracker told us) and bytes per second */
+  progress: { bytesDone: number; size: number; speed: number };
+}
+
+/**
+ * `[#####-----] 48% 92.1 MB/s 2 downloads` over the downloads in flight, weighted
+ * by bytes (a 1 GiB download counts for more than a 1 MiB one), or "" when none is.
+ */
+export function downloadBar(list: readonly BarInput[]): string {
+  const active = list.filter((d) => inFlight(d.state));
+  if (active.length === 0) return "";
+  const total = active.reduce((s, d) => s + d.progress.size, 0);
+  const done = active.reduce((s, d) => s + d.progress.bytesDone, 0);
+  const frac = total > 0 ? done / total : 0;
+  const speed = active.reduce((s, d) => s + d.progress.speed, 0);
+  const bar = "#".repeat(Math.floor(frac * 10)).padEnd(10, "-");
+  const n = active.length > 1 ? ` ${active.length} downloads` : "";
+  return `[${bar}] ${Math.floor(frac * 100)}% ${formatRate(speed)}${n}`;
 }

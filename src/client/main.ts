@@ -3,6 +3,8 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseHostPort, readTrackerInfo } from "../shared/trackerInfo.js";
 import { GroupshareClient } from "./client.js";
+import { historyEntry } from "./commands.js";
+import { inFlight } from "./format.js";
 import { Shell } from "./shell.js";
 
 const USAGE = `usage: client <IP>:<PORT> <tracker_info.txt> [--state-dir DIR]
@@ -68,28 +70,44 @@ async function main(argv: string[]): Promise<void> {
     );
   }
   shell = new Shell(client, tty);
+  const sh = shell;
 
   const historyPath = join(dir, "history");
-  let history: string[] = [];
-  if (tty) {
-    history = (await readFile(historyPath, "utf8").catch(() => "")).split("\n").filter(Boolean).reverse();
-  }
-  const stop = async () => {
-    await client.close();
-    process.exit(0);
-  };
-  process.on("SIGTERM", () => void stop());
-  if (!tty) process.on("SIGINT", () => void stop());
+  const history = tty
+    ? (await readFile(historyPath, "utf8").catch(() => "")).split("\n").filter(Boolean).reverse()
+    : [];
+  // a closed terminal (SIGHUP) must not crash us before the state is saved
+  for (const s of [process.stdout, process.stderr]) s.on("error", () => {});
 
-  const kept = await shell.run(history);
-  if (tty) {
-    await mkdir(dir, { recursive: true });
-    await writeFile(historyPath, `${kept.slice(0, 1000).reverse().join("\n")}\n`, { mode: 0o600 }).catch(
-      () => {},
-    );
+  // Every way of leaving comes here, once: the history, then the client's state, then exit.
+  // A script's status says whether every command worked.
+  let leaving: Promise<void> | undefined;
+  const leave = (): Promise<void> => {
+    leaving ??= (async () => {
+      sh.close();
+      if (tty) {
+        const kept = sh.history.slice(0, 1000).map(historyEntry).reverse();
+        await mkdir(dir, { recursive: true });
+        await writeFile(historyPath, `${kept.join("\n")}\n`, { mode: 0o600 }).catch(() => {});
+      }
+      await client.close();
+      process.exit(sh.failures > 0 || client.downloads.failures > 0 ? 1 : 0);
+    })();
+    return leaving;
+  };
+  process.on("SIGTERM", () => void leave());
+  process.on("SIGHUP", () => void leave());
+  // on a terminal, Ctrl-C is the shell's (it clears the line); from a script it leaves
+  if (!tty) process.on("SIGINT", () => void leave());
+
+  const ending = await sh.run(history);
+  // a script's end, or quit in a script, waits for its downloads; a person's quit or Ctrl-C does not
+  if (!tty && !leaving) {
+    await client.whenDownloadsDone();
+  } else if (client.downloads.list().some((d) => inFlight(d.state))) {
+    process.stdout.write(`downloads in flight stop here (${ending}); they resume at your next login\n`);
   }
-  await client.close();
-  process.exit(0);
+  await leave();
 }
 
 main(process.argv.slice(2)).catch((err) => {

@@ -1,147 +1,9 @@
 import { createInterface, type Interface } from "node:readline";
-import { ID_RULE } from "../shared/constants.js";
-import { GsError } from "../shared/errors.js";
+import { Writable } from "node:stream";
 import type { GroupshareClient } from "./client.js";
-import { formatRate } from "./format.js";
-import { tokenize } from "./tokenize.js";
-
-interface Command {
-  args: string[];
-  /** arguments that may follow `args` */
-  optional?: string[];
-  help: string;
-  run(client: GroupshareClient, args: string[]): Promise<string[]> | string[];
-}
-
-/** The spec's commands, with its exact syntax and argument order. */
-const COMMANDS: Record<string, Command> = {
-  create_user: {
-    args: ["user_id", "passwd"],
-    help: "create an account",
-    run: (c, [u, p]) => c.createUser(u!, p!),
-  },
-  login: {
-    args: ["user_id", "passwd"],
-    help: "log in; shares again what you shared before",
-    run: (c, [u, p]) => c.login(u!, p!),
-  },
-  create_group: {
-    args: ["group_id"],
-    help: "create a group that you own",
-    run: (c, [g]) => c.createGroup(g!),
-  },
-  join_group: { args: ["group_id"], help: "ask to join a group", run: (c, [g]) => c.joinGroup(g!) },
-  leave_group: {
-    args: ["group_id"],
-    help: "leave a group and stop sharing its files",
-    run: (c, [g]) => c.leaveGroup(g!),
-  },
-  list_requests: {
-    args: ["group_id"],
-    help: "pending join requests (owner only)",
-    run: (c, [g]) => c.listRequests(g!),
-  },
-  accept_request: {
-    args: ["group_id", "user_id"],
-    help: "accept a join request (owner only)",
-    run: (c, [g, u]) => c.acceptRequest(g!, u!),
-  },
-  reject_request: {
-    args: ["group_id", "user_id"],
-    help: "refuse a join request (owner only)",
-    run: (c, [g, u]) => c.rejectRequest(g!, u!),
-  },
-  remove_member: {
-    args: ["group_id", "user_id"],
-    help: "remove a member; their shares in the group end (owner only)",
-    run: (c, [g, u]) => c.removeMember(g!, u!),
-  },
-  list_groups: {
-    args: [],
-    optional: ["prefix"],
-    help: "your groups, then others (a prefix finds any group)",
-    run: (c, [p]) => c.listGroups(p),
-  },
-  list_files: {
-    args: ["group_id"],
-    help: "the files shared in a group (members only)",
-    run: (c, [g]) => c.listFiles(g!),
-  },
-  upload_file: {
-    args: ["file_path", "group_id"],
-    help: "share a file with a group",
-    run: (c, [p, g]) => c.uploadFile(p!, g!),
-  },
-  download_file: {
-    args: ["group_id", "file_name", "destination_path"],
-    help: "download in the background (a directory receives <dir>/<file_name>)",
-    run: (c, [g, f, d]) => c.downloadFile(g!, f!, d!),
-  },
-  show_downloads: { args: [], help: "[D] downloading / [C] complete", run: (c) => c.showDownloads() },
-  stop_share: {
-    args: ["group_id", "file_name"],
-    help: "stop sharing a file",
-    run: (c, [g, f]) => c.stopShare(g!, f!),
-  },
-  show_shares: { args: [], help: "what you share, with bytes served to peers", run: (c) => c.showShares() },
-  logout: { args: [], help: "log out and stop sharing everything", run: (c) => c.logout() },
-};
-
-export const COMMAND_NAMES = [...Object.keys(COMMANDS), "requests", "help", "quit", "exit"].sort();
-
-export function helpText(): string[] {
-  const lines = ["commands:"];
-  for (const [name, c] of Object.entries(COMMANDS)) {
-    const usage = usageOf(name, c);
-    lines.push(`  ${usage.padEnd(52)} ${c.help}`);
-  }
-  lines.push(`  ${"requests list_requests <group_id>".padEnd(52)} same as list_requests`);
-  lines.push(`  ${"help".padEnd(52)} this list`);
-  lines.push(`  ${"quit | exit".padEnd(52)} leave (waits for downloads when input is a script)`);
-  lines.push(`user and group ids: ${ID_RULE}. Quote arguments with spaces: "my file.bin".`);
-  return lines;
-}
-
-function usageOf(name: string, c: Command): string {
-  return [name, ...c.args.map((a) => `<${a}>`), ...(c.optional ?? []).map((a) => `[<${a}>]`)].join(" ");
-}
-
-export type Outcome = { lines: string[]; error?: undefined } | { error: string; lines?: undefined } | "quit";
-
-/** Runs one command line. Never throws: every failure is an `error:` line. */
-export async function runLine(client: GroupshareClient, line: string): Promise<Outcome | undefined> {
-  const words = tokenize(line);
-  if (!Array.isArray(words)) return { error: `${words.error}: close it and try again` };
-  if (words.length === 0 || words[0]!.startsWith("#")) return undefined;
-  let [name, ...args] = words as [string, ...string[]];
-  if (name === "requests") {
-    if (args[0] !== "list_requests") return { error: "did you mean: requests list_requests <group_id>" };
-    name = "list_requests";
-    args = args.slice(1);
-  }
-  if (name === "quit" || name === "exit") return "quit";
-  if (name === "help") return { lines: helpText() };
-  const cmd = COMMANDS[name];
-  if (!cmd) return { error: `unknown command '${name}': type help for the list` };
-  const most = cmd.args.length + (cmd.optional?.length ?? 0);
-  if (args.length < cmd.args.length || args.length > most) {
-    const takes = most === cmd.args.length ? `${most}` : `${cmd.args.length} to ${most}`;
-    return {
-      error: `${name} takes ${takes} argument${takes === "1" ? "" : "s"}, got ${args.length}: usage: ${usageOf(name, cmd)}`,
-    };
-  }
-  try {
-    return { lines: await cmd.run(client, args) };
-  } catch (err) {
-    if (err instanceof GsError) {
-      // a BAD_REQUEST message says what to do itself
-      const useful = err.code !== "BAD_REQUEST" && err.hint && !err.message.includes(err.hint);
-      const hint = useful ? ` (${err.hint})` : "";
-      return { error: `${err.message}${hint}` };
-    }
-    return { error: `${(err as Error).message ?? err}` };
-  }
-}
+import { historyEntry, type Outcome, runLine } from "./commands.js";
+import { complete } from "./completion.js";
+import { downloadBar, inFlight } from "./format.js";
 
 const colour = {
   red: (s: string) => `\x1b[31m${s}\x1b[0m`,
@@ -149,16 +11,62 @@ const colour = {
   cyan: (s: string) => `\x1b[36m${s}\x1b[0m`,
 };
 
+/** A second Ctrl-C within this long of the first, at an empty prompt with downloads running, leaves. */
+export const SECOND_CTRL_C_MS = 3_000;
+
+/** How the shell ended: a command (quit, exit), the end of input, or Ctrl-C. */
+export type Ending = "quit" | "end of input" | "ctrl-c";
+
+/** The terminal as readline sees it, with a switch that stops echo (for a password). */
+class TerminalOutput extends Writable {
+  muted = false;
+  readonly isTTY = true;
+
+  constructor() {
+    super();
+    process.stdout.on("resize", () => this.emit("resize"));
+  }
+
+  get columns(): number | undefined {
+    return process.stdout.columns;
+  }
+
+  get rows(): number | undefined {
+    return process.stdout.rows;
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    // at once, not after the write's callback: a buffered chunk would meet the switch late
+    if (!this.muted) process.stdout.write(chunk);
+    done();
+  }
+}
+
+/** readline's history array (documented as the `history` property, typed as readonly). */
+type WithHistory = Interface & { history: string[] };
+
 /**
- * The interactive shell on a terminal (prompt, history, completion, colours), or
- * a script runner when stdin is not one (commands in order, plain output, and at
- * the end of input: wait for downloads in flight, then leave).
+ * The interactive shell on a terminal (prompt, history, completion, colours, a
+ * live download bar), or a script runner when stdin is not one (commands in
+ * order, plain output, errors on stderr, and at the end of input: wait for the
+ * downloads in flight, then leave).
  */
 export class Shell {
   readonly #client: GroupshareClient;
   readonly #tty: boolean;
-  #rl: Interface | undefined;
+  #rl: WithHistory | undefined;
+  #out: TerminalOutput | undefined;
   #progressShown = false;
+  /** The prompt as last drawn: redrawn only when it changes. */
+  #promptText = "";
+  /** A command is running: its output comes first, news waits (see `event`). */
+  #busy = false;
+  /** Events held while a command runs. */
+  #held: [string, boolean][] = [];
+  #lastCtrlC = 0;
+  #ending: Ending | undefined;
+  /** Commands that failed (an `error:` line): a script's exit status. */
+  failures = 0;
 
   constructor(client: GroupshareClient, tty: boolean) {
     this.#client = client;
@@ -170,13 +78,11 @@ export class Shell {
     const text = this.#tty ? (isWarning ? colour.yellow(line) : colour.cyan(line)) : line;
     // news that comes while a command runs waits for the command's own answer, so a
     // download that fails at once is reported after "downloading ...", not before it
-    if (this.#held) this.#held.push([text, isWarning]);
+    if (this.#busy) this.#held.push([text, isWarning]);
     else this.#above(text, isWarning ? process.stderr : process.stdout);
   }
 
-  /** Events held while a command runs (undefined when none is running). */
-  #held: [string, boolean][] | undefined;
-
+  /** A bar on the line being worked on (hashing a file): only on a terminal, only while a command runs. */
   progress(label: string, done: number, total: number): void {
     if (!this.#tty) return;
     const width = 30;
@@ -187,8 +93,14 @@ export class Shell {
     if (!this.#progressShown) process.stdout.write("\r\x1b[2K");
   }
 
+  /** The lines typed, newest first, as the history file keeps them (no passwords). */
+  get history(): string[] {
+    return [...(this.#rl?.history ?? [])];
+  }
+
+  /** A line of output that never splits another: the prompt's line is cleared first and redrawn after. */
   #above(text: string, stream: NodeJS.WriteStream): void {
-    if (this.#tty && this.#rl) {
+    if (this.#tty && this.#rl && !this.#busy) {
       process.stdout.write("\r\x1b[2K");
       stream.write(`${text}\n`);
       this.#rl.prompt(true);
@@ -197,94 +109,138 @@ export class Shell {
     }
   }
 
-  /** ` [#####-----] 48% 92.1 MB/s` over the downloads in flight, or nothing. */
-  #downloadBar(): string {
-    const active = this.#client.downloads
-      .list()
-      .filter((d) => d.state === "downloading" || d.state === "waiting" || d.state === "starting");
-    if (active.length === 0) return "";
-    const pct = active.reduce((s, d) => s + d.percent, 0) / active.length;
-    const speed = active.reduce((s, d) => s + d.speed, 0);
-    const bar = "#".repeat(Math.round(pct / 10)).padEnd(10, "-");
-    const n = active.length > 1 ? ` ${active.length} downloads` : "";
-    return colour.cyan(` [${bar}] ${pct.toFixed(0)}% ${formatRate(speed)}${n}`);
-  }
-
   #print(outcome: Outcome | undefined): void {
     if (!outcome || outcome === "quit") return;
     if (this.#progressShown) process.stdout.write("\r\x1b[2K");
+    this.#progressShown = false;
     if (outcome.error !== undefined) {
+      this.failures++;
       const line = `error: ${outcome.error}`;
-      process.stdout.write(`${this.#tty ? colour.red(line) : line}\n`);
+      process.stderr.write(`${this.#tty ? colour.red(line) : line}\n`);
     } else {
       for (const l of outcome.lines) process.stdout.write(`${l}\n`);
     }
   }
 
-  async run(history: string[] = []): Promise<string[]> {
+  /** The prompt: the user, and a bar over the downloads in flight (gone when the last one ends). */
+  #prompt(): string {
+    const bar = downloadBar(this.#client.downloads.list());
+    return `${this.#client.userId ?? "groupshare"}${bar ? colour.cyan(` ${bar}`) : ""}> `;
+  }
+
+  #redrawPrompt(force = false): void {
+    const rl = this.#rl;
+    if (!rl || !this.#tty || this.#busy) return;
+    const text = this.#prompt();
+    if (!force && text === this.#promptText) return;
+    this.#promptText = text;
+    rl.setPrompt(text);
+    rl.prompt(true);
+  }
+
+  /** Asks for a password with echo off; the answer never enters the history. */
+  #askSecret(prompt: string): Promise<string> {
+    const rl = this.#rl!;
+    const out = this.#out!;
+    return new Promise((resolve) => {
+      rl.question(prompt, (answer) => {
+        out.muted = false;
+        process.stdout.write("\n");
+        if (rl.history[0] === answer) rl.history.shift();
+        resolve(answer);
+      });
+      out.muted = true;
+    });
+  }
+
+  /**
+   * Ctrl-C: a half-typed line is dropped; at an empty prompt it leaves, but with
+   * downloads running only when pressed twice within SECOND_CTRL_C_MS.
+   */
+  #ctrlC(): void {
+    const rl = this.#rl!;
+    if (this.#out?.muted) {
+      // at a password prompt: give it up, as a terminal's ^C does
+      this.#out.muted = false;
+      rl.write(null, { ctrl: true, name: "u" });
+      rl.write("\n");
+      return;
+    }
+    if (rl.line.length > 0) {
+      rl.write(null, { ctrl: true, name: "e" });
+      process.stdout.write("^C\n");
+      rl.write(null, { ctrl: true, name: "u" });
+      this.#redrawPrompt(true);
+      return;
+    }
+    const running = this.#client.downloads.list().some((d) => inFlight(d.state));
+    const now = Date.now();
+    if (running && now - this.#lastCtrlC > SECOND_CTRL_C_MS) {
+      this.#lastCtrlC = now;
+      this.#above(
+        `downloads are running: press Ctrl-C again within ${SECOND_CTRL_C_MS / 1000} s to leave (they resume at your next login)`,
+        process.stdout,
+      );
+      return;
+    }
+    process.stdout.write("^C\n");
+    this.#ending = "ctrl-c";
+    rl.close();
+  }
+
+  /** Runs until quit/exit, the end of input or Ctrl-C; then says how it ended. */
+  async run(history: string[] = []): Promise<Ending> {
+    this.#out = this.#tty ? new TerminalOutput() : undefined;
     const rl = createInterface({
       input: process.stdin,
-      output: this.#tty ? process.stdout : undefined,
+      output: this.#out,
       terminal: this.#tty,
       history,
       historySize: 1000,
       removeHistoryDuplicates: true,
-      completer: (line: string) => {
-        const word = line.trimStart();
-        if (word.includes(" ")) return [[], line];
-        const hits = COMMAND_NAMES.filter((c) => c.startsWith(word));
-        return [hits, word];
+      completer: (line: string, callback: (err: Error | null, result: [string[], string]) => void) => {
+        complete(line, this.#client).then(
+          (r) => callback(null, r),
+          () => callback(null, [[], line]),
+        );
       },
-    });
+    }) as WithHistory;
     this.#rl = rl;
-    // the prompt doubles as a live progress bar while downloads run
-    const setPrompt = () => rl.setPrompt(`${this.#client.userId ?? "groupshare"}${this.#downloadBar()}> `);
-    const live = this.#tty
-      ? setInterval(() => {
-          if (this.#client.downloads.list().some((d) => d.state !== "complete")) {
-            setPrompt();
-            rl.prompt(true);
-          }
-        }, 1_000)
-      : undefined;
-    let quit = false;
-    let interrupted = false;
-    rl.on("SIGINT", () => {
-      // Ctrl-C at the prompt leaves, as in most shells when the line is empty
-      interrupted = true;
-      rl.close();
-    });
+    const live = this.#tty ? setInterval(() => this.#redrawPrompt(), 1_000) : undefined;
+    rl.on("SIGINT", () => this.#ctrlC());
     if (this.#tty) {
       process.stdout.write("groupshare client: type help for the commands\n");
-      setPrompt();
-      rl.prompt();
+      this.#redrawPrompt(true);
     }
     for await (const line of rl) {
-      this.#held = [];
-      const outcome = await runLine(this.#client, line);
+      // the password typed on a login line is never kept, in memory or in the file
+      if (this.#tty && rl.history[0] === line) rl.history[0] = historyEntry(line);
+      this.#busy = true;
+      const outcome = await runLine(
+        this.#client,
+        line,
+        this.#tty ? { askSecret: (p) => this.#askSecret(p) } : {},
+      );
       this.#print(outcome);
+      this.#busy = false;
       const held = this.#held;
-      this.#held = undefined;
+      this.#held = [];
       for (const [text, isWarning] of held) this.#above(text, isWarning ? process.stderr : process.stdout);
       if (outcome === "quit") {
-        quit = true;
+        this.#ending = "quit";
         break;
       }
-      if (this.#tty) {
-        setPrompt();
-        rl.prompt();
-      }
+      this.#redrawPrompt(true);
     }
     clearInterval(live);
-    const kept = [...((rl as unknown as { history?: string[] }).history ?? [])];
+    this.#ending ??= "end of input";
     rl.close();
-    this.#rl = undefined;
-    // A script's end (or quit in a script) waits for its downloads; a person's quit or Ctrl-C does not.
-    if (!this.#tty && !interrupted) {
-      await this.#client.whenDownloadsDone();
-    } else if (quit && this.#client.downloads.list().some((d) => d.state !== "complete")) {
-      process.stdout.write("downloads in flight stop here; they resume at your next login\n");
-    }
-    return kept;
+    return this.#ending;
+  }
+
+  /** Stops reading commands (a signal is leaving for us). */
+  close(): void {
+    this.#busy = true;
+    this.#rl?.close();
   }
 }

@@ -128,3 +128,14 @@ export class StateFile {
     }
   }
 }
+
+/** Every user's unfinished downloads in the state folder: what `show_downloads` lists before login. */
+export async function savedDownloads(stateDir: string): Promise<{ userId: string; d: DownloadState }[]> {
+  const names = await readdir(join(stateDir, "users")).catch(() => [] as string[]);
+  const out: { userId: string; d: DownloadState }[] = [];
+  for (const name of names.filter((n) => n.endsWith(".json")).sort()) {
+    const userId = name.slice(0, -".json".length);
+    for (const d of (await new StateFile(stateDir, userId).load()).downloads) out.push({ userId, d });
+  }
+  return out;
+}

@@ -151,7 +151,7 @@ export function failoverScenario(makeRig: () => Promise<FailoverRig>): void {
     await bob.run(`download_file g ${name} ${dest}`, new RegExp(`^downloading \\[g\\] ${re}`));
     if (killMidway) {
       // a percentage means the tracker answered: hashes, ticket, peer list; alice is frozen so it is < 100
-      const line = await awaitDownloadLine(bob, "g", name, /^\[D\] \S+ \S+\s+\d+(\.\d+)?%/);
+      const line = await awaitDownloadLine(bob, "g", name, /^\[D\] \S+ \S+ {2}\S+ \S+\/\S+ \S+ \d+(\.\d+)?%/);
       assert.doesNotMatch(line, /100(\.0)?%/);
       killedAt = Date.now();
       await killMidway.kill("SIGKILL");

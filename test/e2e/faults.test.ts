@@ -86,9 +86,9 @@ async function progressOf(p: Proc, name: string): Promise<Progress> {
 /** The served= counter of show_shares for [g] name. */
 async function servedBy(p: Proc, name: string): Promise<number> {
   const line = await p.run("show_shares", new RegExp(`^\\[g\\] ${name.replace(".", "\\.")} `));
-  const m = /served=(\d+) bytes/.exec(line);
+  const m = /served=(?:\S+ \S+ \((\d+) bytes\)|(\d+) B)/.exec(line);
   assert.ok(m, line);
-  return Number(m[1]);
+  return Number(m[1] ?? m[2]);
 }
 
 /**

@@ -78,12 +78,12 @@ function raceSuite(
       for (const [i, user] of users.entries()) {
         const info = i % 2 === 0 ? c.infoPath : reversed;
         const port = await freePort();
-        const p = new Proc(user, join(ROOT, "client"), [
-          `127.0.0.1:${port}`,
-          info,
-          "--state-dir",
-          join(c.dir, `state-${user}`),
-        ]);
+        const p = new Proc(
+          user,
+          join(ROOT, "client"),
+          [`127.0.0.1:${port}`, info, "--state-dir", join(c.dir, `state-${user}`)],
+          { mergeStderr: true },
+        );
         c.procs.push(p);
         clients.push(p);
       }

@@ -118,7 +118,10 @@ describe("sharing faults: corrupt peers, sharers coming and going", () => {
       status = await ok(dave, "show_downloads", /^\[[DC]\] \[g\] w\.bin/);
       await delay(20); // an observation interval, not a synchronisation
     }
-    assert.match(status, /^\[D\] \[g\] w\.bin {2}0\.0% {2}waiting for a sharer: try \d+ in \d+ s$/);
+    assert.match(
+      status,
+      /^\[D\] \[g\] w\.bin {2}0 B\/\S+ \S+ 0\.0% {2}waiting for a sharer: try \d+ in \d+ s {2}-> \/.*w\.bin$/,
+    );
     // nothing under the final name while it is incomplete; the partial file is beside it
     await assert.rejects(stat(target), { code: "ENOENT" });
     await stat(`${target}.gspart`);

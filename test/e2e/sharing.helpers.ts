@@ -181,9 +181,9 @@ export async function assertSameFile(path: string, f: MadeFile): Promise<void> {
 /** `served=N` of a share in `show_shares`. */
 export async function servedBytes(p: Proc, group: string, name: string): Promise<number> {
   const line = await ok(p, "show_shares", new RegExp(`^\\[${group}\\] ${lit(shown(name))}  `));
-  const m = /served=(\d+) bytes/.exec(line);
+  const m = /served=(?:\S+ \S+ \((\d+) bytes\)|(\d+) B)/.exec(line);
   assert.ok(m, `no served= in '${line}'`);
-  return Number(m[1]);
+  return Number(m[1] ?? m[2]);
 }
 
 /** `N sharers online` of a file in `list_files` (0 when it is unavailable). */

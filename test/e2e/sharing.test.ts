@@ -90,7 +90,7 @@ describe("sharing: one group, three members", () => {
     if (status.startsWith("[D]")) {
       assert.match(
         status,
-        /^\[D\] \[g\] big\.bin {2}(starting|\d+\.\d% {2}.+ {2}\d+ peers?|100% {2}checking .*)$/,
+        /^\[D\] \[g\] big\.bin {2}(starting|\S+ \S+\/\S+ \S+ \d+\.\d% {2}DL .+ {2}ETA .+ {2}\d+ peers?|\S+ \S+\/\S+ \S+ 100% {2}checking .*) {2}-> \/.*big\.bin$/,
       );
     }
     await seen(bob, /^download complete: \[g\] big\.bin -> /, DOWNLOAD_MS);
@@ -139,7 +139,7 @@ describe("sharing: one group, three members", () => {
     }
     assert.match(
       await ok(bob, "show_shares", /^\[g\] "my file\.bin" {2}/),
-      new RegExp(`3/3 pieces  served=0 bytes  ${lit(join(into, "my file.bin"))}$`),
+      new RegExp(`3/3 pieces  served=0 B  ${lit(join(into, "my file.bin"))}$`),
     );
   });
 
@@ -160,11 +160,14 @@ describe("sharing: one group, three members", () => {
     await fails(carol, `download_file g one.bin ${holder}`, /^downloading /);
     assert.equal(await readFile(join(holder, "one.bin"), "utf8"), "x");
 
-    // a destination in a directory that does not exist
-    await fails(
-      carol,
-      `download_file g one.bin "${join(dir("carol"), "no such dir", "one.bin")}"`,
-      /^downloading /,
+    // a destination under a regular file: no folder can be made there
+    assert.match(
+      await fails(
+        carol,
+        `download_file g one.bin "${join(holder, "one.bin", "sub", "one.bin")}"`,
+        /^downloading /,
+      ),
+      /^error: cannot write to .*one\.bin: not a directory/,
     );
     // a file the group does not have
     assert.match(

@@ -139,12 +139,12 @@ describe("a tracker that does not answer", () => {
   async function clientFor(label: string, trackerPort: number): Promise<Proc> {
     const info = join(dir, `${label}.txt`);
     await writeFile(info, `# only one tracker\n127.0.0.1 ${trackerPort}\n`);
-    const p = new Proc(label, join(ROOT, "client"), [
-      `127.0.0.1:${await freePort()}`,
-      info,
-      "--state-dir",
-      join(dir, `state-${label}`),
-    ]);
+    const p = new Proc(
+      label,
+      join(ROOT, "client"),
+      [`127.0.0.1:${await freePort()}`, info, "--state-dir", join(dir, `state-${label}`)],
+      { mergeStderr: true },
+    );
     procs.push(p);
     return p;
   }

@@ -321,12 +321,12 @@ describe("real clients: remove_member, reject_request, the peer address and a ho
   /** A client whose peer server listens on `host`. */
   async function clientOn(name: string, host: string, info = c.infoPath): Promise<Proc & { port: number }> {
     const port = await freePort();
-    const p = new Proc(name, join(ROOT, "client"), [
-      `${host}:${port}`,
-      info,
-      "--state-dir",
-      join(c.dir, `state-${name}`),
-    ]);
+    const p = new Proc(
+      name,
+      join(ROOT, "client"),
+      [`${host}:${port}`, info, "--state-dir", join(c.dir, `state-${name}`)],
+      { mergeStderr: true },
+    );
     c.procs.push(p);
     return Object.assign(p, { port });
   }

@@ -154,12 +154,17 @@ describe("trust in trackers: first use, a changed key, pinning", () => {
     const info = join(c.dir, "pinned_tracker_info.txt");
     const start = async (name: string, pin: string) => {
       await writeFile(info, `127.0.0.1 ${c.ports[0]} ${pin}\n`);
-      const p = new Proc(name, join(ROOT, "client"), [
-        `127.0.0.1:${await freePort()}`,
-        info,
-        "--state-dir",
-        join(c.dir, "state-alice"), // alice's known_trackers: it records the tracker's new key
-      ]);
+      const p = new Proc(
+        name,
+        join(ROOT, "client"),
+        [
+          `127.0.0.1:${await freePort()}`,
+          info,
+          "--state-dir",
+          join(c.dir, "state-alice"), // alice's known_trackers: it records the tracker's new key
+        ],
+        { mergeStderr: true },
+      );
       c.procs.push(p);
       return p;
     };
@@ -209,7 +214,7 @@ describe("trust in trackers: a certificate from a CA", () => {
       "carol",
       join(ROOT, "client"),
       [`127.0.0.1:${await freePort()}`, c.infoPath, "--state-dir", join(c.dir, "state-carol")],
-      { env: { NODE_EXTRA_CA_CERTS: caPath } },
+      { env: { NODE_EXTRA_CA_CERTS: caPath }, mergeStderr: true },
     );
     c.procs.push(p);
     await ok(p, "create_user carol pw", /^user carol created/);

@@ -33,7 +33,9 @@ export function freePort(): Promise<number> {
 export class Proc {
   readonly child: ChildProcessWithoutNullStreams;
   readonly lines: string[] = [];
-  readonly errLines: string[] = [];
+  /** stderr's lines; the same array as `lines` when the two are merged */
+  readonly errLines: string[];
+  readonly #merged: boolean;
   #cursor = 0;
   #waiters = new Set<() => void>();
   readonly exited: Promise<number | null>;
@@ -42,9 +44,13 @@ export class Proc {
     readonly label: string,
     cmd: string,
     args: string[],
-    opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+    opts: { cwd?: string; env?: NodeJS.ProcessEnv; mergeStderr?: boolean } = {},
   ) {
-    this.child = spawn(cmd, args, {
+    // merged: one pipe for both streams, so an error line keeps its place among the others
+    this.#merged = opts.mergeStderr ?? false;
+    this.errLines = this.#merged ? this.lines : [];
+    const [file, argv] = this.#merged ? ["sh", ["-c", 'exec "$0" "$@" 2>&1', cmd, ...args]] : [cmd, args];
+    this.child = spawn(file, argv, {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, ...opts.env },
       stdio: "pipe",
@@ -132,6 +138,7 @@ export class Proc {
   }
 
   dump(): string {
+    if (this.#merged) return `--- ${this.label} stdout and stderr:\n${this.lines.join("\n")}`;
     return `--- ${this.label} stdout:\n${this.lines.join("\n")}\n--- ${this.label} stderr:\n${this.errLines.join("\n")}`;
   }
 
@@ -191,19 +198,25 @@ export class Cluster {
   /** The key the cluster's trackers present (all of one store present the same), once one started. */
   fingerprint = "";
 
-  /** Starts a client on a free port with its own state directory. */
+  /**
+   * Starts a client on a free port with its own state directory. Its stderr (error
+   * and warning lines) is merged into stdout, in order, unless `separateStderr`.
+   */
   async client(
     name: string,
-    opts: { stateDir?: string; port?: number } = {},
+    opts: { stateDir?: string; port?: number; separateStderr?: boolean; env?: NodeJS.ProcessEnv } = {},
   ): Promise<Proc & { port: number }> {
     const port = opts.port ?? (await freePort());
     const stateDir = opts.stateDir ?? join(this.dir, `state-${name}`);
-    const p = new Proc(name, join(ROOT, "client"), [
-      `127.0.0.1:${port}`,
-      this.infoPath,
-      "--state-dir",
-      stateDir,
-    ]);
+    const p = new Proc(
+      name,
+      join(ROOT, "client"),
+      [`127.0.0.1:${port}`, this.infoPath, "--state-dir", stateDir],
+      {
+        mergeStderr: !opts.separateStderr,
+        env: opts.env,
+      },
+    );
     this.procs.push(p);
     return Object.assign(p, { port });
   }

@@ -1,25 +1,25 @@
 import assert from "node:assert/strict";
 import type { Proc } from "./procs.js";
 
-let seq = 0;
+/** The sentinel: a command that succeeds (so a script's exit status stays 0), and the line it ends with. */
+const SENTINEL = "help quit";
+const SENTINEL_END = /^example: quit$/;
 
 /**
- * Sends one command to a client and returns exactly the stdout lines it printed.
- * A sentinel (an unknown command) follows the command; everything before the
- * sentinel's answer is the command's. The sentinel's answer also shows that the
- * client is alive and still reading commands.
+ * Sends one command to a client (whose stderr is merged into stdout) and returns
+ * exactly the lines it printed, warnings left out. A sentinel follows the
+ * command; everything before the sentinel's answer is the command's. The
+ * sentinel's answer also shows that the client is alive and still reading commands.
  */
 export async function say(p: Proc, command: string, timeoutMs?: number): Promise<string[]> {
-  const tag = `zz-end-${++seq}`;
   const from = p.lines.length;
   p.send(command);
-  p.send(tag);
-  await p.expect(`unknown command '${tag}'`, timeoutMs);
-  const out = p.lines.slice(from);
-  return out.slice(
-    0,
-    out.findIndex((l) => l.includes(`'${tag}'`)),
-  );
+  p.send(SENTINEL);
+  await p.expect(SENTINEL_END, timeoutMs);
+  const out = p.lines.slice(from).filter((l) => !l.startsWith("warning:"));
+  const end = out.findIndex((l) => SENTINEL_END.test(l));
+  // the sentinel's answer is three lines: usage, what it does, the example
+  return out.slice(0, end - 2);
 }
 
 /** A command that succeeds: no `error:` line, and its first line matches. */

@@ -154,7 +154,7 @@ describe("download engine, in memory", () => {
     await ready;
     await settle();
     assert.equal(d.phase, "waiting");
-    assert.match(d.describe(), /^0\.0% {2}waiting for a sharer: try 1 in 1 s$/);
+    assert.match(d.describe(), /^0 B\/2\.50 MiB 0\.0% {2}waiting for a sharer: try 1 in 1 s$/);
     await clock.advance(1_000);
     assert.match(d.describe(), /try 2 in 2 s$/);
     await clock.advance(GIVE_UP_MS - 1_000 - 30_000);

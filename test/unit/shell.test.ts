@@ -1,7 +1,23 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { GroupshareClient } from "../../src/client/client.js";
-import { COMMAND_NAMES, helpText, type Outcome, runLine } from "../../src/client/shell.js";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  COMMAND_NAMES,
+  commandHelp,
+  helpText,
+  historyEntry,
+  type Outcome,
+  runLine,
+} from "../../src/client/commands.js";
+import { complete, lastWordStart } from "../../src/client/completion.js";
+import { DownloadMessages, formatEta } from "../../src/client/download/messages.js";
+import type { DownloadProgress } from "../../src/client/download/progress.js";
+import { downloadBar, formatBytes, formatBytesExact } from "../../src/client/format.js";
+import { expandHome } from "../../src/client/paths.js";
+import { closest, editDistance } from "../../src/client/suggest.js";
 import { quoteWord, tokenize } from "../../src/client/tokenize.js";
 import { ID_RULE, MAX_FILE_NAME_LENGTH } from "../../src/shared/constants.js";
 import { GsError } from "../../src/shared/errors.js";
@@ -209,7 +225,7 @@ describe("runLine", () => {
 
   it("refuses an unknown command and says where the list is", async () => {
     for (const line of ["frobnicate", "LOGIN alice pw", "list", "request list_requests g"]) {
-      assert.match(errorOf(await runLine(untouchable, line)), /^unknown command '.+': type help/);
+      assert.match(errorOf(await runLine(untouchable, line)), /^unknown command '.+': .*type help/);
     }
   });
 
@@ -333,5 +349,178 @@ describe("runLine", () => {
     for (const e of ["list_groups", "create_group a/b", "logout"]) {
       assert.doesNotMatch(errorOf(await runLine(client, e)), /\n/, "one line");
     }
+  });
+});
+
+describe("did you mean, help <command>, and the history", () => {
+  it("suggests the command a typo is close to, whatever its case, and nothing for a far one", () => {
+    assert.equal(closest("loign", COMMAND_NAMES), "login");
+    assert.equal(closest("list_group", COMMAND_NAMES), "list_groups");
+    assert.equal(closest("LIST_GROUPS", COMMAND_NAMES), "list_groups");
+    assert.equal(closest("downlaod_file", COMMAND_NAMES), "download_file");
+    assert.equal(closest("frobnicate", COMMAND_NAMES), undefined);
+    assert.equal(closest("ls", COMMAND_NAMES), undefined);
+    assert.equal(editDistance("ab", "ba"), 1);
+    assert.equal(editDistance("", "abc"), 3);
+  });
+
+  it("says 'did you mean' in the error of an unknown command, and never runs the guess", async () => {
+    assert.equal(
+      errorOf(await runLine(untouchable, "loign alice pw")),
+      "unknown command 'loign': did you mean login? (type help for the list)",
+    );
+    assert.match(errorOf(await runLine(untouchable, "help dowload_file")), /did you mean download_file\?/);
+  });
+
+  it("help <command> gives the usage, what it does and an example", async () => {
+    const out = await runLine(untouchable, "help download_file");
+    assert.ok(out && out !== "quit" && out.lines, JSON.stringify(out));
+    assert.deepEqual(out.lines[0], "usage: download_file <group_id> <file_name> <destination_path>");
+    assert.match(out.lines.at(-1)!, /^example: download_file \S+ \S+ \S+/);
+    for (const name of COMMAND_NAMES) assert.ok(commandHelp(name), name);
+  });
+
+  it("suggests quoting when a path command gets too many arguments", async () => {
+    assert.match(
+      errorOf(await runLine(untouchable, "upload_file my file.bin g1")),
+      /^upload_file takes 2 arguments, got 3: usage: upload_file <file_path> <group_id> \(a path with spaces goes in quotes/,
+    );
+    assert.doesNotMatch(errorOf(await runLine(untouchable, "join_group a b")), /quotes/);
+  });
+
+  it("asks for a password left out on a terminal (create_user twice), and keeps passwords out of the history", async () => {
+    const calls: string[] = [];
+    const client = {
+      login: async (u: string, p: string) => [`login ${u} ${p}`],
+      createUser: async (u: string, p: string) => {
+        calls.push(`${u}:${p}`);
+        return ["created"];
+      },
+    } as unknown as GroupshareClient;
+    const answers = ["s3cret", "b1", "b1", "one", "two"];
+    const ctx = { askSecret: async () => answers.shift()! };
+    assert.deepEqual(await runLine(client, "login alice", ctx), { lines: ["login alice s3cret"] });
+    assert.deepEqual(await runLine(client, "create_user bob", ctx), { lines: ["created"] });
+    assert.match(errorOf(await runLine(client, "create_user carol", ctx)), /passwords differ/);
+    assert.deepEqual(calls, ["bob:b1"]);
+    // in a script there is no one to ask: the seed's usage error
+    assert.match(errorOf(await runLine(client, "login alice")), /^login takes 2 arguments, got 1/);
+    assert.equal(historyEntry("login alice pw"), "login alice");
+    assert.equal(historyEntry('create_user "bob" "p w"'), "create_user bob");
+    assert.equal(historyEntry("login alice"), "login alice");
+    assert.equal(historyEntry("list_groups"), "list_groups");
+  });
+});
+
+describe("completion", () => {
+  const source = {
+    groupIds: async () => ["movies", "music", "docs"],
+    fileNames: async (g: string) => (g === "movies" ? ["clip one.mp4", "clip2.mp4", "z.bin"] : []),
+  };
+
+  it("completes a command with a space after it", async () => {
+    assert.deepEqual(await complete("acc", source), [["accept_request "], "acc"]);
+    assert.deepEqual((await complete("list_", source))[0], ["list_files ", "list_groups ", "list_requests "]);
+    assert.deepEqual(await complete("help down", source), [["download_file "], "down"]);
+  });
+
+  it("completes group ids, and the file names of the group on the line, quoted as typed", async () => {
+    assert.deepEqual(await complete("list_files m", source), [["movies ", "music "], "m"]);
+    assert.deepEqual(await complete("download_file movies cl", source), [
+      ["clip\\ one.mp4 ", "clip2.mp4 "],
+      "cl",
+    ]);
+    assert.deepEqual(await complete('download_file movies "clip o', source), [
+      ['"clip one.mp4" '],
+      '"clip o',
+    ]);
+    assert.deepEqual(await complete("download_file music c", source), [[], "c"]);
+    assert.deepEqual(await complete("login al", source), [[], "al"]);
+  });
+
+  it("completes local paths, folders with a / and no space", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gs-complete-"));
+    try {
+      await mkdir(join(dir, "sub folder"));
+      await writeFile(join(dir, "file.bin"), "x");
+      assert.deepEqual((await complete(`upload_file ${dir}/`, source))[0], [
+        `${dir}/file.bin `,
+        `${dir}/sub\\ folder/`,
+      ]);
+      assert.deepEqual((await complete(`download_file movies z.bin "${dir}/s`, source))[0], [
+        `"${dir}/sub folder/`,
+      ]);
+      assert.deepEqual((await complete("upload_file ~", source))[0], ["~/"]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("finds where the word being typed starts", () => {
+    assert.equal(lastWordStart("login al"), 6);
+    assert.equal(lastWordStart("login "), 6);
+    assert.equal(lastWordStart('upload_file "my fi'), 12);
+    assert.equal(lastWordStart("upload_file my\\ fi"), 12);
+  });
+});
+
+describe("paths and sizes", () => {
+  it("expands ~ and ~/ to the home folder, and nothing else", () => {
+    assert.equal(expandHome("~"), homedir());
+    assert.equal(expandHome("~/x/y"), join(homedir(), "x/y"));
+    assert.equal(expandHome("~bob/x"), "~bob/x");
+    assert.equal(expandHome("a/~/b"), "a/~/b");
+  });
+
+  it("prints sizes for people, with the exact count where it differs", () => {
+    assert.equal(formatBytes(629145600), "600.0 MiB");
+    assert.equal(formatBytes(1536), "1.50 KiB");
+    assert.equal(formatBytesExact(512), "512 B");
+    assert.equal(formatBytesExact(1048576), "1.00 MiB (1048576 bytes)");
+  });
+
+  it("weights the prompt's bar by bytes, and has none without a download in flight", () => {
+    const big = { state: "downloading", progress: { bytesDone: 900, size: 1000, speed: 0 } };
+    const small = { state: "downloading", progress: { bytesDone: 0, size: 10, speed: 0 } };
+    assert.match(downloadBar([big, small]), /^\[#{8}--\] 89% 0\.0 MB\/s 2 downloads$/);
+    assert.equal(downloadBar([{ ...big, state: "complete" }]), "");
+    assert.equal(downloadBar([]), "");
+  });
+});
+
+describe("download lines", () => {
+  const base: DownloadProgress = {
+    phase: "downloading",
+    percent: 43.3,
+    size: 300 * 1024 * 1024,
+    pieceCount: 600,
+    piecesDone: 260,
+    bytesDone: 130 * 1024 * 1024,
+    bytesThisRun: 100 * 1024 * 1024,
+    fetchingMs: 8_000,
+    peers: 2,
+    speed: 12.5e6,
+    etaSeconds: 14,
+    tries: 0,
+    nextTryMs: 0,
+  };
+  const say = new DownloadMessages("g", "big file.bin");
+
+  it("shows bytes done of total, percent, speed, ETA and peers", () => {
+    assert.equal(say.describe(base, undefined), "130.0 MiB/300.0 MiB 43.3%  DL 12.5 MB/s  ETA 14 s  2 peers");
+    assert.match(
+      say.describe({ ...base, phase: "waiting", tries: 2, nextTryMs: 1500 }, undefined),
+      /try 2 in 2 s$/,
+    );
+    assert.equal(formatEta(undefined), "?");
+    assert.equal(formatEta(200), "3 min 20 s");
+    assert.equal(formatEta(7500), "2 h 5 min");
+  });
+
+  it("reports what this run fetched and the time spent fetching, apart from what was on disk", () => {
+    assert.equal(
+      say.complete("/d/big file.bin", base),
+      'download complete: [g] "big file.bin" -> /d/big file.bin (100.0 MiB fetched in 8.00 s, 13.1 MB/s; 200.0 MiB were already on disk)',
+    );
   });
 });

@@ -89,7 +89,6 @@ export class Download {
   readonly #wakeup: Wakeup;
   readonly #patience: Patience;
   readonly #speed: SpeedMeter;
-  readonly #startedAt: number;
   #stopping = false;
   #announced = false;
   /** Piece writes in progress, with the bookkeeping that follows each. */
@@ -122,7 +121,6 @@ export class Download {
     this.#wakeup = new Wakeup(this.#clock);
     this.#patience = new Patience(this.#clock);
     this.#speed = new SpeedMeter(this.#clock);
-    this.#startedAt = this.#clock.now();
     // until the partial file is open, a save records this much: enough to start again at login
     this.#resume = resume ?? {
       groupId,
@@ -188,6 +186,7 @@ export class Download {
       size: this.size,
       pieceCount: this.pieceCount,
       piecesDone: this.#phase === "complete" ? this.pieceCount : done,
+      bytesDone: this.size - left,
       bytesThisRun: this.#speed.total,
       fetchingMs: this.#fetching.total(now),
       peers: this.peerCount,
@@ -270,6 +269,15 @@ export class Download {
       }
       await this.#finish();
     } catch (err) {
+      if (err instanceof GsError && err.code === "UNAUTHORIZED") {
+        // the session ended (a login elsewhere, or our own logout): not the download's
+        // fault; it keeps its partial file and resumes at the next login
+        this.#swarm?.closeAll("session ended");
+        await this.#drainWrites();
+        this.#setPhase("stopped");
+        await this.#part?.touch();
+        return;
+      }
       this.#swarm?.closeAll("download failed");
       await this.#drainWrites();
       this.#setPhase("failed");
@@ -510,7 +518,6 @@ export class Download {
     await this.#c.tracker
       .addSharer(true)
       .catch((err) => this.#c.notices.warn(this.#say.announceFailed(true, err)));
-    const secs = (this.#clock.now() - this.#startedAt) / 1000;
-    this.#c.notices.event(this.#say.complete(this.target, this.size, secs));
+    this.#c.notices.event(this.#say.complete(this.target, this.progress()));
   }
 }

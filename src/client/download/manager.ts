@@ -42,10 +42,15 @@ export interface DownloadManagerOptions {
   dialer?: Dialer;
 }
 
+/** Completed downloads show_downloads keeps listing (as `[C]`) in a session. */
+const KEEP_COMPLETED = 20;
+
 /** The client's downloads: started by download_file, resumed at login, listed by show_downloads. */
 export class DownloadManager {
   readonly #opts: DownloadManagerOptions;
   #downloads: Download[] = [];
+  /** Downloads that failed since the client started (a script's exit status counts them). */
+  failures = 0;
 
   constructor(opts: DownloadManagerOptions) {
     this.#opts = opts;
@@ -109,7 +114,9 @@ export class DownloadManager {
         !(x.groupId === d.groupId && x.name === d.name && (x.phase === "failed" || x.phase === "stopped")),
     );
     this.#downloads.push(d);
-    void d.start();
+    void d.start().then(() => {
+      if (d.phase === "failed") this.failures++;
+    });
   }
 
   /** At login: every download that was in flight goes on from its verified pieces. */
@@ -137,6 +144,18 @@ export class DownloadManager {
     }));
   }
 
+  /**
+   * Forgets the downloads that failed, and completed ones beyond the last
+   * KEEP_COMPLETED: show_downloads calls this once it has listed them. (A stopped
+   * one stays: it is in the snapshot, to resume.)
+   */
+  dropEnded(): void {
+    const ended = (d: Download) => d.phase === "failed";
+    const completed = this.#downloads.filter((d) => d.phase === "complete");
+    const old = new Set(completed.slice(0, Math.max(0, completed.length - KEEP_COMPLETED)));
+    this.#downloads = this.#downloads.filter((d) => !ended(d) && !old.has(d));
+  }
+
   /** The unfinished downloads, for the state file. */
   snapshot(): DownloadState[] {
     return this.#downloads.flatMap((d) => d.snapshot() ?? []);
@@ -150,6 +169,22 @@ export class DownloadManager {
   /** Forgets every download (after stopAll, at logout). */
   clear(): void {
     this.#downloads = [];
+  }
+
+  /**
+   * cancel_download: stops the file's download in whatever phase it is (asking the
+   * tracker, waiting for a sharer, fetching), deletes its partial file and drops it
+   * from the list, so no snapshot holds it and the next login does not resume it.
+   * The partial file's path, or undefined when there was no such download.
+   */
+  async forget(groupId: string, name: string): Promise<string | undefined> {
+    const mine = this.#downloads.filter(
+      (d) => d.groupId === groupId && d.name === name && d.phase !== "complete",
+    );
+    if (mine.length === 0) return undefined;
+    this.#downloads = this.#downloads.filter((d) => !mine.includes(d));
+    await Promise.all(mine.map((d) => d.stop(true)));
+    return mine[0]!.partPath;
   }
 
   cancel(groupId: string, name: string): void {

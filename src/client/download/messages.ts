@@ -30,27 +30,42 @@ export class DownloadMessages {
     return `warning: could not announce ${what}: ${(err as Error).message}`;
   }
 
-  complete(target: string, size: number, secs: number): string {
-    return `download complete: ${this.#file} -> ${target} (${formatBytes(size)} in ${secs < 10 ? secs.toFixed(2) : secs.toFixed(0)} s, ${formatRate(size / Math.max(secs, 0.001))})`;
+  /**
+   * What this run fetched and how long it spent fetching (not waiting for a sharer,
+   * not checking), so the rate is the network's; bytes a resume found on disk are
+   * named apart.
+   */
+  complete(target: string, p: DownloadProgress): string {
+    const secs = p.fetchingMs / 1000;
+    const rate = p.fetchingMs > 0 ? `, ${formatRate((p.bytesThisRun * 1000) / p.fetchingMs)}` : "";
+    const had = p.size - p.bytesThisRun;
+    const before = had > 0 ? `; ${formatBytes(had)} were already on disk` : "";
+    return `download complete: ${this.#file} -> ${target} (${formatBytes(p.bytesThisRun)} fetched in ${secs < 10 ? secs.toFixed(2) : secs.toFixed(0)} s${rate}${before})`;
   }
 
   failed(error: string): string {
     return `download failed: ${this.#file}: ${error}`;
   }
 
-  /** One line of state for show_downloads. */
+  /**
+   * One line of state for show_downloads, in the manner of aria2c's summary:
+   * `130 MiB/300 MiB 43.3%  DL 12.5 MB/s  ETA 14 s  2 peers`.
+   */
   describe(p: DownloadProgress, error: string | undefined): string {
+    const bytes = `${formatBytes(p.bytesDone)}/${formatBytes(p.size)} ${p.percent.toFixed(1)}%`;
     switch (p.phase) {
       case "starting":
         return "starting";
-      case "downloading":
-        return `${p.percent.toFixed(1)}%  ${formatRate(p.speed)}  ${p.peers} peer${p.peers === 1 ? "" : "s"}`;
+      case "downloading": {
+        const peers = `${p.peers} peer${p.peers === 1 ? "" : "s"}`;
+        return `${bytes}  DL ${formatRate(p.speed)}  ETA ${formatEta(p.etaSeconds)}  ${peers}`;
+      }
       case "waiting": {
         const secs = Math.max(0, Math.ceil(p.nextTryMs / 1000));
-        return `${p.percent.toFixed(1)}%  waiting for a sharer: try ${p.tries} in ${secs} s`;
+        return `${bytes}  waiting for a sharer: try ${p.tries} in ${secs} s`;
       }
       case "verifying":
-        return "100%  checking the whole file's SHA1";
+        return `${formatBytes(p.size)}/${formatBytes(p.size)} 100%  checking the whole file's SHA1`;
       case "complete":
         return "complete";
       case "failed":
@@ -59,6 +74,15 @@ export class DownloadMessages {
         return "stopped (resumes at next login)";
     }
   }
+}
+
+/** `14 s`, `3 min 20 s`, `2 h 5 min`; `?` while nothing arrives. */
+export function formatEta(seconds: number | undefined): string {
+  if (seconds === undefined || !Number.isFinite(seconds)) return "?";
+  const s = Math.ceil(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
 /** The error that ends a download nobody could serve. */

@@ -15,8 +15,9 @@ export interface DownloadProgress {
   /** the file's size in bytes (0 until the tracker answered) */
   size: number;
   pieceCount: number;
-  /** pieces verified so far, this run and before */
+  /** pieces verified so far, this run and before, and their bytes */
   piecesDone: number;
+  bytesDone: number;
   /** verified piece bytes received since this run began (a resume counts from 0) */
   bytesThisRun: number;
   /** milliseconds this run spent in the "downloading" phase */

@@ -585,7 +585,20 @@ async function assertMember(db: SqlDb, groupId: string, userId: string): Promise
     [groupId, userId, groupId],
   );
   if (!row) throw new GsError("GROUP_NOT_FOUND", `no group '${groupId}'`);
-  if (Number(row.member) === 0) throw new GsError("NOT_MEMBER", `you are not a member of '${groupId}'`);
+  if (Number(row.member) === 0) {
+    // a request just made is the likely case: say so rather than "join first"
+    const pending = await db.get("SELECT 1 FROM join_requests WHERE group_id = ? AND user_id = ?", [
+      groupId,
+      userId,
+    ]);
+    if (pending !== undefined) {
+      throw new GsError(
+        "NOT_MEMBER",
+        `your request to join '${groupId}' is pending: the owner must accept it before you see its files`,
+      );
+    }
+    throw new GsError("NOT_MEMBER", `you are not a member of '${groupId}'`);
+  }
 }
 
 async function assertOwner(db: SqlDb, groupId: string, userId: string): Promise<void> {
