@@ -27,7 +27,7 @@ import { downloadPart } from "./parts/download.js";
 import { hashPart } from "./parts/hash.js";
 import { memoryPart } from "./parts/memory.js";
 import { SCALE_SEEDERS, scalingPart } from "./parts/scaling.js";
-import { swarmPart } from "./parts/swarm.js";
+import { SWARM_CASE_KEYS, swarmPart } from "./parts/swarm.js";
 import { trackerPart } from "./parts/tracker.js";
 import { type Part, writeParts } from "./report.js";
 
@@ -35,11 +35,14 @@ const PARTS = ["download", "hash", "memory", "tracker", "scaling", "swarm", "cry
 type PartName = (typeof PARTS)[number];
 
 const USAGE = `usage: npm run bench -- [--only PARTS] [--quick] [--runs N] [--size-mib N] [--no-record] [--cpu-prof DIR]
+                        [--swarm-cases KEYS]
   --only PARTS    comma-separated, of: ${PARTS.join(", ")} (default: all)
   --quick         small files (64 MiB, 1,000 listed files, 512 MiB for the large file; the swarm: 16 MiB,
                   N = 4 and 6) and 1 run: checks the bench
   --runs N        runs per timed case; the median is reported (default 3; --quick: 1)
   --size-mib N    the download and hash parts' file size (default 1024)
+  --swarm-cases KEYS  the swarm part's cases, comma-separated, of: small, large, asymmetric, departure
+                  (default: all; fewer implies --no-record: the table would lose rows)
   --no-record     print the figures only; leave BENCHMARKS.md alone
   --cpu-prof DIR  run seeder 1 and every downloader under node --cpu-prof, profiles in DIR
                   (the swarm part: each client's trace, bench/parts/swarmTrace.ts, in DIR/swarm)
@@ -55,6 +58,7 @@ interface Args {
   sizeMiB: number | undefined;
   record: boolean;
   cpuProfDir: string | undefined;
+  swarmCases: string[] | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -65,6 +69,7 @@ function parseArgs(argv: string[]): Args {
     sizeMiB: undefined,
     record: true,
     cpuProfDir: undefined,
+    swarmCases: undefined,
   };
   const count = (flag: string, v: string | undefined, max: number) => {
     const n = Number(v);
@@ -86,6 +91,13 @@ function parseArgs(argv: string[]): Args {
     else if (f === "--cpu-prof") {
       a.cpuProfDir = argv[++i];
       if (!a.cpuProfDir) throw new Error(`--cpu-prof needs a directory\n${USAGE}`);
+    } else if (f === "--swarm-cases") {
+      a.swarmCases = (argv[++i] ?? "").split(",").filter(Boolean);
+      const bad = a.swarmCases.find((k) => !(SWARM_CASE_KEYS as readonly string[]).includes(k));
+      if (a.swarmCases.length === 0 || bad) {
+        throw new Error(`--swarm-cases takes keys of: ${SWARM_CASE_KEYS.join(", ")}\n${USAGE}`);
+      }
+      if (a.swarmCases.length < SWARM_CASE_KEYS.length) a.record = false;
     } else if (f === "--help" || f === "-h") {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
@@ -138,7 +150,12 @@ async function main(): Promise<void> {
   const cluster = await Cluster.create(1);
   const seeders = args.parts.includes("scaling") ? Math.max(...SCALE_SEEDERS) : 4;
   const ctx = new Context(
-    { quick: args.quick, runs: args.runs ?? (args.quick ? 1 : 3), cpuProfDir: args.cpuProfDir },
+    {
+      quick: args.quick,
+      runs: args.runs ?? (args.quick ? 1 : 3),
+      cpuProfDir: args.cpuProfDir,
+      swarmCases: args.swarmCases,
+    },
     cluster,
     seeders,
   );

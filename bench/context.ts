@@ -19,6 +19,8 @@ export interface Options {
   /** runs per timed case; the median is reported */
   runs: number;
   cpuProfDir: string | undefined;
+  /** the swarm part's cases to run, by key (undefined: every case) */
+  swarmCases?: string[] | undefined;
 }
 
 /** What the parts share: options, one Cluster and Swarm, random files made once. */

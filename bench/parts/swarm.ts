@@ -14,7 +14,11 @@ import { type CaseCaps, Crowd, fluidBound, type UploadSample, UploadSampler } fr
 import { type CrowdRun, GsCrowd } from "./swarmGroupshare.js";
 import { type TraceProfile, traceProfile, type UploadUse, uploadUse } from "./swarmProfile.js";
 
+/** The cases' keys, for --swarm-cases. */
+export const SWARM_CASE_KEYS = ["small", "large", "asymmetric", "departure"] as const;
+
 export interface SwarmCase {
+  key: (typeof SWARM_CASE_KEYS)[number];
   label: string;
   n: number;
   caps: CaseCaps;
@@ -27,15 +31,22 @@ export function swarmCases(quick: boolean): SwarmCase[] {
   const [small, large] = quick ? [4, 6] : [8, 16];
   const fast = { seedUp: 80, peerUp: 40 };
   return [
-    { label: `flash crowd, N = ${small}`, n: small, caps: fast, depart: false },
-    { label: `flash crowd, N = ${large}`, n: large, caps: fast, depart: false },
+    { key: "small", label: `flash crowd, N = ${small}`, n: small, caps: fast, depart: false },
+    { key: "large", label: `flash crowd, N = ${large}`, n: large, caps: fast, depart: false },
     {
+      key: "asymmetric",
       label: `asymmetric (10 Mbit/s up), N = ${small}`,
       n: small,
       caps: { seedUp: 80, peerUp: 10 },
       depart: false,
     },
-    { label: `departure (leave when complete), N = ${small}`, n: small, caps: fast, depart: true },
+    {
+      key: "departure",
+      label: `departure (leave when complete), N = ${small}`,
+      n: small,
+      caps: fast,
+      depart: true,
+    },
   ];
 }
 
@@ -64,7 +75,8 @@ export async function swarmPart(ctx: Context, fileMiB: number): Promise<Part> {
   const why = notRoot();
   if (why) throw new Error(`the swarm part runs in the network lab: ${why}`);
   await ensureTools(["aria2c", "mktorrent", "opentracker", "ip", "tc", "iptables"], (l) => ctx.say(l));
-  const cases = swarmCases(ctx.opts.quick);
+  const only = ctx.opts.swarmCases;
+  const cases = swarmCases(ctx.opts.quick).filter((c) => !only || only.includes(c.key));
   const file = await ctx.file(fileMiB);
   const dir = join(ctx.cluster.dir, "swarm");
   // kept beside the CPU profiles when asked for (--cpu-prof DIR), else removed with the run's files
@@ -74,7 +86,8 @@ export async function swarmPart(ctx: Context, fileMiB: number): Promise<Part> {
   const results: CaseResult[] = [];
   try {
     ctx.say(`swarm: lab ${crowd.lab.prefix}, ${crowd.peers.length} downloader hosts; traces in ${traceDir}`);
-    const gs = await GsCrowd.start(crowd, join(dir, "gs"), file, traceDir);
+    // V8 profiles only when asked for: the profiler's own CPU would slow a loaded box's runs
+    const gs = await GsCrowd.start(crowd, join(dir, "gs"), file, traceDir, ctx.opts.cpuProfDir !== undefined);
     const bt = await BtCrowd.start(crowd, join(dir, "bt"), file);
     for (const c of cases) {
       await crowd.setCaps(c.caps);

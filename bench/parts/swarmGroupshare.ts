@@ -41,6 +41,7 @@ export class GsCrowd {
     readonly seeder: Proc,
     readonly file: { path: string; sha1: string },
     readonly traceDir: string | undefined,
+    readonly cpuProf: boolean,
   ) {
     this.#fileName = basename(file.path);
   }
@@ -50,10 +51,11 @@ export class GsCrowd {
     dir: string,
     file: { path: string; sha1: string },
     traceDir?: string,
+    cpuProf = false,
   ): Promise<GsCrowd> {
     await mkdir(dir, { recursive: true });
     const { infoPath } = await startTracker(crowd.tracker, dir);
-    const opts = traced(traceDir, "seed");
+    const opts = traced(traceDir, "seed", cpuProf);
     const seeder = startClient(crowd.seed, "gs-seeder", infoPath, dir, opts);
     await seeder.run("create_user owner pw", /^user owner created/, COMMAND_MS);
     await login(seeder, "owner");
@@ -70,7 +72,7 @@ export class GsCrowd {
     }
     setup.endInput();
     await setup.waitExit(COMMAND_MS);
-    return new GsCrowd(crowd, dir, infoPath, seeder, file, traceDir);
+    return new GsCrowd(crowd, dir, infoPath, seeder, file, traceDir, cpuProf);
   }
 
   /**
@@ -97,7 +99,7 @@ export class GsCrowd {
           this.infoPath,
           join(this.dir, `run${run}`),
           {
-            ...(this.traceDir && traced(this.traceDir, `run${run}-d${i}`)),
+            ...(this.traceDir && traced(this.traceDir, `run${run}-d${i}`, this.cpuProf)),
           },
         );
         procs.push(p);
@@ -153,10 +155,14 @@ async function login(p: Proc, user: string): Promise<void> {
   }
 }
 
-function traced(traceDir: string | undefined, name: string): ClientOptions {
+function traced(traceDir: string | undefined, name: string, cpuProf: boolean): ClientOptions {
   if (!traceDir) return {};
   const preload = pathToFileURL(join(ROOT, "dist/bench/parts/swarmTrace.js")).href;
-  return { nodeArgs: ["--import", preload], env: { GS_TRACE: join(traceDir, `${name}.jsonl`) } };
+  // with cpuProf, a CPU profile beside the trace (node writes it at exit: DIR/<name>.cpuprofile)
+  const prof = cpuProf
+    ? ["--cpu-prof", "--cpu-prof-dir", traceDir, "--cpu-prof-name", `${name}.cpuprofile`]
+    : [];
+  return { nodeArgs: ["--import", preload, ...prof], env: { GS_TRACE: join(traceDir, `${name}.jsonl`) } };
 }
 
 /** A process's CPU time so far (user + system, seconds); NaN once it has exited. */

@@ -10,6 +10,8 @@
  *   ["add", t, peer, pieces]           a link's bitfield arrived (pieces it had)
  *   ["rm", t, peer]                    a link ended
  *   ["grant", t, [[addr, complete]]]   the tracker's peer list (at the start, at each refresh)
+ *   ["call", t, "POST shares", ms]     a tracker call: when it began, what, how long it took
+ *   ["finish", t, ms]                  the partial file's end: background sync, whole SHA1 and fsync, link
  *   ["s", t, missing, inFlight, ready, interesting]   every SAMPLE_MS while downloading
  *
  * t is milliseconds since the epoch (performance.timeOrigin + now), comparable
@@ -17,6 +19,7 @@
  * skipped with a note in the trace: the client must keep running.
  */
 import { appendFileSync } from "node:fs";
+import { PartFile } from "../../src/client/download/partFile.js";
 import { PiecePicker } from "../../src/client/download/picker.js";
 import { TrackerClient } from "../../src/client/trackerClient.js";
 import { Wire } from "../../src/wire/wire.js";
@@ -89,8 +92,14 @@ if (FILE) {
   const call = tc["call"];
   if (typeof call === "function") {
     tc["call"] = async function (this: unknown, ...args: never[]) {
-      const result = (await call.apply(this, args)) as { peers?: { addr: string; complete: boolean }[] };
       const path = String(args[1]);
+      const start = now();
+      let result: { peers?: { addr: string; complete: boolean }[] };
+      try {
+        result = (await call.apply(this, args)) as typeof result;
+      } finally {
+        emit("call", start, `${String(args[0])} ${path.replace(/^.*\//, "")}`, Math.round(now() - start));
+      }
       if (/\/(download|peers)$/.test(path) && Array.isArray(result?.peers)) {
         emit(
           "grant",
@@ -99,6 +108,19 @@ if (FILE) {
         );
       }
       return result;
+    };
+  }
+
+  const pf = PartFile.prototype as unknown as Record<string, Fn>;
+  const finish = pf["finish"];
+  if (typeof finish === "function") {
+    pf["finish"] = async function (this: unknown, ...args: never[]) {
+      const start = now();
+      try {
+        return await finish.apply(this, args);
+      } finally {
+        emit("finish", start, Math.round(now() - start));
+      }
     };
   }
 

@@ -94,12 +94,22 @@ describe("download engine, in memory", () => {
   it("downloads from sharers, drops a corrupt one, and reports its figures", async () => {
     const f = memoryFile(PIECES, 777);
     const dir = await freshDir();
+    // the good one holds its pieces until the corrupt one has sent its own (peers are dialled in random order)
+    const good = new MemorySharer(f.data, f.fileId, { holdPieces: true });
     const sharers = new Map([
       ["10.0.0.2:1", new MemorySharer(f.data, f.fileId, { corrupt: new Set([0, 1, 2, 3, 4]) })],
-      ["10.0.0.3:1", new MemorySharer(f.data, f.fileId)],
+      ["10.0.0.3:1", good],
     ]);
-    const { d, lines, calls, target } = setup(dir, sharers, f);
-    await d.start();
+    const { d, lines, calls, target, ready } = setup(dir, sharers, f);
+    const done = d.start();
+    await ready;
+    await settle();
+    assert.equal(d.peerCount, 1, "the corrupt sharer was dropped");
+    while (good.held.length > 0) {
+      for (const piece of good.held) good.serve(piece);
+      await settle();
+    }
+    await done;
     assert.equal(d.phase, "complete", d.error);
     assert.ok((await readFile(target)).equals(f.data));
     assert.deepEqual(await readdir(dir), ["f.bin"], "the partial file is gone");

@@ -34,6 +34,7 @@ function harness(pieces: number, sharers: Record<string, (f: MemoryFile) => Memo
         onCorrupt: (addr, piece) => corrupt.push(`${addr} ${piece}`),
         onRefused: (addr, reason) => refused.push(`${addr} ${reason}`),
         onIdle: () => {},
+        onServable: () => {},
         diskFull: () => false,
         checks: (piece, data) =>
           createHash("sha1")

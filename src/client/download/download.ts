@@ -16,8 +16,17 @@ import { Swarm } from "./swarm.js";
 
 export type { DownloadPhase } from "./progress.js";
 
-/** Ask the tracker for new peers this often while downloading (tickets are renewed every TICKET_REFRESH_MS). */
-const REFRESH_MS = 5_000;
+/**
+ * Ask the tracker for new peers after these waits while downloading: soon at first,
+ * then less often, and soon again after a list that named someone new. In a flash
+ * crowd every downloader asks at once, when nobody has announced yet; with one
+ * 5 s wait they learnt of each other only 5 s in, their uploads idle until then.
+ * 5 s, the last, matches a sharer's heartbeat (tickets are renewed every
+ * TICKET_REFRESH_MS whatever this says).
+ */
+const REFRESH_SCHEDULE_MS = [500, 1_000, 2_000, 4_000, 5_000];
+/** After a list with a new peer: the schedule starts again from this step (1 s). */
+const REFRESH_AFTER_NEWS = 1;
 /** Save the verified-piece bitfield at most this often (a crash refetches at most this much). */
 const SAVE_EVERY_MS = 1_000;
 
@@ -90,6 +99,9 @@ export class Download {
   /** The latest grant (ticket and peers) and when it came. */
   #grant: Grant | undefined;
   #grantAt = 0;
+  /** Every peer address a grant has named, and the refresh schedule's step. */
+  readonly #seen = new Set<string>();
+  #refreshStep = 0;
   #refreshing: Promise<void> | undefined;
   /**
    * Every TICKET_REFRESH_MS while a link is open: a fresh ticket for each open
@@ -288,7 +300,7 @@ export class Download {
     const swarm = this.#swarm!;
     const started = this.#clock.now();
     while (!swarm.complete && !this.#stopping) {
-      if (this.#clock.now() - this.#grantAt >= TICKET_REFRESH_MS) {
+      if (this.#clock.now() >= this.#refreshAt()) {
         try {
           await this.#refreshNow();
         } catch (err) {
@@ -299,7 +311,7 @@ export class Download {
       if (swarm.hopeful) {
         this.#setPhase("downloading");
         this.#patience.hopeful();
-        await this.#wakeup.wait(REFRESH_MS);
+        await this.#wakeup.wait(Math.max(0, this.#refreshAt() - this.#clock.now()));
       } else {
         if (this.#patience.exhausted(started)) throw gaveUp(GIVE_UP_MS / 60_000);
         await this.#waitForRetry();
@@ -346,6 +358,7 @@ export class Download {
       fs: this.#c.files,
       onRoom: () => this.#swarm?.fillAll(),
       stopped: () => this.#stopping,
+      now: () => this.#clock.now(),
     });
     this.#part = part;
     this.#swarm = new Swarm(
@@ -362,6 +375,11 @@ export class Download {
           onCorrupt: (addr, piece) => this.#c.notices.warn(this.#say.corruptPiece(addr, piece)),
           onRefused: (addr, refusal) => this.#c.notices.warn(this.#say.refused(addr, refusal)),
           onIdle: () => this.#wakeup.wake(),
+          // a sharer as soon as a peer can serve us: the others of a flash crowd link to us
+          // now and hear of each piece as it lands, instead of at a refresh after our first
+          onServable: () => {
+            if (!this.#announced) void this.#announcePartial();
+          },
           diskFull: () => part.full,
           checks: (piece, data) => part.checks(piece, data),
         },
@@ -381,9 +399,23 @@ export class Download {
     return this.#refreshing;
   }
 
+  /** When the next peer list is due. */
+  #refreshAt(): number {
+    return this.#grantAt + REFRESH_SCHEDULE_MS[Math.min(this.#refreshStep, REFRESH_SCHEDULE_MS.length - 1)]!;
+  }
+
   #use(grant: Grant): void {
+    const first = this.#grant === undefined;
     this.#grant = grant;
     this.#grantAt = this.#clock.now();
+    let news = false;
+    for (const p of grant.peers) {
+      if (this.#seen.has(p.addr)) continue;
+      this.#seen.add(p.addr);
+      news = true;
+    }
+    if (first) this.#refreshStep = 0;
+    else this.#refreshStep = news ? REFRESH_AFTER_NEWS : this.#refreshStep + 1;
     if (this.#stopping) return;
     this.#swarm!.renew(grant.ticket);
     this.#swarm!.connect(grant);
@@ -436,7 +468,7 @@ export class Download {
     });
   }
 
-  /** From the first verified piece on, we share what we have (DESIGN.md "Download" 5). */
+  /** From the first peer that can serve us on, we share what we have (DESIGN.md "Download" 5). */
   async #announcePartial(): Promise<void> {
     this.#announced = true;
     // a share of this group only: the same bytes shared in another group are another entry

@@ -13,6 +13,15 @@ import { wholeFileSha1 } from "../wholeSha1.js";
  * no faster and 10 to 25 MiB more at peak.
  */
 export const MAX_UNWRITTEN = 12;
+/**
+ * Written bytes are made durable in the background once this many are unsynced and
+ * SYNC_GAP_MS has passed since the last sync, so the fsync before the final name
+ * finds little left. A 64 MiB download on a capped link otherwise leaves all of it
+ * for the end, when the disk holds a whole flash crowd's: with 16 downloaders on
+ * one disk the last piece was 3 s from the complete line (BENCHMARKS.md).
+ */
+const SYNC_EVERY_BYTES = 4 * 1024 * 1024;
+const SYNC_GAP_MS = 1_000;
 
 /** The file operations a partial file uses: node:fs/promises, or a test's stand-in (a full disk). */
 export interface PartFileSystem {
@@ -62,8 +71,22 @@ export class PartFile {
   mtimeMs = 0;
   /** Verified pieces whose write has not completed (see MAX_UNWRITTEN). */
   #unwritten = 0;
+  /** Bytes written since the last background sync began, when it began, and the sync running. */
+  #unsynced = 0;
+  #syncedAt: number;
+  #syncing: Promise<void> | undefined;
+  readonly #now: () => number;
 
-  private constructor(path: string, hashes: Buffer, size: number, fs: PartFileSystem, onRoom: () => void) {
+  private constructor(
+    path: string,
+    hashes: Buffer,
+    size: number,
+    fs: PartFileSystem,
+    onRoom: () => void,
+    now: () => number,
+  ) {
+    this.#now = now;
+    this.#syncedAt = now();
     this.path = path;
     this.size = size;
     this.pieceCount = hashes.length / SHA1_LENGTH;
@@ -91,10 +114,10 @@ export class PartFile {
     hashes: Buffer,
     size: number,
     resume: SavedPart | undefined,
-    options: { fs?: PartFileSystem; onRoom: () => void; stopped: () => boolean },
+    options: { fs?: PartFileSystem; onRoom: () => void; stopped: () => boolean; now: () => number },
   ): Promise<PartFile> {
     const fs = options.fs ?? nodeFiles;
-    const part = new PartFile(path, hashes, size, fs, options.onRoom);
+    const part = new PartFile(path, hashes, size, fs, options.onRoom, options.now);
     if (resume) {
       const st = await fs.stat(path).catch(() => undefined);
       if (st?.isFile() && st.size === size) {
@@ -138,6 +161,25 @@ export class PartFile {
       if (this.#unwritten-- === MAX_UNWRITTEN) this.#onRoom();
     }
     this.#written.set(piece);
+    this.#unsynced += data.length;
+    this.#syncSome();
+  }
+
+  /** A background fdatasync of what is written so far, when enough is and none is running. */
+  #syncSome(): void {
+    const now = this.#now();
+    if (this.#syncing || this.#unsynced < SYNC_EVERY_BYTES || now - this.#syncedAt < SYNC_GAP_MS) return;
+    const fh = this.#fh;
+    if (!fh) return;
+    this.#unsynced = 0;
+    this.#syncedAt = now;
+    // a failure shows again at the final sync, which fails the download
+    this.#syncing = fh
+      .datasync()
+      .catch(() => {})
+      .finally(() => {
+        this.#syncing = undefined;
+      });
   }
 
   /** Records the file's mtime now, for a saved state to match against at resume. */
@@ -152,6 +194,7 @@ export class PartFile {
    */
   async finish(sha1: string, target: string): Promise<number> {
     const fh = this.#fh!;
+    await this.#syncing;
     // durable before it gets its final name; the check reads from the page cache meanwhile
     const [whole] = await Promise.all([this.#fs.sha1(this.path, this.size), fh.sync()]);
     if (whole !== sha1) {
@@ -178,6 +221,7 @@ export class PartFile {
   async close(): Promise<void> {
     const fh = this.#fh;
     this.#fh = undefined;
+    await this.#syncing;
     await fh?.close().catch(() => {});
   }
 

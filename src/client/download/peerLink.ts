@@ -14,6 +14,12 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 20_000;
 /** Keep-alive towards a peer we are idle on (it closes idle connections after 120 s). */
 const KEEPALIVE_MS = 30_000;
+/**
+ * Renewals on one connection at least this far apart: a sharer refuses renewals
+ * closer than a second, and peer lists may come faster than that (a ticket lasts
+ * TICKET_TTL_MS and the download asks for one every TICKET_REFRESH_MS at most).
+ */
+const RENEW_GAP_MS = 2_500;
 
 /** What a link needs from the peer set it belongs to. */
 export interface LinkOwner {
@@ -60,6 +66,8 @@ export class PeerLink {
   readonly #timers: Timer[] = [];
   /** The ticket this connection runs on: the handshake's, then each renewal. */
   #ticket: string;
+  /** When the last renewal went out (undefined: none yet). */
+  #renewedAt: number | undefined;
   /** Piece data received on this link. */
   received = 0;
   /** Why the peer refused us (its reject, escaped), if it did. */
@@ -145,6 +153,9 @@ export class PeerLink {
    */
   renew(ticket: string): void {
     if (this.#closed || ticket === this.#ticket) return;
+    const now = this.#clock.now();
+    if (this.#renewedAt !== undefined && now - this.#renewedAt < RENEW_GAP_MS) return;
+    this.#renewedAt = now;
     this.#ticket = ticket;
     this.#wire.ticket(ticket);
   }

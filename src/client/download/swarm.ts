@@ -10,7 +10,12 @@ import { type LinkOwner, PeerLink } from "./peerLink.js";
 import { PiecePicker } from "./picker.js";
 import { Backoff } from "./retry.js";
 
-/** Peers connected at once per download. */
+/**
+ * Peers connected at once per download. Each link is a TCP flow up the sharer's
+ * link: a flash crowd of 16 with a full mesh (15 flows up each capped uplink, beside
+ * the tracker calls and every request and ACK of its own downloads) used 38% of
+ * its upload, where 8 per download used 86% (BENCHMARKS.md, "Swarm: engine changes").
+ */
 export const MAX_PEERS = 8;
 
 /** What the swarm tells its download. */
@@ -23,6 +28,8 @@ export interface SwarmOwner {
   onRefused(addr: string, refusal: string): void;
   /** No link is open any more. */
   onIdle(): void;
+  /** A peer's bitfield arrived with pieces we lack. */
+  onServable(): void;
   /** Too many verified pieces wait for the disk: no new requests after a piece. */
   diskFull(): boolean;
   /** Is this piece's data what its SHA1 says? */
@@ -44,6 +51,8 @@ export interface SwarmInit {
   /** Our own peer address: the tracker may list us among the sharers. */
   selfAddr: string;
   owner: SwarmOwner;
+  /** [0, 1), like Math.random (the default): the order in which partial sharers are dialled */
+  random?: () => number;
 }
 
 /**
@@ -104,11 +113,17 @@ export class Swarm implements LinkOwner {
     return this.#init.pieceLength(piece);
   }
 
-  /** Dials the grant's sharers we are not connected to, up to MAX_PEERS, complete ones first. */
+  /**
+   * Dials the grant's sharers we are not connected to, up to MAX_PEERS: complete ones
+   * first, the others in random order. The tracker lists them by user id, and in that
+   * order every downloader of a large group would link the same few partial sharers.
+   */
   connect(grant: Grant): void {
+    const random = this.#init.random ?? Math.random;
+    const keyed = grant.peers.map((p) => ({ p, r: random() }));
     // complete seeders first: they can serve any piece
-    const peers = [...grant.peers].sort((a, b) => Number(b.complete) - Number(a.complete));
-    for (const p of peers) {
+    keyed.sort((a, b) => Number(b.p.complete) - Number(a.p.complete) || a.r - b.r);
+    for (const { p } of keyed) {
       if (this.peerCount >= MAX_PEERS) break;
       if (p.addr === this.#init.selfAddr || this.#banned.has(p.addr)) continue;
       if (this.#backoff.holds(p.addr)) continue;
@@ -157,6 +172,7 @@ export class Swarm implements LinkOwner {
 
   onBitfield(link: PeerLink, bits: Uint8Array): void {
     this.#picker.addPeer(link.addr, new Bitfield(this.#init.pieceCount, bits));
+    if (this.#picker.interesting(link.addr)) this.#owner.onServable();
   }
 
   onHave(link: PeerLink, piece: number): void {
