@@ -199,15 +199,19 @@ export type Outcome = { lines: string[]; error?: undefined } | { error: string; 
 
 /** What the shell can do for a command beyond the line: ask for a password without echo. */
 export interface LineContext {
-  askSecret?(prompt: string): Promise<string>;
+  /** The answer, or undefined when the user gave up (Ctrl-C). */
+  askSecret?(prompt: string): Promise<string | undefined>;
 }
 
 /** A password left out of `login <user_id>` or `create_user <user_id>`, asked for unseen (create_user: twice). */
 async function withSecret(name: string, args: string[], ctx: LineContext): Promise<string[] | string> {
   if (!ctx.askSecret || args.length !== 1 || (name !== "login" && name !== "create_user")) return args;
   const password = await ctx.askSecret(`password for ${args[0]}: `);
-  if (name === "create_user" && (await ctx.askSecret("the same password again: ")) !== password) {
-    return "the two passwords differ: nothing was created";
+  if (password === undefined) return `${name} cancelled`;
+  if (name === "create_user") {
+    const again = await ctx.askSecret("the same password again: ");
+    if (again === undefined) return `${name} cancelled`;
+    if (again !== password) return "the two passwords differ: nothing was created";
   }
   return [args[0]!, password];
 }

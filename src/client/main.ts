@@ -80,7 +80,7 @@ async function main(argv: string[]): Promise<void> {
   for (const s of [process.stdout, process.stderr]) s.on("error", () => {});
 
   // Every way of leaving comes here, once: the history, then the client's state, then exit.
-  // A script's status says whether every command worked.
+  // A script's status says whether every command and download worked.
   let leaving: Promise<void> | undefined;
   const leave = (): Promise<void> => {
     leaving ??= (async () => {
@@ -91,7 +91,8 @@ async function main(argv: string[]): Promise<void> {
         await writeFile(historyPath, `${kept.join("\n")}\n`, { mode: 0o600 }).catch(() => {});
       }
       await client.close();
-      process.exit(sh.failures > 0 || client.downloads.failures > 0 ? 1 : 0);
+      // a person at a terminal saw each error; a script's caller learns of them here
+      process.exit(!tty && (sh.failures > 0 || client.downloads.failures > 0) ? 1 : 0);
     })();
     return leaving;
   };

@@ -138,16 +138,20 @@ export class Shell {
     rl.prompt(true);
   }
 
-  /** Asks for a password with echo off; the answer never enters the history. */
-  #askSecret(prompt: string): Promise<string> {
+  /** Ctrl-C at a password prompt: the question ends with no answer. */
+  #secretCancelled = false;
+
+  /** Asks for a password with echo off; the answer never enters the history. Undefined on Ctrl-C. */
+  #askSecret(prompt: string): Promise<string | undefined> {
     const rl = this.#rl!;
     const out = this.#out!;
+    this.#secretCancelled = false;
     return new Promise((resolve) => {
       rl.question(prompt, (answer) => {
         out.muted = false;
-        process.stdout.write("\n");
+        process.stdout.write(this.#secretCancelled ? "^C\n" : "\n");
         if (rl.history[0] === answer) rl.history.shift();
-        resolve(answer);
+        resolve(this.#secretCancelled ? undefined : answer);
       });
       out.muted = true;
     });
@@ -160,8 +164,8 @@ export class Shell {
   #ctrlC(): void {
     const rl = this.#rl!;
     if (this.#out?.muted) {
-      // at a password prompt: give it up, as a terminal's ^C does
-      this.#out.muted = false;
+      // at a password prompt: give the command up, as a terminal's ^C does
+      this.#secretCancelled = true;
       rl.write(null, { ctrl: true, name: "u" });
       rl.write("\n");
       return;

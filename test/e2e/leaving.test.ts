@@ -140,9 +140,13 @@ describe("leaving the client never loses a download", () => {
       }
     }
     assert.equal(round, 24);
-    // the last login resumes what is left, and a script's end waits for it
+    // the last login shares again what completed, resumes what is left, and a script's end waits for it
+    let complete = 0;
+    for (const { file, target } of started)
+      if ((await stat(target).catch(() => undefined))?.size === file.size) complete++;
     const last = await c.client("bob-last", { stateDir: stateDir() });
     await ok(last, "login bob pw-bob", /^logged in as bob$/);
+    if (complete > 0) await last.expect(`sharing again: ${complete} file${complete === 1 ? "" : "s"}`);
     last.endInput();
     assert.equal(await last.waitExit(DOWNLOAD_MS * 2), 0, last.dump());
     for (const { file, target } of started) assert.equal(await sha1File(target), file.sha1, target);

@@ -61,6 +61,12 @@ describe("the shell on a terminal", () => {
 
   it("asks for the password unseen, keeps it out of the screen and the history, and logs in", async () => {
     const t = await bob();
+    // Ctrl-C at the password prompt gives the command up
+    await t.line("login bob");
+    await t.waitFor(/password for bob:$/);
+    await t.type("half");
+    await t.press("C-c");
+    await t.waitFor(/^error: login cancelled$/m);
     await t.line("create_user bob");
     await t.waitFor(/password for bob:$/);
     await t.line(PASSWORD);
