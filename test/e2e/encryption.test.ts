@@ -259,6 +259,11 @@ describe("encrypted and authenticated on every link", () => {
       assert.ok(impostor.connections >= 1, "dave never dialled alice's address");
       assert.equal(impostor.bytesIn, 0, "the impostor received bytes after the TLS handshake");
       assert.deepEqual(impostor.tickets, []);
+      // said once, on stderr, naming the address
+      await dave.expectErr(
+        new RegExp(`^warning: whoever is at 127\\.0\\.0\\.1:${alice.port} did not prove the key`),
+      );
+      assert.equal(dave.errLines.filter((l) => l.includes("did not prove the key")).length, 1);
     } finally {
       await impostor.close();
     }

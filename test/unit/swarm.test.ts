@@ -33,6 +33,7 @@ function harness(pieces: number, sharers: Record<string, (f: MemoryFile) => Memo
         onVerified: (piece) => verified.push(piece),
         onCorrupt: (addr, piece) => corrupt.push(`${addr} ${piece}`),
         onRefused: (addr, reason) => refused.push(`${addr} ${reason}`),
+        onImpostor: (addr) => refused.push(`${addr} impostor`),
         onIdle: () => {},
         onServable: () => {},
         diskFull: () => false,

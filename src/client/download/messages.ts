@@ -21,6 +21,13 @@ export class DownloadMessages {
     return `warning: peer ${printable(addr)} sent a corrupt piece ${piece} of ${this.#file}: dropped it`;
   }
 
+  impostor(addr: string): string {
+    return (
+      `warning: whoever is at ${printable(addr)} did not prove the key the tracker gave for that sharer ` +
+      `of ${this.#file}: sent it nothing, and not dialling it again`
+    );
+  }
+
   refused(addr: string, refusal: string): string {
     return `warning: peer ${printable(addr)} refused ${this.#file}: ${refusal}`;
   }

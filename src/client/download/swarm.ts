@@ -26,6 +26,8 @@ export interface SwarmOwner {
   onCorrupt(addr: string, piece: number): void;
   /** A peer refused us (not BUSY): once per peer and reason. */
   onRefused(addr: string, refusal: string): void;
+  /** Whoever is at a sharer's address did not prove the sharer's key: it is banned. */
+  onImpostor(addr: string): void;
   /** No link is open any more. */
   onIdle(): void;
   /** A peer's bitfield arrived with pieces we lack. */
@@ -203,7 +205,10 @@ export class Swarm implements LinkOwner {
 
   onClosed(link: PeerLink, reason: string): void {
     // someone at the address who could not prove the sharer's key: never dialled again
-    if (reason === IMPOSTOR) this.#banned.add(link.addr);
+    if (reason === IMPOSTOR && !this.#banned.has(link.addr)) {
+      this.#banned.add(link.addr);
+      this.#owner.onImpostor(link.addr);
+    }
     // its availability goes and its pieces return to the pool
     this.#picker.removePeer(link.addr);
     if (this.#links.get(link.addr) === link) this.#links.delete(link.addr);
