@@ -4,7 +4,7 @@
  * upload_file's hashing alone (every piece's SHA1 and the whole file's), as the
  * client runs it: prints "ms <elapsed> sha1 <hex>".
  */
-import { hashFile } from "../src/client/hasher.js";
+import { hashFile } from "../src/client/hashing/hasher.js";
 
 const [path] = process.argv.slice(2);
 if (!path) {

@@ -74,7 +74,7 @@ export async function hashPart(ctx: Context, mibs: number): Promise<Part> {
       "",
       `Median of ${ctx.opts.runs}, the three alternating, the file in the page cache (read once before). Times are ` +
         "whole commands (process start to exit); CPU is user + system of the command and its children. groupshare " +
-        "is `dist/bench/hashOne.js`: the client's `hashFile` (src/client/hasher.ts), which upload_file runs before " +
+        "is `dist/bench/hashOne.js`: the client's `hashFile` (src/client/hashing/hasher.ts), which upload_file runs before " +
         "it registers the file, computing every 512 KiB piece's SHA1 and the whole file's SHA1. sha1sum computes " +
         "only the whole file's SHA1, mktorrent only the pieces'.",
     ].join("\n"),

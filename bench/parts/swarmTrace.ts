@@ -21,7 +21,7 @@
 import { appendFileSync } from "node:fs";
 import { PartFile } from "../../src/client/download/partFile.js";
 import { PiecePicker } from "../../src/client/download/picker.js";
-import { TrackerClient } from "../../src/client/trackerClient.js";
+import { TrackerClient } from "../../src/client/tracker/trackerClient.js";
 import { Wire } from "../../src/wire/wire.js";
 
 const FILE = process.env["GS_TRACE"];

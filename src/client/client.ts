@@ -13,15 +13,15 @@ import { isIP } from "node:net";
 import { peerDialer } from "./download/dialPeer.js";
 import { DownloadManager, type DownloadStatus } from "./download/manager.js";
 import { formatBytes, formatBytesExact } from "./format.js";
-import { hashFile } from "./hasher.js";
-import { KnownTrackers } from "./knownTrackers.js";
+import { hashFile } from "./hashing/hasher.js";
+import { KnownTrackers } from "./tracker/knownTrackers.js";
 import { loadPeerIdentity, type PeerIdentity } from "./peerIdentity.js";
-import { PeerServer } from "./peerServer.js";
-import { pieceCountOf, ShareRegistry } from "./shares.js";
+import { PeerServer } from "./serving/peerServer.js";
+import { pieceCountOf, ShareRegistry } from "./serving/shares.js";
 import { localPath, makeDestinationFolders } from "./paths.js";
 import { prepareStateDir, savedDownloads, type ShareState, StateFile, type UserState } from "./state.js";
 import { quoteWord } from "./tokenize.js";
-import { filePath, groupPath, TrackerClient } from "./trackerClient.js";
+import { filePath, groupPath, TrackerClient } from "./tracker/trackerClient.js";
 
 /** Where the client's asynchronous news goes (download ends, warnings). */
 export interface ClientEvents {

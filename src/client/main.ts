@@ -3,9 +3,9 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseHostPort, readTrackerInfo } from "../shared/trackerInfo.js";
 import { GroupshareClient } from "./client.js";
-import { historyEntry } from "./commands.js";
+import { historyEntry } from "./cli/commands.js";
 import { inFlight } from "./format.js";
-import { Shell } from "./shell.js";
+import { Shell } from "./cli/shell.js";
 
 const USAGE = `usage: client <IP>:<PORT> <tracker_info.txt> [--state-dir DIR]
 

@@ -1,6 +1,6 @@
 /**
  * The tests' one way to a tracker's API: HTTPS with the tracker's key pinned, as a
- * client does it (src/client/trackerTls.ts). Trackers register their fingerprint by
+ * client does it (src/client/tracker/trackerTls.ts). Trackers register their fingerprint by
  * port when they start (Cluster.tracker, or a test's in-process server), so a test
  * that talks to a port nobody registered fails instead of trusting whoever is there.
  */
@@ -9,9 +9,9 @@ import { type AddressInfo, connect as netConnect } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import { type Agent, request } from "node:http";
-import { KnownTrackers } from "../../src/client/knownTrackers.js";
+import { KnownTrackers } from "../../src/client/tracker/knownTrackers.js";
 import { newPeerIdentity, type PeerIdentity } from "../../src/client/peerIdentity.js";
-import { TrackerAgent } from "../../src/client/trackerTls.js";
+import { TrackerAgent } from "../../src/client/tracker/trackerTls.js";
 import { TLS_VERSION } from "../../src/shared/tlsPolicy.js";
 import { certificateFingerprint, selfSignedCertificate } from "../../src/shared/x509.js";
 import { buildTrackerServer, type TrackerServerOptions } from "../../src/tracker/server.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { shareFor } from "../../src/client/access.js";
-import { ShareRegistry } from "../../src/client/shares.js";
+import { shareFor } from "../../src/client/serving/access.js";
+import { ShareRegistry } from "../../src/client/serving/shares.js";
 import { Bitfield } from "../../src/shared/bitfield.js";
 import { fileIdOf } from "../../src/shared/fileId.js";
 import { RejectCode } from "../../src/wire/index.js";

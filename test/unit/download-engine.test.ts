@@ -8,7 +8,7 @@ import { Download } from "../../src/client/download/download.js";
 import type { FileTracker, Sharer } from "../../src/client/download/fileTracker.js";
 import { nodeFiles, type PartFileSystem } from "../../src/client/download/partFile.js";
 import { GIVE_UP_MS } from "../../src/client/download/retry.js";
-import { ShareRegistry } from "../../src/client/shares.js";
+import { ShareRegistry } from "../../src/client/serving/shares.js";
 import { Bitfield } from "../../src/shared/bitfield.js";
 import { FakeClock, settle } from "../helpers/fakeClock.js";
 import { type MemoryFile, memoryFile } from "../helpers/files.js";

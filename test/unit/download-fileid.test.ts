@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Download } from "../../src/client/download/download.js";
-import { ShareRegistry } from "../../src/client/shares.js";
+import { ShareRegistry } from "../../src/client/serving/shares.js";
 import type { FileTracker } from "../../src/client/download/fileTracker.js";
 import { fileIdOf } from "../../src/shared/fileId.js";
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { COMMAND_NAMES } from "../../src/client/commands.js";
+import { COMMAND_NAMES } from "../../src/client/cli/commands.js";
 import { tokenize } from "../../src/client/tokenize.js";
 import { ROOT } from "../helpers/procs.js";
 

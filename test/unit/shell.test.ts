@@ -11,13 +11,13 @@ import {
   historyEntry,
   type Outcome,
   runLine,
-} from "../../src/client/commands.js";
-import { complete, lastWordStart } from "../../src/client/completion.js";
+} from "../../src/client/cli/commands.js";
+import { complete, lastWordStart } from "../../src/client/cli/completion.js";
 import { DownloadMessages, formatEta } from "../../src/client/download/messages.js";
 import type { DownloadProgress } from "../../src/client/download/progress.js";
 import { downloadBar, formatBytes, formatBytesExact } from "../../src/client/format.js";
 import { expandHome } from "../../src/client/paths.js";
-import { closest, editDistance } from "../../src/client/suggest.js";
+import { closest, editDistance } from "../../src/client/cli/suggest.js";
 import { quoteWord, tokenize } from "../../src/client/tokenize.js";
 import { ID_RULE, MAX_FILE_NAME_LENGTH } from "../../src/shared/constants.js";
 import { GsError } from "../../src/shared/errors.js";

@@ -4,7 +4,7 @@ import { afterEach, describe, it } from "node:test";
 import type { Grant } from "../../src/client/download/fileTracker.js";
 import { START_GATE_MS } from "../../src/client/download/gate.js";
 import { Swarm } from "../../src/client/download/swarm.js";
-import { pieceCountOf, pieceLength } from "../../src/client/shares.js";
+import { pieceCountOf, pieceLength } from "../../src/client/serving/shares.js";
 import { Bitfield } from "../../src/shared/bitfield.js";
 import { SHA1_LENGTH } from "../../src/shared/constants.js";
 import { FakeClock, settle } from "../helpers/fakeClock.js";

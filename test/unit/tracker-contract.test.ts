@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { GroupshareClient } from "../../src/client/client.js";
-import { TrackerClient } from "../../src/client/trackerClient.js";
+import { TrackerClient } from "../../src/client/tracker/trackerClient.js";
 import Database from "better-sqlite3";
 import { ROUTES } from "../../src/shared/api.js";
 import { validate } from "../../src/shared/schema.js";

@@ -8,7 +8,7 @@ import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { TrackerClient } from "../../src/client/trackerClient.js";
+import { TrackerClient } from "../../src/client/tracker/trackerClient.js";
 import { tlsIdentity } from "../helpers/tls.js";
 
 const TIMEOUT_MS = 300;

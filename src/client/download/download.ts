@@ -2,7 +2,7 @@ import { Bitfield } from "../../shared/bitfield.js";
 import { SHA1_LENGTH, TICKET_REFRESH_MS } from "../../shared/constants.js";
 import { GsError } from "../../shared/errors.js";
 import { fileIdOf } from "../../shared/fileId.js";
-import { pieceCountOf, pieceLength, type ShareRegistry } from "../shares.js";
+import { pieceCountOf, pieceLength, type ShareRegistry } from "../serving/shares.js";
 import type { DownloadState, ShareState } from "../state.js";
 import { type Clock, systemClock, type Timer, Wakeup } from "./clock.js";
 import type { Dialer } from "./dialer.js";

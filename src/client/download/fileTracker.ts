@@ -1,4 +1,4 @@
-import { filePath, type TrackerClient } from "../trackerClient.js";
+import { filePath, type TrackerClient } from "../tracker/trackerClient.js";
 
 /** What the tracker says of the file: its size, SHA1 and piece hashes. */
 export interface FileInfo {

@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import { type FileHandle, link, open, stat, unlink } from "node:fs/promises";
 import { Bitfield } from "../../shared/bitfield.js";
 import { PIECE_SIZE, SHA1_LENGTH } from "../../shared/constants.js";
-import { pieceLength } from "../shares.js";
-import { wholeFileSha1 } from "../wholeSha1.js";
+import { pieceLength } from "../serving/shares.js";
+import { wholeFileSha1 } from "../hashing/wholeSha1.js";
 
 /**
  * Verified pieces held in memory until their write completes. At this bound no peer

@@ -1,8 +1,8 @@
 import { readdir } from "node:fs/promises";
 import type { Dirent } from "node:fs";
 import { type ArgKind, argsOf, COMMAND_NAMES } from "./commands.js";
-import { expandHome } from "./paths.js";
-import { tokenize } from "./tokenize.js";
+import { expandHome } from "../paths.js";
+import { tokenize } from "../tokenize.js";
 
 /** Where completion candidates come from: the tracker (groups, files) and the disk. */
 export interface CompletionSource {

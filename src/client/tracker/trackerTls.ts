@@ -2,10 +2,10 @@ import { Agent, type AgentOptions, type ClientRequestArgs } from "node:http";
 import { connect as netConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import { connect, type TLSSocket } from "node:tls";
-import { GsError } from "../shared/errors.js";
-import { TLS_VERSION } from "../shared/tlsPolicy.js";
-import { formatHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
-import { certificateFingerprint } from "../shared/x509.js";
+import { GsError } from "../../shared/errors.js";
+import { TLS_VERSION } from "../../shared/tlsPolicy.js";
+import { formatHostPort, type TrackerAddress } from "../../shared/trackerInfo.js";
+import { certificateFingerprint } from "../../shared/x509.js";
 import { CA_VERIFIED, type KnownTrackers } from "./knownTrackers.js";
 
 /** A tracker's TLS handshake must be over within this time. */

@@ -2,13 +2,13 @@ import type { KeyObject } from "node:crypto";
 import { type FileHandle, open } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
-import { PIECE_SIZE, WIRE_VERSION } from "../shared/constants.js";
-import { peerKeyOf } from "../shared/peerKey.js";
-import { type TicketClaims, verifyTicket } from "../shared/tickets.js";
-import { TLS_VERSION } from "../shared/tlsPolicy.js";
-import { type RequestMessage, RejectCode, Wire } from "../wire/index.js";
+import { PIECE_SIZE, WIRE_VERSION } from "../../shared/constants.js";
+import { peerKeyOf } from "../../shared/peerKey.js";
+import { type TicketClaims, verifyTicket } from "../../shared/tickets.js";
+import { TLS_VERSION } from "../../shared/tlsPolicy.js";
+import { type RequestMessage, RejectCode, Wire } from "../../wire/index.js";
 import { shareFor } from "./access.js";
-import type { PeerIdentity } from "./peerIdentity.js";
+import type { PeerIdentity } from "../peerIdentity.js";
 import { pieceLength, type ShareRegistry, type SharedFile } from "./shares.js";
 
 /**

@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { FINGERPRINT_PATTERN } from "../shared/x509.js";
-import { KNOWN_TRACKERS_FILE, STATE_DIR_MODE, STATE_FILE_MODE } from "./state.js";
+import { FINGERPRINT_PATTERN } from "../../shared/x509.js";
+import { KNOWN_TRACKERS_FILE, STATE_DIR_MODE, STATE_FILE_MODE } from "../state.js";
 
 /** What a tracker whose certificate a system CA vouched for is recorded as, in place of a key. */
 export const CA_VERIFIED = "ca";

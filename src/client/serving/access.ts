@@ -1,5 +1,5 @@
-import type { TicketClaims } from "../shared/tickets.js";
-import { RejectCode } from "../wire/index.js";
+import type { TicketClaims } from "../../shared/tickets.js";
+import { RejectCode } from "../../wire/index.js";
 import type { ShareRegistry, SharedFile } from "./shares.js";
 
 export type Access = { ok: true; share: SharedFile } | { ok: false; code: RejectCode; reason: string };

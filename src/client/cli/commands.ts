@@ -1,8 +1,8 @@
-import { ID_RULE } from "../shared/constants.js";
-import { GsError } from "../shared/errors.js";
-import type { GroupshareClient } from "./client.js";
+import { ID_RULE } from "../../shared/constants.js";
+import { GsError } from "../../shared/errors.js";
+import type { GroupshareClient } from "../client.js";
 import { closest } from "./suggest.js";
-import { quoteWord, tokenize } from "./tokenize.js";
+import { quoteWord, tokenize } from "../tokenize.js";
 
 /** What an argument is, for completion: ids and names come from the tracker, paths from the disk. */
 export type ArgKind =

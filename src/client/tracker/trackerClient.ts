@@ -1,11 +1,11 @@
 import { request } from "node:http";
 import { isIP } from "node:net";
-import { findRoute } from "../shared/api.js";
-import { HASHING_TIMEOUT_MS, TRACKER_TIMEOUT_MS } from "../shared/constants.js";
-import { GsError, isErrorCode } from "../shared/errors.js";
-import { printable } from "../shared/ids.js";
-import { validate } from "../shared/schema.js";
-import { formatHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
+import { findRoute } from "../../shared/api.js";
+import { HASHING_TIMEOUT_MS, TRACKER_TIMEOUT_MS } from "../../shared/constants.js";
+import { GsError, isErrorCode } from "../../shared/errors.js";
+import { printable } from "../../shared/ids.js";
+import { validate } from "../../shared/schema.js";
+import { formatHostPort, type TrackerAddress } from "../../shared/trackerInfo.js";
 import { KnownTrackers } from "./knownTrackers.js";
 import { TrackerAgent } from "./trackerTls.js";
 

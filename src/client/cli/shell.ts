@@ -1,9 +1,9 @@
 import { createInterface, type Interface } from "node:readline";
 import { Writable } from "node:stream";
-import type { GroupshareClient } from "./client.js";
+import type { GroupshareClient } from "../client.js";
 import { historyEntry, type Outcome, runLine } from "./commands.js";
 import { complete } from "./completion.js";
-import { downloadBar, inFlight } from "./format.js";
+import { downloadBar, inFlight } from "../format.js";
 
 const colour = {
   red: (s: string) => `\x1b[31m${s}\x1b[0m`,

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { stat } from "node:fs/promises";
-import type { Bitfield } from "../shared/bitfield.js";
-import { PIECE_SIZE } from "../shared/constants.js";
+import type { Bitfield } from "../../shared/bitfield.js";
+import { PIECE_SIZE } from "../../shared/constants.js";
 
 /**
  * A file this client serves in one group: complete (an upload or a finished

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
 import { parentPort, workerData } from "node:worker_threads";
-import { readAhead } from "./readAhead.js";
+import { readAhead } from "../serving/readAhead.js";
 
 const READ_SIZE = 2 * 1024 * 1024;
 

@@ -1,7 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { open } from "node:fs/promises";
-import { PIECE_SIZE, SHA1_LENGTH } from "../shared/constants.js";
-import { readAhead } from "./readAhead.js";
+import { PIECE_SIZE, SHA1_LENGTH } from "../../shared/constants.js";
+import { readAhead } from "../serving/readAhead.js";
 import { wholeFileSha1 } from "./wholeSha1.js";
 
 export interface FileHashes {
