@@ -10,12 +10,14 @@ import { checkFileName, checkId } from "../shared/ids.js";
 import { publicKeyFromPem } from "../shared/tickets.js";
 import { formatHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
 import { isIP } from "node:net";
-import { peerDialer } from "./download/dialPeer.js";
 import { DownloadManager, type DownloadStatus } from "./download/manager.js";
 import { formatBytes, formatBytesExact } from "./format.js";
 import { hashFile } from "./hashing/hasher.js";
 import { KnownTrackers } from "./tracker/knownTrackers.js";
 import { loadPeerIdentity, type PeerIdentity } from "./peerIdentity.js";
+import { reachingDialer } from "./reach/reachingDialer.js";
+import { Reversals } from "./reach/reversals.js";
+import { SignalListener } from "./reach/signalListener.js";
 import { PeerServer } from "./serving/peerServer.js";
 import { pieceCountOf, ShareRegistry } from "./serving/shares.js";
 import { localPath, makeDestinationFolders } from "./paths.js";
@@ -44,6 +46,8 @@ interface Login {
   state: UserState;
   stateFile: StateFile;
   heartbeat: NodeJS.Timeout;
+  /** What the trackers ask of us for downloaders that cannot dial us. */
+  signals: SignalListener;
   /** Set once the login is ending (logout, quit, a session that ended): it ends once. */
   ending?: Promise<number>;
 }
@@ -71,11 +75,14 @@ export class GroupshareClient {
       localAddress: specificIp(opts.host),
       known: new KnownTrackers(opts.stateDir),
     });
+    const reversals = new Reversals();
     this.peerServer = new PeerServer({
       shares: this.shares,
       publicKey: () => this.#publicKey,
       warn: (line) => opts.events.warn(line),
+      reversals,
     });
+    const tracker = this.tracker;
     this.downloads = new DownloadManager({
       tracker: this.tracker,
       shares: this.shares,
@@ -83,7 +90,18 @@ export class GroupshareClient {
       selfAddr: this.peerAddr,
       onStateChange: () => void this.#saveState(),
       onComplete: (share) => this.recordCompletedShare(share),
-      dialer: peerDialer(() => this.#peerIdentity()),
+      dialer: reachingDialer({
+        identity: () => this.#peerIdentity(),
+        reversals,
+        help: {
+          reverse: async ({ groupId, name }, userId) => {
+            await tracker.call("POST", filePath(groupId, name, "reversals"), { userId });
+          },
+          relay: ({ groupId, name }, userId) =>
+            tracker.call<Answer<"relay">>("POST", filePath(groupId, name, "relays"), { userId }),
+          openRelay: (relay, circuit, signal) => tracker.openRelay(relay, circuit, signal),
+        },
+      }),
     });
   }
 
@@ -137,7 +155,14 @@ export class GroupshareClient {
     const stateFile = new StateFile(this.#opts.stateDir, userId);
     const state = await stateFile.load();
     const heartbeat = setInterval(() => void this.#heartbeat(), HEARTBEAT_INTERVAL_MS);
-    this.#login = { userId, state, stateFile, heartbeat };
+    const signals = new SignalListener({
+      tracker: this.tracker,
+      shares: this.shares,
+      peerServer: this.peerServer,
+      identity: () => this.#peerIdentity(),
+      warn: (line) => this.#opts.events.warn(line),
+    });
+    this.#login = { userId, state, stateFile, heartbeat, signals };
     const lines = [`logged in as ${userId}`];
     // resumed first: the re-share saves the state, and a save keeps only the downloads it sees
     const resumed = this.downloads.resumeAll(state.downloads);
@@ -249,6 +274,7 @@ export class GroupshareClient {
     if (!l) return Promise.resolve(0);
     l.ending ??= (async () => {
       clearInterval(l.heartbeat);
+      l.signals.stop();
       const n = this.shares.all().length;
       // stopped downloads stay in the snapshot, to resume at login; one that completes
       // meanwhile is recorded as a share (the login is still ours until the save)
@@ -516,10 +542,13 @@ export class GroupshareClient {
     this.#requireLogin();
     const all = this.shares.all();
     if (all.length === 0) return ["(not sharing anything)"];
-    return all.map(
-      (f) =>
-        `[${f.groupId}] ${quoteWord(f.name)}  ${f.have.count}/${f.pieceCount} pieces  served=${formatBytesExact(f.servedBytes)}  ${f.path}`,
-    );
+    const serving = this.peerServer.connectionsByFile();
+    return all.map((f) => {
+      const by = serving.get(f);
+      const kinds = by ? Object.entries(by).filter(([, n]) => n > 0) : [];
+      const peers = kinds.length > 0 ? `  serving ${kinds.map(([k, n]) => `${n} ${k}`).join(", ")}` : "";
+      return `[${f.groupId}] ${quoteWord(f.name)}  ${f.have.count}/${f.pieceCount} pieces  served=${formatBytesExact(f.servedBytes)}${peers}  ${f.path}`;
+    });
   }
 
   /** Called by the download manager when a download completes: it becomes a share that survives logout. */

@@ -93,7 +93,37 @@ export interface Route {
    * others' hashes): the client waits HASHING_TIMEOUT_MS instead of TRACKER_TIMEOUT_MS.
    */
   readonly hashes?: true;
+  /** The tracker holds the answer until there is one, up to SIGNAL_WAIT_MS: the client waits that long more. */
+  readonly waits?: true;
 }
+
+/** What a signal asks of a sharer's client, about a downloader that cannot dial it. */
+const signal = open(
+  {
+    seq: count,
+    /** reverse: dial `addr` yourself; relay: meet the downloader at tracker `relay` on `circuit` */
+    kind: { type: "string", enum: ["reverse", "relay"] },
+    groupId: idOut,
+    fileId: hex40,
+    /** the downloader's key: what it must prove on the connection we then serve */
+    key: peerKey,
+    addr: addrOut,
+    relay: addrOut,
+    circuit: { type: "string", pattern: "^[0-9a-f]{32}$" },
+  },
+  ["seq", "kind", "groupId", "fileId", "key"],
+);
+export type Signal = Infer<typeof signal>;
+const sharer = strict({ userId: id }, ["userId"]);
+
+/**
+ * The relay is not a JSON route: a client asks the tracker to turn its HTTPS
+ * connection into one leg of a circuit with `GET RELAY_PATH/<circuit>`, headers
+ * `Connection: Upgrade`, `Upgrade: RELAY_PROTOCOL` and its session's bearer token.
+ * The tracker answers 101 once the other leg has come, then carries bytes both ways.
+ */
+export const RELAY_PATH = "/v1/relay";
+export const RELAY_PROTOCOL = "groupshare-relay/1";
 
 export const ROUTES = {
   health: { method: "GET", path: "/v1/health", response: ok, public: true },
@@ -278,6 +308,33 @@ export const ROUTES = {
       },
       ["file", ...grant.required],
     ),
+  },
+  /** Waits for what trackers ask of this client (reversals, relays); `after` acknowledges up to a seq. */
+  signals: {
+    method: "GET",
+    path: "/v1/signals",
+    query: strict({ after: { type: "string", pattern: "^[0-9]{1,15}$" } }, []),
+    response: open({ signals: { type: "array", items: signal, maxItems: 32 } }, ["signals"]),
+    waits: true,
+  },
+  /** The sharer `userId` cannot be dialled: the tracker asks it to dial this downloader instead. */
+  reverse: {
+    method: "POST",
+    path: "/v1/groups/:groupId/files/:name/reversals",
+    params: fileParams,
+    body: sharer,
+    response: ok,
+  },
+  /** No direct path to the sharer `userId`: a circuit on this tracker's relay, and the sharer told to join it. */
+  relay: {
+    method: "POST",
+    path: "/v1/groups/:groupId/files/:name/relays",
+    params: fileParams,
+    body: sharer,
+    response: open({ relay: addrOut, circuit: { type: "string", pattern: "^[0-9a-f]{32}$" } }, [
+      "relay",
+      "circuit",
+    ]),
   },
   /** A download's refresh: a new ticket and peer list, without the hashes again. */
   peers: {

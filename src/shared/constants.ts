@@ -77,3 +77,11 @@ export const TRACKER_TIMEOUT_MS = 3_000;
  * on the next answered USER_EXISTS for the user's own account.
  */
 export const HASHING_TIMEOUT_MS = 10_000;
+
+/**
+ * A client's signal poll waits this long at the tracker for something to do (dial a
+ * downloader back, meet one at a relay) before it is answered empty and asked again.
+ */
+export const SIGNAL_WAIT_MS = 25_000;
+/** A signal not read within this time is dropped: the downloader that asked has moved on. */
+export const SIGNAL_TTL_MS = 10_000;

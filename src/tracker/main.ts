@@ -91,7 +91,7 @@ async function main(argv: string[]): Promise<void> {
   } catch (err) {
     fail(`cannot open store ${shown}: ${(err as Error).message}`);
   }
-  const service = new TrackerService(store, Date.now, { trackers, sessionIdleMs });
+  const service = new TrackerService(store, Date.now, { trackers, sessionIdleMs, self: me });
   await service.init();
   const tls = ownTls ?? { cert: service.tlsIdentity.certificate, key: service.tlsIdentity.privateKey };
   let app: ReturnType<typeof buildTrackerServer>;

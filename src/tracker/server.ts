@@ -1,9 +1,13 @@
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
 import {
   type Answer,
   type Body,
   type Params,
   type Query,
+  RELAY_PATH,
+  RELAY_PROTOCOL,
   ROUTES,
   type Route,
   type RouteName,
@@ -12,6 +16,7 @@ import { MAX_BODY_BYTES, PIECE_SIZE, SHA1_LENGTH } from "../shared/constants.js"
 import { ERRORS, GsError } from "../shared/errors.js";
 import { printable } from "../shared/ids.js";
 import { TLS_VERSION } from "../shared/tlsPolicy.js";
+import { refuse } from "./relay.js";
 import type { TrackerService } from "./service.js";
 
 export type LogLevel = "info" | "warning" | "error";
@@ -36,6 +41,8 @@ interface Ctx<K extends RouteName> {
   ip: string;
   userId: string;
   token: string;
+  /** Fires when the client goes away before its answer (a long poll stops waiting). */
+  gone: AbortSignal;
 }
 type Handlers = { [K in RouteName]: (ctx: Ctx<K>) => Promise<Answer<K>> };
 
@@ -133,6 +140,13 @@ function handlers(service: TrackerService): Handlers {
         ...grant,
       };
     },
+    signals: ({ userId, query, gone }) => service.waitSignals(userId, Number(query.after ?? "0"), gone),
+    reverse: async ({ userId, token, params, body }) => {
+      await service.reverse(userId, token, params.groupId, params.name, body.userId);
+      return { ok: true };
+    },
+    relay: ({ userId, token, params, body }) =>
+      service.relayFor(userId, token, params.groupId, params.name, body.userId),
     peers: async ({ userId, token, params, ip }) => {
       const file = await service.getFile(userId, params.groupId, params.name);
       return await service.grant(userId, token, params.groupId, file.name, file.fileId, ip);
@@ -214,7 +228,10 @@ export function buildTrackerServer({ service, tls, log = () => {} }: TrackerServ
       onRequest: r.public ? undefined : authenticate,
       handler: async (req, reply) => {
         const who = sessions.get(req) ?? { userId: "", token: "" };
+        const gone = new AbortController();
+        reply.raw.once("close", () => gone.abort());
         const answer = await serve[name]({
+          gone: gone.signal,
           params: req.params as never,
           body: req.body as never,
           query: req.query as never,
@@ -225,6 +242,28 @@ export function buildTrackerServer({ service, tls, log = () => {} }: TrackerServ
       },
     });
   }
+
+  // the relay's legs: upgrade requests never reach the JSON routes
+  app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", () => socket.destroy());
+    const m = new RegExp(`^${RELAY_PATH}/([0-9a-f]{32})$`).exec(req.url ?? "");
+    if (req.method !== "GET" || !m || req.headers.upgrade !== RELAY_PROTOCOL) {
+      log("warning", `warning: ${esc(req.socket.remoteAddress ?? "")} upgrade ${esc(req.url ?? "")} -> 404`);
+      return refuse(socket, 404, "no such upgrade");
+    }
+    const token = req.headers.authorization?.startsWith("Bearer ")
+      ? req.headers.authorization.slice(7)
+      : undefined;
+    service.authenticate(token).then(
+      (userId) => service.relay.join(m[1]!, userId, socket, head),
+      () => refuse(socket, 401, "log in first"),
+    );
+  });
+  // before the server waits for open requests: long polls answer at once, circuits end
+  app.addHook("preClose", async () => {
+    service.relay.close();
+    service.signals.close();
+  });
 
   return app;
 }

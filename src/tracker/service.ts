@@ -1,9 +1,11 @@
 import { createHash, generateKeyPairSync, type KeyObject, createPrivateKey, randomBytes } from "node:crypto";
-import type { Answer } from "../shared/api.js";
+import type { Answer, Signal } from "../shared/api.js";
 import {
   LIST_GROUPS_LIMIT,
   MAX_PASSWORD_LENGTH,
   SESSION_IDLE_MS,
+  SIGNAL_TTL_MS,
+  SIGNAL_WAIT_MS,
   TICKET_TTL_MS,
 } from "../shared/constants.js";
 import { GsError } from "../shared/errors.js";
@@ -17,6 +19,8 @@ import { handOut, peerAddressProblem, sourceIp } from "./addresses.js";
 import { DEFAULT_HASH_GATE, HashGate, type HashGateOptions } from "./hashGate.js";
 import { checkPassword, DUMMY_HASH, hashPassword, needsRehash } from "./passwords.js";
 import { DEFAULT_QUOTAS, QuotaGuard, type Quotas } from "./quotas.js";
+import { Relay, type RelayLimits } from "./relay.js";
+import { SignalHub } from "./signals.js";
 import { type BucketRule, GLOBAL, PER_ADDRESS, RegistrationLimiter } from "./registrations.js";
 import type { FileMeta, PeerRecord, Store, TlsIdentity } from "./store/store.js";
 import { loginKeys, TRUST_MS, TRUSTED_PER_USER } from "./throttle.js";
@@ -28,6 +32,9 @@ export interface ServiceOptions extends Partial<TrackerLimits> {
   trackers?: readonly TrackerAddress[];
   /** A session with no heartbeat for this long ends (SESSION_IDLE_MS). */
   sessionIdleMs?: number;
+  /** This tracker's line of tracker_info.txt: where its relay is, as members know it. Without it, no relay. */
+  self?: TrackerAddress;
+  relay?: Partial<RelayLimits>;
 }
 
 /**
@@ -70,6 +77,9 @@ export class TrackerService {
   readonly #quotas: QuotaGuard;
   #signing?: { privateKey: KeyObject; publicKeyPem: string };
   #tls?: TlsIdentity;
+  readonly #self: TrackerAddress | undefined;
+  readonly signals: SignalHub;
+  readonly relay: Relay;
 
   constructor(store: Store, now: () => number = Date.now, opts: ServiceOptions = {}) {
     this.#store = store;
@@ -83,6 +93,9 @@ export class TrackerService {
       now(),
     );
     this.#quotas = new QuotaGuard(store, opts.quotas ?? DEFAULT_QUOTAS);
+    this.#self = opts.self;
+    this.signals = new SignalHub(store, now);
+    this.relay = new Relay(opts.relay, now);
   }
 
   /** Loads (or, for the first tracker ever, creates) the shared signing key and TLS identity. */
@@ -361,6 +374,71 @@ export class TrackerService {
         return addr === undefined ? [] : [{ userId: p.userId, addr, key: p.peerKey!, complete: p.complete }];
       }),
     };
+  }
+
+  /** The user's signals after `after`, waiting up to SIGNAL_WAIT_MS for one. */
+  async waitSignals(userId: string, after: number, aborted: AbortSignal): Promise<Answer<"signals">> {
+    const found = await this.signals.wait(userId, after, SIGNAL_WAIT_MS, aborted);
+    return {
+      signals: found.flatMap((s) => {
+        try {
+          return [{ ...(JSON.parse(s.payload) as Omit<Signal, "seq">), seq: s.seq }];
+        } catch {
+          return []; // not ours to read: skip it
+        }
+      }),
+    };
+  }
+
+  /**
+   * A downloader cannot dial the sharer `sharerId`: the sharer is asked to dial the
+   * downloader (at the address it would be handed out at, with its key), through
+   * whichever tracker its client polls. Only for a member's online sharer of the file.
+   */
+  async reverse(userId: string, token: string, groupId: string, name: string, sharerId: string) {
+    const { session, sharer, fileId } = await this.#pathCheck(userId, token, groupId, name, sharerId);
+    // where the sharer is sent to reach us: what a downloader at its public IP would be given
+    const seen = parseHostPort(sharer.peerAddr);
+    const addr = this.#addressFor(
+      { userId, peerAddr: session.peerAddr, claimedAddr: session.claimedAddr, complete: false },
+      typeof seen === "string" ? "" : seen.host,
+    );
+    if (addr === undefined) {
+      throw new GsError("BAD_REQUEST", "your peer server's address cannot be handed out: no reversal");
+    }
+    await this.#signal(sharerId, { kind: "reverse", groupId, fileId, key: session.peerKey!, addr });
+  }
+
+  /**
+   * No direct path between the downloader and the sharer `sharerId`: a circuit on this
+   * tracker's relay for the two of them, and the sharer told to join it.
+   */
+  async relayFor(userId: string, token: string, groupId: string, name: string, sharerId: string) {
+    if (!this.#self) throw new GsError("BUSY", "this tracker runs no relay");
+    const { session, fileId } = await this.#pathCheck(userId, token, groupId, name, sharerId);
+    const circuit = this.relay.open(userId, sharerId);
+    const relay = formatHostPort(this.#self.host, this.#self.port);
+    await this.#signal(sharerId, { kind: "relay", groupId, fileId, key: session.peerKey!, relay, circuit });
+    return { relay, circuit };
+  }
+
+  /** A reversal or relay is asked by a member with a keyed session, of an online sharer of the file. */
+  async #pathCheck(userId: string, token: string, groupId: string, name: string, sharerId: string) {
+    checkId("user id", sharerId);
+    const file = await this.getFile(userId, groupId, name);
+    const session = await this.#store.getSession(hashToken(token));
+    if (!session?.peerKey || session.userId !== userId) throw new GsError("UNAUTHORIZED", SESSION_ENDED);
+    const sharer = (await this.#store.listPeers(groupId, file.name, userId, this.#now())).find(
+      (p) => p.userId === sharerId,
+    );
+    if (!sharer) throw new GsError("NOT_SHARING", `'${sharerId}' is not sharing '${file.name}' online now`);
+    return { session, sharer, fileId: file.fileId };
+  }
+
+  async #signal(userId: string, payload: Omit<Signal, "seq">): Promise<void> {
+    const now = this.#now();
+    await this.#store.postSignal(userId, JSON.stringify(payload), now, now + SIGNAL_TTL_MS);
+    this.signals.posted(userId);
   }
 
   /**

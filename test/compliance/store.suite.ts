@@ -7,6 +7,7 @@ import { fileIdOf } from "../../src/shared/fileId.js";
 import { MIGRATIONS, migrate } from "../../src/tracker/store/migrations.js";
 import type { SqlDb } from "../../src/tracker/store/sql.js";
 import {
+  MAX_PENDING_SIGNALS,
   type StoredFile,
   type Store,
   THROTTLE_RETENTION_MS,
@@ -641,6 +642,61 @@ export function storeComplianceSuite(
         await store.removeShare(t, "a.txt", own);
         await rejectsWith(store.removeShare(t, "a.txt", own), "NOT_SHARING");
         assert.equal((await store.listFiles(t, own, T0))[0]?.sharersOnline, 0);
+      });
+    });
+
+    describe("signals", () => {
+      it("a user reads its own signals in order, once; they expire", async () => {
+        const t = tag();
+        const [ann, bob] = [`${t}-ann`, `${t}-bob`];
+        await users(ann, bob);
+        await store.postSignal(ann, "one", T0, T0 + 1000);
+        await store.postSignal(bob, "for bob", T0, T0 + 1000);
+        await store.postSignal(ann, "two", T0, T0 + 10);
+        const got = await store.takeSignals(ann, 0, T0, 10);
+        assert.deepEqual(
+          got.map((g) => g.payload),
+          ["one", "two"],
+        );
+        assert.ok(got[0]!.seq < got[1]!.seq);
+        // read up to the first: only the second is left; past its expiry, nothing
+        assert.deepEqual(
+          (await store.takeSignals(ann, got[0]!.seq, T0, 10)).map((g) => g.payload),
+          ["two"],
+        );
+        assert.deepEqual(await store.takeSignals(ann, got[0]!.seq, T0 + 11, 10), []);
+        assert.deepEqual(
+          (await store.takeSignals(bob, 0, T0, 10)).map((g) => g.payload),
+          ["for bob"],
+        );
+      });
+
+      it("bounds the signals waiting for one user, and a new session clears them", async () => {
+        const t = tag();
+        const ann = `${t}-ann`;
+        await users(ann);
+        for (let i = 0; i < MAX_PENDING_SIGNALS; i++) await store.postSignal(ann, `s${i}`, T0, T0 + 1000);
+        await rejectsWith(store.postSignal(ann, "one more", T0, T0 + 1000), "BUSY");
+        assert.equal((await store.takeSignals(ann, 0, T0, 5)).length, 5);
+        // expired ones make room
+        await store.postSignal(ann, "later", T0 + 2000, T0 + 3000);
+        await login(ann, T0 + 2000);
+        assert.deepEqual(await store.takeSignals(ann, 0, T0 + 2000, 10), []);
+      });
+
+      it("tells whom to wake: the users with signals after a seq, from another store too", async () => {
+        const t = tag();
+        const [ann, bob] = [`${t}-ann`, `${t}-bob`];
+        await users(ann, bob);
+        const { last } = await store.signalsAfter(0, 1000);
+        await withSecondStore(async (other) => {
+          await other.postSignal(ann, "x", T0, T0 + 1000);
+          await other.postSignal(bob, "y", T0, T0 + 1000);
+        });
+        const woken = await store.signalsAfter(last, 1000);
+        assert.deepEqual([...woken.users].sort(), [ann, bob]);
+        assert.ok(woken.last > last);
+        assert.deepEqual((await store.signalsAfter(woken.last, 1000)).users, []);
       });
     });
 

@@ -1,7 +1,8 @@
 /**
  * Members behind home routers (masquerade, no unsolicited inbound) in the network
- * lab, with real ./tracker and ./client processes: the paths that need no help
- * from the tracker. Needs root.
+ * lab, with real ./tracker and ./client processes: every pair of places a sharer and
+ * a downloader can be, each reached by the cheapest path that works (direct, the
+ * sharer dialling back, the trackers' relay). Needs root.
  */
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
@@ -23,13 +24,17 @@ describe("members behind home routers", { skip }, () => {
   let infoPath: string;
   let owner: Proc;
   let home: Router;
+  let away: Router;
+  let trackerHost: Host;
   let users = 0;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "gs-lab-nat-"));
     lab = await Lab.create();
-    ({ infoPath } = await startTracker(await lab.host("tracker"), dir));
+    trackerHost = await lab.host("tracker");
+    ({ infoPath } = await startTracker(trackerHost, dir));
     home = await lab.router("home");
+    away = await lab.router("away");
     owner = startClient(await lab.host("owner"), "owner", infoPath, dir);
     await ok(owner, "create_user owner pw", /^user owner created/);
     await ok(owner, "login owner pw", /^logged in as owner/);
@@ -51,24 +56,59 @@ describe("members behind home routers", { skip }, () => {
     return p;
   }
 
-  /** `sharer` uploads a fresh file; `downloader` fetches it; the bytes must match. */
-  async function share(sharer: Proc, downloader: Proc): Promise<void> {
+  /**
+   * `sharer` uploads a fresh file; `downloader` fetches it; the bytes must match.
+   * Returns the completion line and what the tracker's host sent meanwhile.
+   */
+  async function share(sharer: Proc, downloader: Proc): Promise<{ end: string; trackerSent: number }> {
     const name = `f${users}.bin`;
     const file = join(dir, name);
     const sha1 = await writeRandomFile(file, SIZE);
     await ok(sharer, `upload_file ${file} g`, /^uploaded /);
     const out = join(dir, `out-${downloader.label}-${name}`);
     await mkdir(out);
+    const before = (await trackerHost.counters()).up;
     await ok(downloader, `download_file g ${name} ${out}`, /^downloading /);
     const end = await downloader.expect(/^download (complete|failed)/, DOWNLOAD_MS);
-    assert.match(end, /^download complete/, `${end}\n${downloader.dump()}`);
+    assert.match(end, /^download complete/, `${end}\n${downloader.dump()}\n${sharer.dump()}`);
     assert.equal(await sha1File(join(out, name)), sha1);
+    return { end, trackerSent: (await trackerHost.counters()).up - before };
   }
 
   it("a public sharer serves a downloader behind a router", async () => {
     const sharer = await member(await lab.host("pub1"));
     const inside = await member(await lab.host("in1", { behind: home }));
-    await share(sharer, inside);
+    const { end, trackerSent } = await share(sharer, inside);
+    assert.doesNotMatch(end, /reversed|relayed/); // direct: the completion line names no other path
+    assert.ok(trackerSent < SIZE / 4, `the tracker's host sent ${trackerSent} bytes`);
+  });
+
+  it("a sharer behind a router serves a public downloader by dialling it back", async () => {
+    const inside = await member(await lab.host("in4", { behind: home }));
+    const outside = await member(await lab.host("pub2"));
+    const { end, trackerSent } = await share(inside, outside);
+    assert.match(end, /: 3\.00 MiB reversed\)$/);
+    // the file did not pass through the tracker's host
+    assert.ok(trackerSent < SIZE / 4, `the tracker's host sent ${trackerSent} bytes`);
+  });
+
+  it("a sharer behind one router serves a downloader behind another through the relay", async () => {
+    const inside = await member(await lab.host("in5", { behind: home }));
+    const far = await member(await lab.host("far1", { behind: away }));
+    const { end, trackerSent } = await share(inside, far);
+    assert.match(end, /: 3\.00 MiB relayed\)$/);
+    assert.ok(trackerSent >= SIZE, `the tracker's host sent only ${trackerSent} bytes`);
+  });
+
+  it("routers that pick a random port for every connection: the relay still serves", async () => {
+    const a = await member(
+      await lab.host("rnd1", { behind: await lab.router("rnda", { randomFully: true }) }),
+    );
+    const b = await member(
+      await lab.host("rnd2", { behind: await lab.router("rndb", { randomFully: true }) }),
+    );
+    const { end } = await share(a, b);
+    assert.match(end, /: 3\.00 MiB relayed\)$/);
   });
 
   it("two members behind one router share over their LAN (the router does not hairpin)", async () => {

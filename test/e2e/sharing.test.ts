@@ -90,7 +90,7 @@ describe("sharing: one group, three members", () => {
     if (status.startsWith("[D]")) {
       assert.match(
         status,
-        /^\[D\] \[g\] big\.bin {2}(starting|\S+ \S+\/\S+ \S+ \d+\.\d% {2}DL .+ {2}ETA .+ {2}\d+ peers?|\S+ \S+\/\S+ \S+ 100% {2}checking .*) {2}-> \/.*big\.bin$/,
+        /^\[D\] \[g\] big\.bin {2}(starting|\S+ \S+\/\S+ \S+ \d+\.\d% {2}DL .+ {2}ETA .+ {2}\d+ peers?(?: \((?:\d+ (?:direct|reversed|relayed)(?:, )?)+\))?|\S+ \S+\/\S+ \S+ 100% {2}checking .*) {2}-> \/.*big\.bin$/,
       );
     }
     await seen(bob, /^download complete: \[g\] big\.bin -> /, DOWNLOAD_MS);

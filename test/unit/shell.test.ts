@@ -499,6 +499,8 @@ describe("download lines", () => {
     bytesThisRun: 100 * 1024 * 1024,
     fetchingMs: 8_000,
     peers: 2,
+    paths: { direct: 2, reversed: 0, relayed: 0 },
+    receivedByPath: { direct: 100 * 1024 * 1024, reversed: 0, relayed: 0 },
     speed: 12.5e6,
     etaSeconds: 14,
     tries: 0,
@@ -507,7 +509,14 @@ describe("download lines", () => {
   const say = new DownloadMessages("g", "big file.bin");
 
   it("shows bytes done of total, percent, speed, ETA and peers", () => {
-    assert.equal(say.describe(base, undefined), "130.0 MiB/300.0 MiB 43.3%  DL 12.5 MB/s  ETA 14 s  2 peers");
+    assert.equal(
+      say.describe(base, undefined),
+      "130.0 MiB/300.0 MiB 43.3%  DL 12.5 MB/s  ETA 14 s  2 peers (2 direct)",
+    );
+    assert.match(
+      say.describe({ ...base, peers: 3, paths: { direct: 1, reversed: 1, relayed: 0 } }, undefined),
+      / {2}3 peers \(1 direct, 1 reversed\)$/,
+    );
     assert.match(
       say.describe({ ...base, phase: "waiting", tries: 2, nextTryMs: 1500 }, undefined),
       /try 2 in 2 s$/,
@@ -521,6 +530,11 @@ describe("download lines", () => {
     assert.equal(
       say.complete("/d/big file.bin", base),
       'download complete: [g] "big file.bin" -> /d/big file.bin (100.0 MiB fetched in 8.00 s, 13.1 MB/s; 200.0 MiB were already on disk)',
+    );
+    const relayed = { direct: 60 * 1024 * 1024, reversed: 0, relayed: 40 * 1024 * 1024 };
+    assert.match(
+      say.complete("/d/big file.bin", { ...base, receivedByPath: relayed }),
+      /13\.1 MB\/s: 60\.0 MiB direct, 40\.0 MiB relayed; 200\.0 MiB were/,
     );
   });
 });

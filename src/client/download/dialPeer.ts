@@ -1,9 +1,9 @@
 import { connect as tcpConnect } from "node:net";
+import type { Duplex } from "node:stream";
 import { connect, type TLSSocket } from "node:tls";
 import { peerKeyOf } from "../../shared/peerKey.js";
 import { TLS_VERSION } from "../../shared/tlsPolicy.js";
 import type { PeerIdentity } from "../peerIdentity.js";
-import type { Dialer } from "./dialer.js";
 
 /** A sharer as the tracker hands it out: where it is, and the key its peer server must prove. */
 export interface PeerTarget {
@@ -13,13 +13,15 @@ export interface PeerTarget {
   readonly key: string;
 }
 
-/** The downloads' dialer: dialPeer, proving `identity` (this client's key, which tickets name). */
-export function peerDialer(identity: () => Promise<PeerIdentity>): Dialer {
-  return async (target, signal) => dialPeer(target, await identity(), signal);
-}
-
 /** What a refused sharer's error carries as its `code` (show_downloads and logs print it). */
 export const IMPOSTOR = "IMPOSTOR";
+
+export interface DialOptions {
+  /** A stream to run TLS over (a relay leg) instead of a TCP connection to host:port. */
+  transport?: Duplex;
+  /** ALPN protocols to offer: REVERSED_ALPN when a sharer dials a downloader back. */
+  alpn?: string[];
+}
 
 /**
  * Opens TLS 1.3 to a sharer, proving our own key (`identity`, which the ticket names),
@@ -32,15 +34,21 @@ export function dialPeer(
   target: PeerTarget,
   identity: PeerIdentity,
   signal: AbortSignal,
+  { transport, alpn }: DialOptions = {},
 ): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const tcp = tcpConnect({ host: target.host, port: target.port });
-    tcp.setNoDelay(true); // requests are small and the pipeline waits on each
+    let tcp = transport;
+    if (!tcp) {
+      const direct = tcpConnect({ host: target.host, port: target.port });
+      direct.setNoDelay(true); // requests are small and the pipeline waits on each
+      tcp = direct;
+    }
     const socket = connect({
       socket: tcp,
       key: identity.key,
       cert: identity.cert,
       rejectUnauthorized: false, // self-signed: the key is checked against the tracker's word below
+      ...(alpn && { ALPNProtocols: alpn }),
       ...TLS_VERSION,
     });
     const settle = () => {
@@ -51,11 +59,13 @@ export function dialPeer(
     const onAbort = () => {
       settle();
       socket.destroy();
+      tcp.destroy();
       reject(signal.reason);
     };
     const onError = (err: Error) => {
       settle();
       socket.destroy();
+      tcp.destroy();
       reject(err);
     };
     const onSecure = () => {

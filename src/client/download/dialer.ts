@@ -10,11 +10,19 @@ export interface DialTarget {
   readonly userId: string;
   /** the key the sharer's peer server must prove (peerKey.ts), as the tracker listed it */
   readonly key: string;
+  /** the file the link is for (the download sets it): a dialer that asks the tracker for a path names it */
+  readonly file?: { readonly groupId: string; readonly name: string };
 }
 
+/** How a connection to a peer was made: dialled, dialled back by the sharer, or through a tracker's relay. */
+export type PathKind = "direct" | "reversed" | "relayed";
+
+/** A dialer's stream may say how it was made (show_downloads prints it); absent means direct. */
+export type Reached = Duplex & { path?: PathKind };
+
 /**
- * Opens a byte stream to a sharer (dialPeer.ts: TLS 1.3, keys proved both ways). Rejects when the connection cannot be made
+ * Opens a byte stream to a sharer (reach/reachingDialer.ts over dialPeer.ts: TLS 1.3, keys proved both ways). Rejects when the connection cannot be made
  * (an error with a `code` such as ECONNREFUSED reads best in show_downloads);
  * an aborted signal must end the attempt and destroy what it opened.
  */
-export type Dialer = (target: DialTarget, signal: AbortSignal) => Promise<Duplex>;
+export type Dialer = (target: DialTarget, signal: AbortSignal) => Promise<Reached>;

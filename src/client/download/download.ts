@@ -44,7 +44,7 @@ export interface DownloadComponents {
   onComplete(share: ShareState): void;
   /** default: the system clock */
   clock?: Clock;
-  /** how sharers are reached (peerDialer: TLS, keys proved both ways) */
+  /** how sharers are reached (reach/reachingDialer: direct, dialled back or relayed; TLS with keys proved both ways) */
   dialer: Dialer;
   /** default: node:fs */
   files?: PartFileSystem;
@@ -190,6 +190,8 @@ export class Download {
       bytesThisRun: this.#speed.total,
       fetchingMs: this.#fetching.total(now),
       peers: this.peerCount,
+      paths: this.#swarm?.paths ?? { direct: 0, reversed: 0, relayed: 0 },
+      receivedByPath: { ...(this.#swarm?.received ?? { direct: 0, reversed: 0, relayed: 0 }) },
       speed,
       etaSeconds: left === 0 ? 0 : speed > 0 ? left / speed : undefined,
       tries: this.#patience.tries,
@@ -362,7 +364,12 @@ export class Download {
     });
     this.#part = part;
     this.#swarm = new Swarm(
-      { clock: this.#clock, dialer: this.#c.dialer },
+      {
+        clock: this.#clock,
+        // the file rides along: a dialer asks the tracker for a reversal or relay by it
+        dialer: (target, signal) =>
+          this.#c.dialer({ ...target, file: { groupId: this.groupId, name: this.name } }, signal),
+      },
       {
         fileId: Buffer.from(this.fileIdHex, "hex"),
         size: file.size,

@@ -38,7 +38,7 @@ export interface DownloadManagerOptions {
   onComplete(share: ShareState): void;
   /** default: the system clock */
   clock?: Clock;
-  /** how sharers are reached (peerDialer: TLS, keys proved both ways) */
+  /** how sharers are reached (reach/reachingDialer: direct, dialled back or relayed; TLS with keys proved both ways) */
   dialer: Dialer;
 }
 

@@ -47,7 +47,13 @@ export class DownloadMessages {
     const rate = p.fetchingMs > 0 ? `, ${formatRate((p.bytesThisRun * 1000) / p.fetchingMs)}` : "";
     const had = p.size - p.bytesThisRun;
     const before = had > 0 ? `; ${formatBytes(had)} were already on disk` : "";
-    return `download complete: ${this.#file} -> ${target} (${formatBytes(p.bytesThisRun)} fetched in ${secs < 10 ? secs.toFixed(2) : secs.toFixed(0)} s${rate}${before})`;
+    // said only when some came another way than a direct connection
+    const ways = Object.entries(p.receivedByPath).filter(([, n]) => n > 0);
+    const how =
+      ways.length > 0 && ways.some(([k]) => k !== "direct")
+        ? `: ${ways.map(([k, n]) => `${formatBytes(n)} ${k}`).join(", ")}`
+        : "";
+    return `download complete: ${this.#file} -> ${target} (${formatBytes(p.bytesThisRun)} fetched in ${secs < 10 ? secs.toFixed(2) : secs.toFixed(0)} s${rate}${how}${before})`;
   }
 
   failed(error: string): string {
@@ -56,7 +62,7 @@ export class DownloadMessages {
 
   /**
    * One line of state for show_downloads, in the manner of aria2c's summary:
-   * `130 MiB/300 MiB 43.3%  DL 12.5 MB/s  ETA 14 s  2 peers`.
+   * `130 MiB/300 MiB 43.3%  DL 12.5 MB/s  ETA 14 s  2 peers (1 direct, 1 relayed)`.
    */
   describe(p: DownloadProgress, error: string | undefined): string {
     const bytes = `${formatBytes(p.bytesDone)}/${formatBytes(p.size)} ${p.percent.toFixed(1)}%`;
@@ -64,7 +70,10 @@ export class DownloadMessages {
       case "starting":
         return "starting";
       case "downloading": {
-        const peers = `${p.peers} peer${p.peers === 1 ? "" : "s"}`;
+        const kinds = Object.entries(p.paths)
+          .filter(([, n]) => n > 0)
+          .map(([kind, n]) => `${n} ${kind}`);
+        const peers = `${p.peers} peer${p.peers === 1 ? "" : "s"}${kinds.length > 0 ? ` (${kinds.join(", ")})` : ""}`;
         return `${bytes}  DL ${formatRate(p.speed)}  ETA ${formatEta(p.etaSeconds)}  ${peers}`;
       }
       case "waiting": {

@@ -2,12 +2,15 @@ import type { Duplex } from "node:stream";
 import { printable } from "../../shared/ids.js";
 import { type PieceMessage, rejectCodeName, Wire } from "../../wire/index.js";
 import type { Clock, Timer } from "./clock.js";
-import type { DialTarget, Dialer } from "./dialer.js";
+import type { DialTarget, Dialer, PathKind, Reached } from "./dialer.js";
 
 /** Pieces requested from one peer at once: enough to keep a serving peer busy between round trips. */
 export const PIPELINE_DEPTH = 6;
-/** A connection must be up within this time. */
-const CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * A connection must be up within this time: a sharer that cannot be dialled is
+ * dialled back or relayed to (reachingDialer), which takes a few seconds more.
+ */
+const CONNECT_TIMEOUT_MS = 15_000;
 /** The peer must answer our handshake within this time. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** A requested piece must arrive within this time, or it goes back to the pool and the peer is dropped. */
@@ -72,6 +75,8 @@ export class PeerLink {
   received = 0;
   /** Why the peer refused us (its reject, escaped), if it did. */
   refusal: string | undefined;
+  /** How the connection was made, once it is up. */
+  path: PathKind | undefined;
 
   constructor(target: DialTarget, ticket: string, owner: LinkOwner, components: LinkComponents) {
     this.addr = target.addr;
@@ -127,8 +132,9 @@ export class PeerLink {
     );
   }
 
-  #attach(stream: Duplex): void {
+  #attach(stream: Reached): void {
     this.#stream = stream;
+    this.path = stream.path ?? "direct";
     stream.on("error", (err: NodeJS.ErrnoException) => this.close(err.code ?? err.message));
     stream.on("close", () => this.close("connection closed"));
     stream.pipe(this.#wire).pipe(stream);

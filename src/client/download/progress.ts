@@ -1,3 +1,5 @@
+import type { PathKind } from "./dialer.js";
+
 export type DownloadPhase =
   | "starting"
   | "downloading"
@@ -24,6 +26,10 @@ export interface DownloadProgress {
   fetchingMs: number;
   /** links open now */
   peers: number;
+  /** connected links by how they were made */
+  paths: Record<PathKind, number>;
+  /** piece bytes received this run by how their link was made */
+  receivedByPath: Record<PathKind, number>;
   /** bytes per second over the last few seconds */
   speed: number;
   /** seconds until complete at the current speed; undefined while nothing arrives */

@@ -2,7 +2,7 @@ import { Bitfield } from "../../shared/bitfield.js";
 import { parseHostPort } from "../../shared/trackerInfo.js";
 import type { PieceMessage } from "../../wire/index.js";
 import type { Clock } from "./clock.js";
-import type { Dialer } from "./dialer.js";
+import type { Dialer, PathKind } from "./dialer.js";
 import { IMPOSTOR } from "./dialPeer.js";
 import type { Grant } from "./fileTracker.js";
 import { requestDepth, StartGate } from "./gate.js";
@@ -106,6 +106,16 @@ export class Swarm implements LinkOwner {
     return n;
   }
 
+  /** Piece bytes received this run, by how the link they came on was made. */
+  readonly received: Record<PathKind, number> = { direct: 0, reversed: 0, relayed: 0 };
+
+  /** Connected links by how they were made (show_downloads prints them). */
+  get paths(): Record<PathKind, number> {
+    const by = { direct: 0, reversed: 0, relayed: 0 };
+    for (const l of this.#links.values()) if (!l.closed && l.path) by[l.path]++;
+    return by;
+  }
+
   /** A peer still connecting may have what we lack; a connected one must have it. */
   get hopeful(): boolean {
     return [...this.#links.values()].some((l) => !l.closed && (!l.ready || this.#picker.interesting(l.addr)));
@@ -183,6 +193,7 @@ export class Swarm implements LinkOwner {
 
   onPiece(link: PeerLink, msg: PieceMessage): void {
     const { piece, data } = msg;
+    this.received[link.path ?? "direct"] += data.length;
     if (msg.offset !== 0 || data.length !== this.pieceLength(piece)) {
       this.#banned.add(link.addr);
       link.close("sent a piece of the wrong length");

@@ -7,6 +7,8 @@ import { peerKeyOf } from "../../shared/peerKey.js";
 import { type TicketClaims, verifyTicket } from "../../shared/tickets.js";
 import { TLS_VERSION } from "../../shared/tlsPolicy.js";
 import { type RequestMessage, RejectCode, Wire } from "../../wire/index.js";
+import type { PathKind } from "../download/dialer.js";
+import { REVERSED_ALPN, type Reversals } from "../reach/reversals.js";
 import { shareFor } from "./access.js";
 import type { PeerIdentity } from "../peerIdentity.js";
 import { pieceLength, type ShareRegistry, type SharedFile } from "./shares.js";
@@ -58,6 +60,8 @@ export interface PeerServerOptions {
   publicKey: () => KeyObject | undefined;
   warn: (line: string) => void;
   now?: () => number;
+  /** Downloads waiting to be dialled back: a connection offering REVERSED_ALPN goes to them, not to serving. */
+  reversals?: Reversals;
 }
 
 /** How a connection takes and gives back a served slot (the server keeps the counts). */
@@ -85,6 +89,8 @@ export class PeerServer {
   readonly #pending = new Set<Socket>();
   #served = 0;
   readonly #servedBy = new Map<string, number>();
+  /** Connections past their TLS handshake, with how each was made (show_shares counts them). */
+  readonly #connections = new Set<Connection>();
 
   constructor(opts: PeerServerOptions) {
     this.#opts = opts;
@@ -106,6 +112,19 @@ export class PeerServer {
     });
   }
 
+  /** How many connections serve each shared file now, by how they were made. */
+  connectionsByFile(): Map<SharedFile, Record<PathKind, number>> {
+    const by = new Map<SharedFile, Record<PathKind, number>>();
+    for (const c of this.#connections) {
+      const f = c.file;
+      if (!f) continue;
+      const counts = by.get(f) ?? { direct: 0, reversed: 0, relayed: 0 };
+      counts[c.path]++;
+      by.set(f, counts);
+    }
+    return by;
+  }
+
   get port(): number {
     const a = this.#server.address();
     return typeof a === "object" && a ? a.port : 0;
@@ -116,14 +135,32 @@ export class PeerServer {
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
 
-  #accept(tcp: Socket): void {
+  /**
+   * Serves a stream that reached us another way than our port (a relay leg), as
+   * the TLS server, like an accepted connection.
+   */
+  serveStream(stream: Socket, path: PathKind): void {
+    this.#accept(stream, path);
+  }
+
+  /**
+   * Serves a connection we dialled ourselves (a downloader asked us to dial it
+   * back): TLS is up and `key` is what the downloader proved, as checked by the dial.
+   */
+  serveDialed(socket: TLSSocket, key: string): void {
+    if (!this.#admit(socket, true)) return;
+    this.#serve(socket, socket, key, "reversed");
+  }
+
+  /** Takes `tcp` into the pending pool; false when it was refused. */
+  #admit(tcp: Socket, exempt: boolean): boolean {
     const from = tcp.remoteAddress ?? "";
-    if (!THIS_HOST.has(from)) {
+    if (!exempt && !THIS_HOST.has(from)) {
       let same = 0;
       for (const s of this.#pending) if (s.remoteAddress === from) same++;
       if (same >= MAX_PENDING_PER_ADDRESS) {
         tcp.destroy();
-        return;
+        return false;
       }
     }
     if (this.#pending.size >= MAX_PENDING) {
@@ -136,30 +173,52 @@ export class PeerServer {
     tcp.setNoDelay(true);
     tcp.setTimeout(IDLE_TIMEOUT_MS, () => tcp.destroy());
     tcp.on("error", () => {}); // a peer resetting is routine; 'close' cleans up
+    tcp.on("close", () => {
+      this.#sockets.delete(tcp);
+      this.#pending.delete(tcp);
+    });
+    return true;
+  }
+
+  #accept(tcp: Socket, path: PathKind = "direct"): void {
+    // a relay leg comes from a tracker's address, shared by every relayed downloader
+    if (!this.#admit(tcp, path === "relayed")) return;
     // no certificate is refused here: the wire's reject says why, once the handshake is over
     const socket = new TLSSocket(tcp, {
       isServer: true,
       secureContext: this.#tls,
       requestCert: true,
       rejectUnauthorized: false, // self-signed: its key is what a ticket names, checked below
+      // a sharer dialling us back offers it; a downloader offers nothing
+      ...(path === "direct" && this.#opts.reversals && { ALPNProtocols: [REVERSED_ALPN] }),
     });
     // a plaintext or TLS 1.2 attempt, or garbage: an error here, and the connection ends
     socket.on("error", () => tcp.destroy());
     const tlsTimer = setTimeout(() => tcp.destroy(), HANDSHAKE_TIMEOUT_MS);
+    tcp.on("close", () => clearTimeout(tlsTimer));
     socket.once("secure", () => {
       clearTimeout(tlsTimer);
       const cert = socket.getPeerX509Certificate();
-      this.#serve(tcp, socket, cert ? peerKeyOf(cert) : undefined);
-    });
-    tcp.on("close", () => {
-      clearTimeout(tlsTimer);
-      this.#sockets.delete(tcp);
-      this.#pending.delete(tcp);
+      const key = cert ? peerKeyOf(cert) : undefined;
+      if (socket.alpnProtocol === REVERSED_ALPN) {
+        const take = key === undefined ? undefined : this.#opts.reversals?.take(key);
+        if (!take) {
+          tcp.destroy(); // nobody asked this key to dial us back
+          return;
+        }
+        // the download owns it now: out of our pool and our close()
+        this.#pending.delete(tcp);
+        this.#sockets.delete(tcp);
+        tcp.setTimeout(0);
+        take(socket);
+        return;
+      }
+      this.#serve(tcp, socket, key, path);
     });
   }
 
   /** A connection whose TLS handshake is over: `key` is the key its certificate holds, if it sent one. */
-  #serve(tcp: Socket, socket: TLSSocket, key: string | undefined): void {
+  #serve(tcp: Socket, socket: TLSSocket, key: string | undefined, path: PathKind): void {
     let user: string | undefined;
     const slots: Slots = {
       claim: (u) => {
@@ -174,8 +233,10 @@ export class PeerServer {
       },
     };
     const wire = new Wire();
-    const conn = new Connection(this.#opts, socket, wire, slots, key);
+    const conn = new Connection(this.#opts, socket, wire, slots, key, path);
+    this.#connections.add(conn);
     tcp.on("close", () => {
+      this.#connections.delete(conn);
       if (user !== undefined) {
         this.#served--;
         const left = this.#servedBy.get(user)! - 1;
@@ -213,6 +274,7 @@ class Connection {
 
   /** The key the other end proved in the TLS handshake; undefined when it sent no certificate. */
   readonly #peerKey: string | undefined;
+  readonly path: PathKind;
 
   constructor(
     opts: PeerServerOptions,
@@ -220,7 +282,9 @@ class Connection {
     wire: Wire,
     slots: Slots,
     peerKey: string | undefined,
+    path: PathKind,
   ) {
+    this.path = path;
     this.#opts = opts;
     this.#socket = socket;
     this.#wire = wire;
@@ -247,6 +311,11 @@ class Connection {
 
   #now(): number {
     return (this.#opts.now ?? Date.now)();
+  }
+
+  /** The file served, once the handshake is through. */
+  get file(): SharedFile | undefined {
+    return this.#file;
   }
 
   async #handshake(version: number, fileId: Buffer, ticket: string): Promise<void> {

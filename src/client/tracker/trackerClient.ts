@@ -1,13 +1,17 @@
 import { request } from "node:http";
 import { isIP } from "node:net";
-import { findRoute } from "../../shared/api.js";
-import { HASHING_TIMEOUT_MS, TRACKER_TIMEOUT_MS } from "../../shared/constants.js";
+import type { Duplex } from "node:stream";
+import { findRoute, RELAY_PATH, RELAY_PROTOCOL } from "../../shared/api.js";
+import { HASHING_TIMEOUT_MS, SIGNAL_WAIT_MS, TRACKER_TIMEOUT_MS } from "../../shared/constants.js";
 import { GsError, isErrorCode } from "../../shared/errors.js";
 import { printable } from "../../shared/ids.js";
 import { validate } from "../../shared/schema.js";
 import { formatHostPort, type TrackerAddress } from "../../shared/trackerInfo.js";
 import { KnownTrackers } from "./knownTrackers.js";
 import { TrackerAgent } from "./trackerTls.js";
+
+/** The relay answers once the other member's leg has come (it waits for it 10 s at most). */
+const RELAY_JOIN_TIMEOUT_MS = 12_000;
 
 /** `/v1/groups/<g>/<tail>`, the id encoded. */
 export function groupPath(groupId: string, tail: string): string {
@@ -53,6 +57,8 @@ interface Wire {
   timeoutMs: number;
   localAddress?: string;
   agent: TrackerAgent;
+  /** Ends the exchange early (a long poll at logout). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -85,6 +91,14 @@ function exchange(w: Wire): Promise<Exchange> {
       fail("timed out");
       req.destroy();
     }, w.timeoutMs);
+    w.signal?.addEventListener(
+      "abort",
+      () => {
+        fail("aborted");
+        req.destroy();
+      },
+      { once: true },
+    );
     req.on("error", (err: NodeJS.ErrnoException) => {
       if (err instanceof GsError && err.code === "TRACKER_KEY_MISMATCH") finish({ refused: err });
       else fail(describeError(err), err.code);
@@ -152,7 +166,12 @@ export class TrackerClient {
     return this.trackers[this.#current]!;
   }
 
-  async call<T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<T> {
+  async call<T>(
+    method: "GET" | "POST" | "DELETE",
+    path: string,
+    body?: unknown,
+    { signal }: { signal?: AbortSignal } = {},
+  ): Promise<T> {
     const found = findRoute(method, path);
     if (!found) throw new Error(`no route ${method} ${path} in the API contract`);
     const headers: Record<string, string> = {};
@@ -177,11 +196,17 @@ export class TrackerClient {
         path,
         headers,
         body: payload,
-        timeoutMs: found.route.hashes ? Math.max(this.#timeoutMs, HASHING_TIMEOUT_MS) : this.#timeoutMs,
+        timeoutMs: found.route.hashes
+          ? Math.max(this.#timeoutMs, HASHING_TIMEOUT_MS)
+          : found.route.waits
+            ? this.#timeoutMs + SIGNAL_WAIT_MS
+            : this.#timeoutMs,
         localAddress: local,
         agent: this.#agents[index]!,
+        signal,
       };
       let r = await exchange(wire);
+      if (signal?.aborted) throw signal.reason;
       // a kept-alive connection the tracker had just closed: once more, on a new one
       if ("failed" in r && r.reusedSocket && !r.midAnswer && (r.code === "ECONNRESET" || r.code === "EPIPE"))
         r = await exchange(wire);
@@ -219,6 +244,56 @@ export class TrackerClient {
       return json as T;
     }
     throw new GsError("TRACKER_UNAVAILABLE", `no tracker answered (tried ${failures.join("; ")})`);
+  }
+
+  /**
+   * One leg of a relay circuit: an upgraded HTTPS connection to the tracker at
+   * `relay` (one of tracker_info.txt's, its key checked like every other call),
+   * resolved once the relay has joined the other member's leg. Bytes written to it
+   * reach the other member; they should be end-to-end TLS.
+   */
+  openRelay(relay: string, circuit: string, signal: AbortSignal): Promise<Duplex> {
+    const index = this.trackers.findIndex((t) => formatHostPort(t.host, t.port) === relay);
+    if (index < 0) return Promise.reject(new Error(`relay ${relay} is not one of the trackers`));
+    const t = this.trackers[index]!;
+    return new Promise((resolve, reject) => {
+      const req = request({
+        host: t.host,
+        port: t.port,
+        method: "GET",
+        path: `${RELAY_PATH}/${circuit}`,
+        headers: {
+          connection: "Upgrade",
+          upgrade: RELAY_PROTOCOL,
+          ...(this.token && { authorization: `Bearer ${this.token}` }),
+        },
+        agent: this.#agents[index]!,
+      });
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        req.destroy();
+        reject(err);
+      };
+      const onAbort = () => fail(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
+      const timer = setTimeout(
+        () => fail(new Error("the relay did not join us within the time")),
+        RELAY_JOIN_TIMEOUT_MS,
+      );
+      signal.addEventListener("abort", onAbort, { once: true });
+      req.on("error", fail);
+      req.on("response", (res) => {
+        res.resume();
+        fail(new Error(`the relay refused: ${res.statusCode} ${printable(res.statusMessage ?? "", 80)}`));
+      });
+      req.on("upgrade", (_res, socket, head) => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        if (head.length > 0) socket.unshift(head);
+        resolve(socket);
+      });
+      req.end();
+    });
   }
 
   /** Closes kept-alive connections. */

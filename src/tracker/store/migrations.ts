@@ -156,6 +156,21 @@ export const MIGRATIONS: readonly Migration[] = [
       "ALTER TABLE sessions ADD COLUMN peer_key TEXT",
     ],
   },
+  {
+    version: 5,
+    ddl: (t) => [
+      // what one tracker asks of a client logged in at another (dial a downloader, meet it
+      // at a relay): the client's long poll reads its own, oldest first, and they expire
+      `CREATE TABLE signals (
+        seq ${t.serial},
+        user_id TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        payload TEXT NOT NULL,
+        expires_at ${t.int} NOT NULL
+      )`,
+      "CREATE INDEX signals_by_user ON signals (user_id, seq)",
+      "CREATE INDEX signals_by_expiry ON signals (expires_at)",
+    ],
+  },
 ];
 
 /** Any constant: the key every tracker takes before migrating a PostgreSQL database. */

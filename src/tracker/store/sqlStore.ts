@@ -21,7 +21,7 @@ import type {
   Usage,
   UserRecord,
 } from "./store.js";
-import { THROTTLE_RETENTION_MS } from "./store.js";
+import { MAX_PENDING_SIGNALS, type Signal, THROTTLE_RETENTION_MS } from "./store.js";
 
 /** A session is online while its last heartbeat is at most PEER_TTL_MS old. */
 export function onlineSince(now: number): number {
@@ -429,6 +429,45 @@ export class SqlStore implements Store {
     return { certificate, privateKey };
   }
 
+  postSignal(userId: string, payload: string, now: number, expiresAt: number): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      await tx.run("DELETE FROM signals WHERE expires_at < ?", [now]);
+      const row = await tx.get<{ n: number }>("SELECT COUNT(*) AS n FROM signals WHERE user_id = ?", [
+        userId,
+      ]);
+      if (Number(row?.n ?? 0) >= MAX_PENDING_SIGNALS) {
+        throw new GsError("BUSY", `'${userId}' has ${MAX_PENDING_SIGNALS} requests waiting: try again later`);
+      }
+      await tx.run("INSERT INTO signals (user_id, payload, expires_at) VALUES (?, ?, ?)", [
+        userId,
+        payload,
+        expiresAt,
+      ]);
+    });
+  }
+
+  async takeSignals(userId: string, after: number, now: number, limit: number): Promise<Signal[]> {
+    await this.db.run("DELETE FROM signals WHERE user_id = ? AND (seq <= ? OR expires_at < ?)", [
+      userId,
+      after,
+      now,
+    ]);
+    const rows = await this.db.all<{ seq: number | string; payload: string }>(
+      "SELECT seq, payload FROM signals WHERE user_id = ? ORDER BY seq LIMIT ?",
+      [userId, limit],
+    );
+    return rows.map((r) => ({ seq: Number(r.seq), payload: r.payload }));
+  }
+
+  async signalsAfter(after: number, limit: number): Promise<{ last: number; users: string[] }> {
+    const top = await this.db.get<{ last: number | string | null }>("SELECT MAX(seq) AS last FROM signals");
+    const rows = await this.db.all<{ user_id: string }>(
+      "SELECT DISTINCT user_id FROM signals WHERE seq > ? LIMIT ?",
+      [after, limit],
+    );
+    return { last: Math.max(after, Number(top?.last ?? 0)), users: rows.map((r) => r.user_id) };
+  }
+
   /** A one-row table's values: `generated` if it was empty, else what the first caller stored. */
   #firstStored(table: string, columns: string[], generated: string[]): Promise<string[]> {
     return this.db.transaction(async (tx) => {
@@ -563,8 +602,9 @@ async function putThrottleRow(
   );
 }
 
-/** The user's session ends and with it every share: a new client announces its own. */
+/** The user's session ends and with it every share and signal: a new client announces its own. */
 async function endSessions(tx: SqlDb, userId: string): Promise<void> {
+  await tx.run("DELETE FROM signals WHERE user_id = ?", [userId]);
   await tx.run("DELETE FROM shares WHERE user_id = ?", [userId]);
   await tx.run("DELETE FROM sessions WHERE user_id = ?", [userId]);
 }

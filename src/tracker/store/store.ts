@@ -223,6 +223,31 @@ export interface Store {
   setPasswordHash(userId: string, passwordHash: string): Promise<void>;
   /** What counts against a user's quotas. */
   usage(userId: string): Promise<Usage>;
+
+  // Signals: what a tracker asks of a logged-in client, through whichever tracker it polls.
+
+  /**
+   * Queues `payload` for the user's client until `expiresAt`. BUSY when MAX_PENDING_SIGNALS
+   * of the user's are waiting unexpired (a client that does not poll cannot fill the store).
+   * Expired signals of every user are deleted on the way.
+   */
+  postSignal(userId: string, payload: string, now: number, expiresAt: number): Promise<void>;
+  /**
+   * The user's unexpired signals after `after` (a seq), oldest first, at most `limit`;
+   * those at or before `after` have been read and are deleted.
+   */
+  takeSignals(userId: string, after: number, now: number, limit: number): Promise<Signal[]>;
+  /** The newest seq of any signal, and the users with signals after `after` (at most `limit`): whom to wake. */
+  signalsAfter(after: number, limit: number): Promise<{ last: number; users: string[] }>;
+}
+
+/** Signals one user may have waiting: more than a client reads in one poll is a flood. */
+export const MAX_PENDING_SIGNALS = 32;
+
+export interface Signal {
+  /** Increases with every signal posted, across trackers. */
+  seq: number;
+  payload: string;
 }
 
 /** One key of the login throttle and how it escalates (see tracker/throttle.ts). */

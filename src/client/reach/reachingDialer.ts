@@ -1,0 +1,153 @@
+import type { Duplex } from "node:stream";
+import type { PeerIdentity } from "../peerIdentity.js";
+import type { DialTarget, Dialer, PathKind, Reached } from "../download/dialer.js";
+import { dialPeer, IMPOSTOR } from "../download/dialPeer.js";
+import type { Reversals } from "./reversals.js";
+
+/** What reaching a sharer behind a router needs from the tracker. */
+export interface PathHelp {
+  /** Asks the tracker to have `sharer` dial us back. */
+  reverse(file: { groupId: string; name: string }, sharer: string): Promise<void>;
+  /** A circuit on a tracker's relay with `sharer`, who is told to join it. */
+  relay(file: { groupId: string; name: string }, sharer: string): Promise<{ relay: string; circuit: string }>;
+  /** Our leg of a relay circuit, once the sharer's has joined it. */
+  openRelay(relay: string, circuit: string, signal: AbortSignal): Promise<Duplex>;
+}
+
+/**
+ * When each path starts, unless the ones before have all failed sooner. A direct
+ * connection to a reachable peer is up in one round trip: on loopback and the lab's
+ * links in under 5 ms, so a second is a wide margin even on a long path; a router
+ * that drops the SYN makes the direct attempt hang, not fail, so waiting for it to
+ * fail would cost its whole timeout. Reversal takes a tracker call, the sharer's
+ * wake-up (at once on its tracker, within 1 s from another) and a dial back.
+ */
+export const PATH_TIMING = {
+  reverseAfterMs: 1_000,
+  relayAfterMs: 3_500,
+  reverseWaitMs: 5_000,
+  /** a direct attempt that has not connected by then has failed (a dropped SYN never answers) */
+  directTimeoutMs: 9_000,
+};
+
+/** Sharers whose last working path we remember (their next dial starts there too). */
+const REMEMBERED = 1_024;
+
+/**
+ * The downloads' dialer: the cheapest path that works, tried in order with head
+ * starts (direct, then the sharer dials us back, then a tracker's relay), the first
+ * to connect winning and the others stopped. Every path ends in the same TLS 1.3
+ * with the keys proved both ways, so a reversed or relayed link is as private and
+ * as authenticated as a direct one. A direct attempt that meets an impostor ends the
+ * dial (its error has code IMPOSTOR); when no path works, the error says what each met.
+ */
+export function reachingDialer(o: {
+  identity: () => Promise<PeerIdentity>;
+  reversals: Reversals;
+  help: PathHelp;
+  timing?: typeof PATH_TIMING;
+}): Dialer {
+  const timing = o.timing ?? PATH_TIMING;
+  const worked = new Map<string, PathKind>();
+  const remember = (key: string, kind: PathKind) => {
+    worked.delete(key);
+    worked.set(key, kind);
+    if (worked.size > REMEMBERED) worked.delete(worked.keys().next().value!);
+  };
+
+  return async (target: DialTarget, signal: AbortSignal): Promise<Reached> => {
+    const identity = await o.identity();
+    const file = target.file;
+    const paths: { kind: PathKind; after: number; run: (s: AbortSignal) => Promise<Duplex> }[] = [
+      {
+        kind: "direct",
+        after: 0,
+        run: (s) => dialPeer(target, identity, withTimeout(s, timing.directTimeoutMs)),
+      },
+    ];
+    if (file) {
+      paths.push(
+        {
+          kind: "reversed",
+          after: timing.reverseAfterMs,
+          run: async (s) => {
+            const back = o.reversals.expect(target.key, timing.reverseWaitMs, s);
+            back.catch(() => {}); // a failed ask settles the dial below; this must not go unhandled
+            await o.help.reverse(file, target.userId);
+            return back;
+          },
+        },
+        {
+          kind: "relayed",
+          after: timing.relayAfterMs,
+          run: async (s) => {
+            const { relay, circuit } = await o.help.relay(file, target.userId);
+            const leg = await o.help.openRelay(relay, circuit, s);
+            return dialPeer(target, identity, s, { transport: leg });
+          },
+        },
+      );
+      // what worked last time starts at once
+      const last = worked.get(target.key);
+      for (const p of paths) if (p.kind === last) p.after = 0;
+    }
+    return new Promise<Reached>((resolve, reject) => {
+      const stop = new AbortController();
+      const onAbort = () => stop.abort(signal.reason);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+      const failed = new Map<PathKind, string>();
+      const timers: NodeJS.Timeout[] = [];
+      const started = new Set<number>();
+      let done = false;
+      const finish = (err: Error | undefined, stream?: Duplex, kind?: PathKind) => {
+        if (done) {
+          stream?.destroy();
+          return;
+        }
+        done = true;
+        for (const t of timers) clearTimeout(t);
+        signal.removeEventListener("abort", onAbort);
+        stop.abort(new Error("another path won"));
+        if (err) return reject(err);
+        remember(target.key, kind!);
+        resolve(Object.assign(stream!, { path: kind! }));
+      };
+      const start = (i: number) => {
+        const p = paths[i]!;
+        if (done || started.has(i)) return;
+        started.add(i);
+        p.run(stop.signal).then(
+          (stream) => finish(undefined, stream, p.kind),
+          (err: NodeJS.ErrnoException) => {
+            if (done) return;
+            if (p.kind === "direct" && err.code === IMPOSTOR) return finish(err);
+            failed.set(p.kind, err.code ?? err.message);
+            if (signal.aborted) return finish(err);
+            if (failed.size === paths.length) {
+              const why = paths.map((q) => `${q.kind}: ${failed.get(q.kind)}`).join("; ");
+              return finish(paths.length === 1 ? err : new Error(`no path to ${target.userId}: ${why}`));
+            }
+            // everything started has failed: the next path need not wait for its head start
+            if (failed.size === started.size) {
+              const next = paths.findIndex((_, j) => !started.has(j));
+              if (next >= 0) start(next);
+            }
+          },
+        );
+      };
+      paths.forEach((p, i) => {
+        if (p.after === 0) start(i);
+        else timers.push(setTimeout(() => start(i), p.after));
+      });
+    });
+  };
+}
+
+/** `signal`, or a timeout of `ms` (an error that reads "timed out"), whichever comes first. */
+function withTimeout(signal: AbortSignal, ms: number): AbortSignal {
+  const timer = AbortSignal.timeout(ms);
+  const timedOut = new AbortController();
+  timer.addEventListener("abort", () => timedOut.abort(new Error("timed out")), { once: true });
+  return AbortSignal.any([signal, timedOut.signal]);
+}

@@ -1,0 +1,134 @@
+import { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Answer, Signal } from "../../shared/api.js";
+import { GsError } from "../../shared/errors.js";
+import { parseHostPort } from "../../shared/trackerInfo.js";
+import { dialPeer } from "../download/dialPeer.js";
+import type { PeerIdentity } from "../peerIdentity.js";
+import type { PeerServer } from "../serving/peerServer.js";
+import type { ShareRegistry } from "../serving/shares.js";
+import { REVERSED_ALPN } from "./reversals.js";
+
+/** What answering signals needs from the client. */
+export interface SignalDeps {
+  tracker: {
+    call<T>(method: "GET", path: string, body?: unknown, opts?: { signal?: AbortSignal }): Promise<T>;
+    openRelay(relay: string, circuit: string, signal: AbortSignal): Promise<Duplex>;
+  };
+  shares: ShareRegistry;
+  peerServer: PeerServer;
+  identity: () => Promise<PeerIdentity>;
+  warn: (line: string) => void;
+}
+
+/** A downloader we dial back must have proved its key within this time. */
+const DIAL_BACK_TIMEOUT_MS = 5_000;
+/** Our relay leg must be joined with the downloader's within this time (the relay waits 10 s). */
+const RELAY_TIMEOUT_MS = 12_000;
+/** Signals answered at once; more are dropped (their downloaders try the next path). */
+const MAX_ANSWERING = 16;
+/** After a failed poll: wait this long (doubling to the cap) before the next. */
+const RETRY_MS = 1_000;
+const RETRY_CAP_MS = 15_000;
+
+/**
+ * A logged-in client's long poll for what the trackers ask of it on behalf of
+ * downloaders that cannot dial it: dial one back (reverse) or meet one at a
+ * relay. It answers only for files it shares, and serves what comes of it exactly
+ * like a connection to its port: the downloader proves its key in TLS and shows a
+ * ticket naming that key.
+ */
+export class SignalListener {
+  readonly #d: SignalDeps;
+  readonly #stop = new AbortController();
+  #answering = 0;
+  /** Signals answered: for tests and the log. */
+  readonly answered = { reverse: 0, relay: 0 };
+
+  constructor(deps: SignalDeps) {
+    this.#d = deps;
+    void this.#loop();
+  }
+
+  stop(): void {
+    this.#stop.abort(new Error("logged out"));
+  }
+
+  async #loop(): Promise<void> {
+    let after = 0;
+    let retry = RETRY_MS;
+    // bounded by the session: the poll ends at logout, and a 401 ends it
+    while (!this.#stop.signal.aborted) {
+      try {
+        const { signals } = await this.#d.tracker.call<Answer<"signals">>(
+          "GET",
+          `/v1/signals?after=${after}`,
+          undefined,
+          { signal: this.#stop.signal },
+        );
+        retry = RETRY_MS;
+        for (const s of signals) {
+          after = Math.max(after, s.seq);
+          this.#answer(s);
+        }
+      } catch (err) {
+        if (this.#stop.signal.aborted) return;
+        if (err instanceof GsError && err.code === "UNAUTHORIZED") return; // the session ended
+        await sleep(retry, this.#stop.signal);
+        retry = Math.min(RETRY_CAP_MS, retry * 2);
+      }
+    }
+  }
+
+  #answer(s: Signal): void {
+    if (!this.#d.shares.get(s.groupId, s.fileId)) return; // not ours (any more) to serve
+    if (this.#answering >= MAX_ANSWERING) return;
+    this.#answering++;
+    const run = s.kind === "reverse" ? this.#dialBack(s) : this.#joinRelay(s);
+    run
+      .catch((err: NodeJS.ErrnoException) => {
+        if (!this.#stop.signal.aborted)
+          this.#d.warn(
+            `info: could not ${s.kind === "reverse" ? "dial a downloader back" : "join a relay"}: ${err.code ?? err.message}`,
+          );
+      })
+      .finally(() => this.#answering--);
+  }
+
+  /** Dials the downloader at `addr`, offering REVERSED_ALPN, and serves it once it has proved `key`. */
+  async #dialBack(s: Signal): Promise<void> {
+    const hp = s.addr === undefined ? "no address" : parseHostPort(s.addr);
+    if (typeof hp === "string") throw new Error(`bad address: ${hp}`);
+    const signal = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(DIAL_BACK_TIMEOUT_MS)]);
+    const socket = await dialPeer({ ...hp, key: s.key }, await this.#d.identity(), signal, {
+      alpn: [REVERSED_ALPN],
+    });
+    this.answered.reverse++;
+    this.#d.peerServer.serveDialed(socket, s.key);
+  }
+
+  /** Opens our leg of the circuit and serves what comes through it, as the TLS server. */
+  async #joinRelay(s: Signal): Promise<void> {
+    if (s.relay === undefined || s.circuit === undefined) throw new Error("a relay signal without its relay");
+    const signal = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(RELAY_TIMEOUT_MS)]);
+    const leg = await this.#d.tracker.openRelay(s.relay, s.circuit, signal);
+    if (!(leg instanceof Socket)) {
+      leg.destroy();
+      throw new Error("the relay leg is not a socket");
+    }
+    this.answered.relay++;
+    this.#d.peerServer.serveStream(leg, "relayed");
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,226 @@
+import { randomBytes } from "node:crypto";
+import type { Duplex } from "node:stream";
+import { RELAY_PROTOCOL } from "../shared/api.js";
+import { GsError } from "../shared/errors.js";
+
+/** How much the relay may carry; the README's Limits list the defaults. */
+export interface RelayLimits {
+  /** Bytes per second through this tracker's relay, all circuits together. */
+  totalRate: number;
+  /** Bytes per second one user's circuits carry (each byte counts for its sender and its receiver). */
+  userRate: number;
+  /** Circuits open or waiting that name one user, as downloader or sharer. */
+  circuitsPerUser: number;
+  /** Circuits on this tracker at once. */
+  maxCircuits: number;
+  /** A circuit that carries nothing for this long is closed. */
+  idleMs: number;
+  /** A circuit whose second leg has not come within this time is dropped. */
+  pairMs: number;
+}
+
+const MBIT = 1_000_000 / 8;
+export const DEFAULT_RELAY_LIMITS: RelayLimits = {
+  totalRate: 200 * MBIT,
+  userRate: 40 * MBIT,
+  circuitsPerUser: 8,
+  maxCircuits: 256,
+  idleMs: 60_000,
+  pairMs: 10_000,
+};
+
+/** A token bucket that may go into debt: `take` says how long the sender must then wait. */
+class Bucket {
+  #tokens: number;
+  #at: number;
+  constructor(
+    readonly rate: number,
+    now: number,
+  ) {
+    // a quarter second of burst: smooth enough for TCP, small enough to hold the rate
+    this.#tokens = rate / 4;
+    this.#at = now;
+  }
+
+  /** Takes `n` bytes; the ms until the bucket is out of debt again (0: go on). */
+  take(n: number, now: number): number {
+    this.#tokens = Math.min(this.rate / 4, this.#tokens + ((now - this.#at) * this.rate) / 1000);
+    this.#at = now;
+    this.#tokens -= n;
+    return this.#tokens >= 0 ? 0 : (-this.#tokens * 1000) / this.rate;
+  }
+}
+
+type Side = "downloader" | "sharer";
+
+interface Circuit {
+  readonly id: string;
+  readonly users: Record<Side, string>;
+  readonly legs: Partial<Record<Side, { socket: Duplex; head: Buffer }>>;
+  readonly timer: NodeJS.Timeout;
+  paired: boolean;
+}
+
+/** What the relay has carried, for the bench and the tracker's log. */
+export interface RelayStats {
+  circuits: number;
+  bytes: number;
+}
+
+/**
+ * The trackers' relay, the last resort when two members have no direct path: each
+ * member opens one leg (its HTTPS connection to this tracker, upgraded), and the
+ * relay joins the two legs of a circuit and carries bytes both ways. The bytes are
+ * the members' own TLS, end to end with the keys the tracker handed out: the relay
+ * host sees neither file names, tickets nor file bytes. Only the two users a
+ * circuit was opened for (a member with a valid grant and a sharer of the file) can
+ * join it; circuits, rates and idle time are bounded.
+ */
+export class Relay {
+  readonly #limits: RelayLimits;
+  readonly #now: () => number;
+  readonly #circuits = new Map<string, Circuit>();
+  readonly #perUser = new Map<string, { circuits: number; bucket: Bucket }>();
+  readonly #total: Bucket;
+  readonly stats: RelayStats = { circuits: 0, bytes: 0 };
+
+  constructor(limits: Partial<RelayLimits> = {}, now: () => number = Date.now) {
+    this.#limits = { ...DEFAULT_RELAY_LIMITS, ...limits };
+    this.#now = now;
+    this.#total = new Bucket(this.#limits.totalRate, now());
+  }
+
+  /** A new circuit between a downloader and a sharer; its id is the secret both legs name. */
+  open(downloader: string, sharer: string): string {
+    if (this.#circuits.size >= this.#limits.maxCircuits) {
+      throw new GsError("BUSY", "the relay is full: try again later");
+    }
+    for (const u of [downloader, sharer]) {
+      if ((this.#perUser.get(u)?.circuits ?? 0) >= this.#limits.circuitsPerUser) {
+        throw new GsError(
+          "RATE_LIMITED",
+          `'${u}' has ${this.#limits.circuitsPerUser} relay circuits open: try again later`,
+        );
+      }
+    }
+    const id = randomBytes(16).toString("hex");
+    const timer = setTimeout(() => this.#close(id), this.#limits.pairMs);
+    timer.unref();
+    this.#circuits.set(id, { id, users: { downloader, sharer }, legs: {}, timer, paired: false });
+    for (const u of [downloader, sharer]) {
+      const entry = this.#perUser.get(u) ?? {
+        circuits: 0,
+        bucket: new Bucket(this.#limits.userRate, this.#now()),
+      };
+      entry.circuits++;
+      this.#perUser.set(u, entry);
+    }
+    return id;
+  }
+
+  /**
+   * `userId` (authenticated by its session) brings a leg of circuit `id`: the socket
+   * its upgrade request came on, and any bytes read past the request. Refused with
+   * an HTTP status when the circuit is unknown, not the user's, or already has this leg.
+   */
+  join(id: string, userId: string, socket: Duplex, head: Buffer): void {
+    const c = this.#circuits.get(id);
+    const side: Side | undefined =
+      c?.users.downloader === userId ? "downloader" : c?.users.sharer === userId ? "sharer" : undefined;
+    if (!c || !side) {
+      refuse(socket, 404, "no such circuit");
+      return;
+    }
+    if (c.legs[side]) {
+      refuse(socket, 409, "that leg is here already");
+      return;
+    }
+    c.legs[side] = { socket, head };
+    socket.on("error", () => this.#close(id));
+    socket.on("close", () => this.#close(id));
+    const { downloader: d, sharer: s } = c.legs;
+    if (d && s) this.#pair(c, d, s);
+  }
+
+  #pair(c: Circuit, d: { socket: Duplex; head: Buffer }, s: { socket: Duplex; head: Buffer }): void {
+    clearTimeout(c.timer);
+    c.paired = true;
+    this.stats.circuits++;
+    const answer = `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${RELAY_PROTOCOL}\r\n\r\n`;
+    d.socket.write(answer);
+    s.socket.write(answer);
+    this.#carry(c, d.socket, s.socket, c.users.downloader, c.users.sharer, d.head);
+    this.#carry(c, s.socket, d.socket, c.users.sharer, c.users.downloader, s.head);
+    const idle = () => this.#close(c.id);
+    for (const sock of [d.socket, s.socket]) {
+      (sock as Duplex & { setTimeout?: (ms: number, cb: () => void) => void }).setTimeout?.(
+        this.#limits.idleMs,
+        idle,
+      );
+    }
+  }
+
+  /** Bytes from `from` to `to`, under backpressure and the rate buckets (sender's, receiver's, total). */
+  #carry(c: Circuit, from: Duplex, to: Duplex, sender: string, receiver: string, head: Buffer): void {
+    let waiting = 0; // reasons `from` is paused: a full `to`, a bucket in debt
+    const hold = () => {
+      if (waiting++ === 0) from.pause();
+    };
+    const release = () => {
+      if (--waiting === 0 && !from.destroyed) from.resume();
+    };
+    const send = (chunk: Buffer) => {
+      if (chunk.length === 0) return;
+      this.stats.bytes += chunk.length;
+      const now = this.#now();
+      const delay = Math.max(
+        this.#total.take(chunk.length, now),
+        this.#perUser.get(sender)?.bucket.take(chunk.length, now) ?? 0,
+        this.#perUser.get(receiver)?.bucket.take(chunk.length, now) ?? 0,
+      );
+      if (!to.write(chunk)) {
+        hold();
+        to.once("drain", release);
+      }
+      if (delay > 0) {
+        hold();
+        setTimeout(release, delay).unref();
+      }
+    };
+    send(head);
+    from.on("data", send);
+    from.on("end", () => {
+      if (c.paired) to.end();
+    });
+  }
+
+  #close(id: string): void {
+    const c = this.#circuits.get(id);
+    if (!c) return;
+    this.#circuits.delete(id);
+    clearTimeout(c.timer);
+    for (const leg of Object.values(c.legs)) {
+      if (!c.paired) refuse(leg.socket, 504, "the other member did not come");
+      else leg.socket.destroy();
+    }
+    for (const u of [c.users.downloader, c.users.sharer]) {
+      const entry = this.#perUser.get(u);
+      if (entry && --entry.circuits === 0) this.#perUser.delete(u);
+    }
+  }
+
+  /** Closes every circuit (the tracker is stopping). */
+  close(): void {
+    for (const id of [...this.#circuits.keys()]) this.#close(id);
+  }
+}
+
+/** Ends an upgrade request with an HTTP error: the client's request fails with that status. */
+export function refuse(socket: Duplex, status: number, why: string): void {
+  if (socket.destroyed) return;
+  const body = `${why}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${why}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  setTimeout(() => socket.destroy(), 1_000).unref();
+}
