@@ -100,6 +100,16 @@ export class GroupshareClient {
           relay: ({ groupId, name }, userId) =>
             tracker.call<Answer<"relay">>("POST", filePath(groupId, name, "relays"), { userId }),
           openRelay: (relay, circuit, signal) => tracker.openRelay(relay, circuit, signal),
+          punch: async ({ groupId, name }, userId) => {
+            const { answer, localPort } = await tracker.callFresh<Answer<"punch">>(
+              undefined,
+              "POST",
+              filePath(groupId, name, "punches"),
+              { userId },
+            );
+            return { addr: answer.addr, localPort };
+          },
+          localAddress: tracker.localAddress,
         },
       }),
     });

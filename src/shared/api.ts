@@ -61,12 +61,17 @@ const MAX_PEERS = 10_000;
 
 /** A peer's public key (peerKey.ts): what its peer server must prove */
 const peerKey = { type: "string", pattern: PEER_KEY_PATTERN } as const;
-const peer = open({ userId: idOut, addr: addrOut, key: peerKey, complete: { type: "boolean" } }, [
-  "userId",
-  "addr",
-  "key",
-  "complete",
-]);
+const peer = open(
+  {
+    userId: idOut,
+    addr: addrOut,
+    key: peerKey,
+    complete: { type: "boolean" },
+    /** the sharer announced another address than the one seen: it is behind a router, most likely */
+    nat: { type: "boolean" },
+  },
+  ["userId", "addr", "key", "complete"],
+);
 const grant = open(
   {
     ticket: { type: "string", minLength: 1, maxLength: 2048 },
@@ -101,8 +106,11 @@ export interface Route {
 const signal = open(
   {
     seq: count,
-    /** reverse: dial `addr` yourself; relay: meet the downloader at tracker `relay` on `circuit` */
-    kind: { type: "string", enum: ["reverse", "relay"] },
+    /**
+     * reverse: dial `addr` yourself; relay: meet the downloader at tracker `relay` on
+     * `circuit`; punch: answer rendezvous `punch` at tracker `tracker` from a fresh port
+     */
+    kind: { type: "string", enum: ["reverse", "relay", "punch"] },
     groupId: idOut,
     fileId: hex40,
     /** the downloader's key: what it must prove on the connection we then serve */
@@ -110,6 +118,8 @@ const signal = open(
     addr: addrOut,
     relay: addrOut,
     circuit: { type: "string", pattern: "^[0-9a-f]{32}$" },
+    punch: { type: "string", pattern: "^[0-9a-f]{32}$" },
+    tracker: addrOut,
   },
   ["seq", "kind", "groupId", "fileId", "key"],
 );
@@ -335,6 +345,27 @@ export const ROUTES = {
       "relay",
       "circuit",
     ]),
+  },
+  /**
+   * A hole punch with the sharer `userId`, asked on a fresh connection from the port
+   * the downloader will punch from: answered, once the sharer has answered too, with
+   * the sharer's address and port as this tracker saw them.
+   */
+  punch: {
+    method: "POST",
+    path: "/v1/groups/:groupId/files/:name/punches",
+    params: fileParams,
+    body: sharer,
+    response: open({ addr: addrOut }, ["addr"]),
+    waits: true,
+  },
+  /** The sharer's side of a hole punch, from the port it will punch from: the downloader's address. */
+  punchAnswer: {
+    method: "POST",
+    path: "/v1/punches/:punchId",
+    params: strict({ punchId: { type: "string", pattern: "^[0-9a-f]{32}$" } }, ["punchId"]),
+    body: noBody,
+    response: open({ addr: addrOut }, ["addr"]),
   },
   /** A download's refresh: a new ticket and peer list, without the hashes again. */
   peers: {

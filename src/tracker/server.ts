@@ -16,6 +16,8 @@ import { MAX_BODY_BYTES, PIECE_SIZE, SHA1_LENGTH } from "../shared/constants.js"
 import { ERRORS, GsError } from "../shared/errors.js";
 import { printable } from "../shared/ids.js";
 import { TLS_VERSION } from "../shared/tlsPolicy.js";
+import { formatHostPort } from "../shared/trackerInfo.js";
+import { sourceIp } from "./addresses.js";
 import { refuse } from "./relay.js";
 import type { TrackerService } from "./service.js";
 
@@ -39,6 +41,8 @@ interface Ctx<K extends RouteName> {
   body: Body<K>;
   query: Query<K>;
   ip: string;
+  /** the client's source port: with `ip`, where its router maps the connection */
+  port: number;
   userId: string;
   token: string;
   /** Fires when the client goes away before its answer (a long poll stops waiting). */
@@ -147,6 +151,17 @@ function handlers(service: TrackerService): Handlers {
     },
     relay: ({ userId, token, params, body }) =>
       service.relayFor(userId, token, params.groupId, params.name, body.userId),
+    punch: ({ userId, token, params, body, ip, port }) =>
+      service.punch(
+        userId,
+        token,
+        params.groupId,
+        params.name,
+        body.userId,
+        formatHostPort(sourceIp(ip), port),
+      ),
+    punchAnswer: async ({ userId, params, ip, port }) =>
+      service.punchAnswer(userId, params.punchId, formatHostPort(sourceIp(ip), port)),
     peers: async ({ userId, token, params, ip }) => {
       const file = await service.getFile(userId, params.groupId, params.name);
       return await service.grant(userId, token, params.groupId, file.name, file.fileId, ip);
@@ -236,6 +251,7 @@ export function buildTrackerServer({ service, tls, log = () => {} }: TrackerServ
           body: req.body as never,
           query: req.query as never,
           ip: req.ip,
+          port: req.socket.remotePort ?? 0,
           ...who,
         });
         return reply.code(r.status ?? 200).send(answer);
@@ -259,10 +275,18 @@ export function buildTrackerServer({ service, tls, log = () => {} }: TrackerServ
       () => refuse(socket, 401, "log in first"),
     );
   });
-  // before the server waits for open requests: long polls answer at once, circuits end
+  // before the server waits for open requests: long polls answer at once, circuits end,
+  // and every answer from then on closes its connection (a kept-alive one would hold
+  // the server open until its timeout)
+  let closing = false;
   app.addHook("preClose", async () => {
+    closing = true;
     service.relay.close();
     service.signals.close();
+  });
+  app.addHook("onSend", async (_req, reply, payload) => {
+    if (closing) reply.header("connection", "close");
+    return payload;
   });
 
   return app;

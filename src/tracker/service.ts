@@ -19,6 +19,7 @@ import { handOut, peerAddressProblem, sourceIp } from "./addresses.js";
 import { DEFAULT_HASH_GATE, HashGate, type HashGateOptions } from "./hashGate.js";
 import { checkPassword, DUMMY_HASH, hashPassword, needsRehash } from "./passwords.js";
 import { DEFAULT_QUOTAS, QuotaGuard, type Quotas } from "./quotas.js";
+import { Punches } from "./punches.js";
 import { Relay, type RelayLimits } from "./relay.js";
 import { SignalHub } from "./signals.js";
 import { type BucketRule, GLOBAL, PER_ADDRESS, RegistrationLimiter } from "./registrations.js";
@@ -80,6 +81,7 @@ export class TrackerService {
   readonly #self: TrackerAddress | undefined;
   readonly signals: SignalHub;
   readonly relay: Relay;
+  readonly #punches = new Punches();
 
   constructor(store: Store, now: () => number = Date.now, opts: ServiceOptions = {}) {
     this.#store = store;
@@ -371,7 +373,8 @@ export class TrackerService {
       // a sharer without a key cannot prove who it is: never handed out
       peers: peers.flatMap((p) => {
         const addr = p.peerKey ? this.#addressFor(p, sourceIp(clientAddr)) : undefined;
-        return addr === undefined ? [] : [{ userId: p.userId, addr, key: p.peerKey!, complete: p.complete }];
+        if (addr === undefined) return [];
+        return [{ userId: p.userId, addr, key: p.peerKey!, complete: p.complete, nat: behindRouter(p) }];
       }),
     };
   }
@@ -422,6 +425,40 @@ export class TrackerService {
     return { relay, circuit };
   }
 
+  /**
+   * A hole punch between the downloader (whose call came from `observed`, the port it
+   * will punch from) and the sharer `sharerId`, who is told to answer it here: the
+   * sharer's address as seen, once it has answered.
+   */
+  async punch(
+    userId: string,
+    token: string,
+    groupId: string,
+    name: string,
+    sharerId: string,
+    observed: string,
+  ) {
+    if (!this.#self) throw new GsError("BUSY", "this tracker coordinates no hole punches");
+    const { session, fileId } = await this.#pathCheck(userId, token, groupId, name, sharerId);
+    const { id, met } = this.#punches.open(userId, sharerId, observed, PUNCH_WAIT_MS);
+    met.catch(() => {}); // awaited below, after the signal: a sharer that never answers must not go unhandled
+    const tracker = formatHostPort(this.#self.host, this.#self.port);
+    await this.#signal(sharerId, {
+      kind: "punch",
+      groupId,
+      fileId,
+      key: session.peerKey!,
+      punch: id,
+      tracker,
+    });
+    return { addr: await met };
+  }
+
+  /** The sharer answers hole punch `id` from `observed`: the downloader's address. */
+  punchAnswer(userId: string, id: string, observed: string) {
+    return { addr: this.#punches.answer(id, userId, observed) };
+  }
+
   /** A reversal or relay is asked by a member with a keyed session, of an online sharer of the file. */
   async #pathCheck(userId: string, token: string, groupId: string, name: string, sharerId: string) {
     checkId("user id", sharerId);
@@ -456,6 +493,17 @@ export class TrackerService {
     return handOut(p.peerAddr, this.#trackers) ? p.peerAddr : undefined;
   }
 }
+
+/** The sharer announced a specific IP other than the one its connections come from. */
+function behindRouter(p: PeerRecord): boolean {
+  const claimed = parseHostPort(p.claimedAddr);
+  const seen = parseHostPort(p.peerAddr);
+  if (typeof claimed === "string" || typeof seen === "string") return false;
+  return claimed.host !== seen.host && claimed.host !== "0.0.0.0" && claimed.host !== "::";
+}
+
+/** A punch's downloader waits this long for the sharer's answer (its wake-up takes at most a second or so). */
+const PUNCH_WAIT_MS = 5_000;
 
 const SESSION_ENDED = "session ended: logged out, logged in from another client, or idle too long";
 

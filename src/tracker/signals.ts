@@ -25,6 +25,7 @@ export class SignalHub {
   readonly #waiting = new Map<string, () => void>();
   #cursor = -1;
   #timer: NodeJS.Timeout | undefined;
+  #closed = false;
 
   constructor(store: Store, now: () => number) {
     this.#store = store;
@@ -42,7 +43,7 @@ export class SignalHub {
    */
   async wait(userId: string, after: number, waitMs: number, aborted: AbortSignal): Promise<Signal[]> {
     const take = () => this.#store.takeSignals(userId, after, this.#now(), SIGNALS_PER_ANSWER);
-    if (waitMs <= 0 || aborted.aborted || this.#waiting.size >= MAX_WAITING) return take();
+    if (waitMs <= 0 || aborted.aborted || this.#closed || this.#waiting.size >= MAX_WAITING) return take();
     this.#waiting.get(userId)?.(); // an older poll of the user's answers now
     // listening before the first look: a signal posted while it runs is not missed
     let poked = false;
@@ -59,7 +60,9 @@ export class SignalHub {
       for (let round = 0; round < 4; round++) {
         poked = false;
         const found = await take();
-        if (found.length > 0 || aborted.aborted || this.#waiting.get(userId) !== poke_) return found;
+        if (found.length > 0 || aborted.aborted || this.#closed || this.#waiting.get(userId) !== poke_) {
+          return found;
+        }
         if (!poked) {
           const left = deadline - this.#now();
           if (left <= 0) return [];
@@ -102,8 +105,9 @@ export class SignalHub {
     this.#timer.unref();
   }
 
-  /** Ends every waiting poll (the tracker is closing). */
+  /** Ends every waiting poll, and answers later ones at once (the tracker is closing). */
   close(): void {
+    this.#closed = true;
     for (const wake of [...this.#waiting.values()]) wake();
     clearTimeout(this.#timer);
   }

@@ -5,12 +5,12 @@
  * sharer dialling back, the trackers' relay). Needs root.
  */
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sha1File, writeRandomFile } from "../helpers/files.js";
-import type { Proc } from "../helpers/procs.js";
+import { type Proc, ROOT } from "../helpers/procs.js";
 import { startClient, startTracker } from "../lab/groupshare.js";
 import { type Host, Lab, notRoot, type Router } from "../lab/lab.js";
 import { DOWNLOAD_MS, ok } from "./sharing.helpers.js";
@@ -26,13 +26,18 @@ describe("members behind home routers", { skip }, () => {
   let home: Router;
   let away: Router;
   let trackerHost: Host;
+  let tapPath: string;
   let users = 0;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "gs-lab-nat-"));
     lab = await Lab.create();
     trackerHost = await lab.host("tracker");
-    ({ infoPath } = await startTracker(trackerHost, dir));
+    tapPath = join(dir, "relay-tap.bin");
+    ({ infoPath } = await startTracker(trackerHost, dir, {
+      nodeArgs: ["--import", join(ROOT, "dist/test/lab/relayTap.js")],
+      env: { ...process.env, RELAY_TAP: tapPath },
+    }));
     home = await lab.router("home");
     away = await lab.router("away");
     owner = startClient(await lab.host("owner"), "owner", infoPath, dir);
@@ -60,7 +65,10 @@ describe("members behind home routers", { skip }, () => {
    * `sharer` uploads a fresh file; `downloader` fetches it; the bytes must match.
    * Returns the completion line and what the tracker's host sent meanwhile.
    */
-  async function share(sharer: Proc, downloader: Proc): Promise<{ end: string; trackerSent: number }> {
+  async function share(
+    sharer: Proc,
+    downloader: Proc,
+  ): Promise<{ end: string; trackerSent: number; bytes: Buffer; name: string }> {
     const name = `f${users}.bin`;
     const file = join(dir, name);
     const sha1 = await writeRandomFile(file, SIZE);
@@ -72,7 +80,12 @@ describe("members behind home routers", { skip }, () => {
     const end = await downloader.expect(/^download (complete|failed)/, DOWNLOAD_MS);
     assert.match(end, /^download complete/, `${end}\n${downloader.dump()}\n${sharer.dump()}`);
     assert.equal(await sha1File(join(out, name)), sha1);
-    return { end, trackerSent: (await trackerHost.counters()).up - before };
+    return {
+      end,
+      trackerSent: (await trackerHost.counters()).up - before,
+      bytes: await readFile(file),
+      name,
+    };
   }
 
   it("a public sharer serves a downloader behind a router", async () => {
@@ -92,23 +105,36 @@ describe("members behind home routers", { skip }, () => {
     assert.ok(trackerSent < SIZE / 4, `the tracker's host sent ${trackerSent} bytes`);
   });
 
-  it("a sharer behind one router serves a downloader behind another through the relay", async () => {
+  it("a sharer behind one router serves a downloader behind another through a punched hole", async () => {
     const inside = await member(await lab.host("in5", { behind: home }));
     const far = await member(await lab.host("far1", { behind: away }));
     const { end, trackerSent } = await share(inside, far);
-    assert.match(end, /: 3\.00 MiB relayed\)$/);
-    assert.ok(trackerSent >= SIZE, `the tracker's host sent only ${trackerSent} bytes`);
+    assert.match(end, /: 3\.00 MiB punched\)$/);
+    assert.ok(trackerSent < SIZE / 4, `the tracker's host sent ${trackerSent} bytes`);
   });
 
-  it("routers that pick a random port for every connection: the relay still serves", async () => {
+  it("routers that pick a random port for every connection defeat the punch: the relay serves", async () => {
     const a = await member(
       await lab.host("rnd1", { behind: await lab.router("rnda", { randomFully: true }) }),
     );
     const b = await member(
       await lab.host("rnd2", { behind: await lab.router("rndb", { randomFully: true }) }),
     );
-    const { end } = await share(a, b);
+    const { end, trackerSent, bytes, name } = await share(a, b);
     assert.match(end, /: 3\.00 MiB relayed\)$/);
+    assert.ok(trackerSent >= SIZE, `the tracker's host sent only ${trackerSent} bytes`);
+    // what the relay itself received from the members' legs: their TLS, and nothing readable
+    const carried = await readFile(tapPath);
+    assert.ok(carried.length >= SIZE, `the relay received ${carried.length} bytes`);
+    for (const secret of [name, "eyJ1Ijoi" /* a ticket: base64url of {"u":" */]) {
+      assert.equal(carried.indexOf(secret), -1, `the relay received '${secret}'`);
+    }
+    let found = 0;
+    for (let i = 0; i < 400; i++) {
+      const at = Math.floor((i / 400) * (bytes.length - 64));
+      if (carried.indexOf(bytes.subarray(at, at + 64)) >= 0) found++;
+    }
+    assert.equal(found, 0, `${found} of 400 64-byte samples of the file reached the relay in clear`);
   });
 
   it("two members behind one router share over their LAN (the router does not hairpin)", async () => {

@@ -12,10 +12,22 @@ export const PEER_PORT = 6881;
 export const TRACKER_PORT = 7000;
 
 /** Writes tracker_info.txt for one tracker on `host`, starts it and waits until it listens. */
-export async function startTracker(host: Host, dir: string): Promise<{ proc: Proc; infoPath: string }> {
+export async function startTracker(
+  host: Host,
+  dir: string,
+  opts: ClientOptions = {},
+): Promise<{ proc: Proc; infoPath: string }> {
   const infoPath = join(dir, "tracker_info.txt");
   await writeFile(infoPath, `${host.addr} ${TRACKER_PORT}\n`);
-  const proc = host.spawn(`tracker@${host.name}`, join(ROOT, "tracker"), [infoPath, "1"]);
+  const args = [infoPath, "1"];
+  const proc = opts.nodeArgs
+    ? host.spawn(
+        `tracker@${host.name}`,
+        process.execPath,
+        [...opts.nodeArgs, join(ROOT, "dist/src/tracker/main.js"), ...args],
+        { env: opts.env },
+      )
+    : host.spawn(`tracker@${host.name}`, join(ROOT, "tracker"), args, { env: opts.env });
   await proc.expect(/listening on/);
   return { proc, infoPath };
 }

@@ -499,8 +499,8 @@ describe("download lines", () => {
     bytesThisRun: 100 * 1024 * 1024,
     fetchingMs: 8_000,
     peers: 2,
-    paths: { direct: 2, reversed: 0, relayed: 0 },
-    receivedByPath: { direct: 100 * 1024 * 1024, reversed: 0, relayed: 0 },
+    paths: { direct: 2, reversed: 0, punched: 0, relayed: 0 },
+    receivedByPath: { direct: 100 * 1024 * 1024, reversed: 0, punched: 0, relayed: 0 },
     speed: 12.5e6,
     etaSeconds: 14,
     tries: 0,
@@ -514,7 +514,10 @@ describe("download lines", () => {
       "130.0 MiB/300.0 MiB 43.3%  DL 12.5 MB/s  ETA 14 s  2 peers (2 direct)",
     );
     assert.match(
-      say.describe({ ...base, peers: 3, paths: { direct: 1, reversed: 1, relayed: 0 } }, undefined),
+      say.describe(
+        { ...base, peers: 3, paths: { direct: 1, reversed: 1, punched: 0, relayed: 0 } },
+        undefined,
+      ),
       / {2}3 peers \(1 direct, 1 reversed\)$/,
     );
     assert.match(
@@ -531,7 +534,7 @@ describe("download lines", () => {
       say.complete("/d/big file.bin", base),
       'download complete: [g] "big file.bin" -> /d/big file.bin (100.0 MiB fetched in 8.00 s, 13.1 MB/s; 200.0 MiB were already on disk)',
     );
-    const relayed = { direct: 60 * 1024 * 1024, reversed: 0, relayed: 40 * 1024 * 1024 };
+    const relayed = { direct: 60 * 1024 * 1024, reversed: 0, punched: 0, relayed: 40 * 1024 * 1024 };
     assert.match(
       say.complete("/d/big file.bin", { ...base, receivedByPath: relayed }),
       /13\.1 MB\/s: 60\.0 MiB direct, 40\.0 MiB relayed; 200\.0 MiB were/,

@@ -10,12 +10,22 @@ export interface DialTarget {
   readonly userId: string;
   /** the key the sharer's peer server must prove (peerKey.ts), as the tracker listed it */
   readonly key: string;
+  /** the tracker thinks the sharer is behind a router (its own address differs from the one seen) */
+  readonly nat?: boolean;
   /** the file the link is for (the download sets it): a dialer that asks the tracker for a path names it */
   readonly file?: { readonly groupId: string; readonly name: string };
 }
 
-/** How a connection to a peer was made: dialled, dialled back by the sharer, or through a tracker's relay. */
-export type PathKind = "direct" | "reversed" | "relayed";
+/**
+ * How a connection to a peer was made: dialled, dialled back by the sharer, a hole
+ * punched through both routers, or through a tracker's relay.
+ */
+export type PathKind = "direct" | "reversed" | "punched" | "relayed";
+
+/** A count per path kind, every kind at 0. */
+export function byPath(): Record<PathKind, number> {
+  return { direct: 0, reversed: 0, punched: 0, relayed: 0 };
+}
 
 /** A dialer's stream may say how it was made (show_downloads prints it); absent means direct. */
 export type Reached = Duplex & { path?: PathKind };

@@ -5,7 +5,7 @@ import { fileIdOf } from "../../shared/fileId.js";
 import { pieceCountOf, pieceLength, type ShareRegistry } from "../serving/shares.js";
 import type { DownloadState, ShareState } from "../state.js";
 import { type Clock, systemClock, type Timer, Wakeup } from "./clock.js";
-import type { Dialer } from "./dialer.js";
+import { byPath, type Dialer } from "./dialer.js";
 import type { FileInfo, FileTracker, Grant } from "./fileTracker.js";
 import { DownloadMessages, type DownloadNotices, gaveUp } from "./messages.js";
 import { PartFile, type PartFileSystem, removePart } from "./partFile.js";
@@ -190,8 +190,8 @@ export class Download {
       bytesThisRun: this.#speed.total,
       fetchingMs: this.#fetching.total(now),
       peers: this.peerCount,
-      paths: this.#swarm?.paths ?? { direct: 0, reversed: 0, relayed: 0 },
-      receivedByPath: { ...(this.#swarm?.received ?? { direct: 0, reversed: 0, relayed: 0 }) },
+      paths: this.#swarm?.paths ?? byPath(),
+      receivedByPath: { ...(this.#swarm?.received ?? byPath()) },
       speed,
       etaSeconds: left === 0 ? 0 : speed > 0 ? left / speed : undefined,
       tries: this.#patience.tries,

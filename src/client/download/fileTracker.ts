@@ -18,6 +18,8 @@ export interface Sharer {
   /** the key its peer server proves */
   key: string;
   complete: boolean;
+  /** most likely behind a router: dialling it directly may not work */
+  nat?: boolean;
 }
 
 /** A ticket for the file's sharers, and who they are now. */

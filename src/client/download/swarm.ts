@@ -2,7 +2,7 @@ import { Bitfield } from "../../shared/bitfield.js";
 import { parseHostPort } from "../../shared/trackerInfo.js";
 import type { PieceMessage } from "../../wire/index.js";
 import type { Clock } from "./clock.js";
-import type { Dialer, PathKind } from "./dialer.js";
+import { byPath, type Dialer, type PathKind } from "./dialer.js";
 import { IMPOSTOR } from "./dialPeer.js";
 import type { Grant } from "./fileTracker.js";
 import { requestDepth, StartGate } from "./gate.js";
@@ -107,11 +107,11 @@ export class Swarm implements LinkOwner {
   }
 
   /** Piece bytes received this run, by how the link they came on was made. */
-  readonly received: Record<PathKind, number> = { direct: 0, reversed: 0, relayed: 0 };
+  readonly received: Record<PathKind, number> = byPath();
 
   /** Connected links by how they were made (show_downloads prints them). */
   get paths(): Record<PathKind, number> {
-    const by = { direct: 0, reversed: 0, relayed: 0 };
+    const by = byPath();
     for (const l of this.#links.values()) if (!l.closed && l.path) by[l.path]++;
     return by;
   }
@@ -143,7 +143,7 @@ export class Swarm implements LinkOwner {
       if (existing && !existing.closed) continue;
       const hp = parseHostPort(p.addr);
       if (typeof hp === "string") continue;
-      const target = { addr: p.addr, host: hp.host, port: hp.port, userId: p.userId, key: p.key };
+      const target = { addr: p.addr, host: hp.host, port: hp.port, userId: p.userId, key: p.key, nat: p.nat };
       this.#links.set(p.addr, new PeerLink(target, grant.ticket, this, this.#components));
     }
   }

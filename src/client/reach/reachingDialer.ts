@@ -2,6 +2,7 @@ import type { Duplex } from "node:stream";
 import type { PeerIdentity } from "../peerIdentity.js";
 import type { DialTarget, Dialer, PathKind, Reached } from "../download/dialer.js";
 import { dialPeer, IMPOSTOR } from "../download/dialPeer.js";
+import { punchConnect } from "./punch.js";
 import type { Reversals } from "./reversals.js";
 
 /** What reaching a sharer behind a router needs from the tracker. */
@@ -12,6 +13,16 @@ export interface PathHelp {
   relay(file: { groupId: string; name: string }, sharer: string): Promise<{ relay: string; circuit: string }>;
   /** Our leg of a relay circuit, once the sharer's has joined it. */
   openRelay(relay: string, circuit: string, signal: AbortSignal): Promise<Duplex>;
+  /**
+   * A hole punch with `sharer`: the sharer's address as the tracker saw it, and the
+   * local port of the fresh connection we asked on (the one to punch from).
+   */
+  punch(
+    file: { groupId: string; name: string },
+    sharer: string,
+  ): Promise<{ addr: string; localPort: number }>;
+  /** The local IP to punch from, when the client has one. */
+  localAddress?: string;
 }
 
 /**
@@ -20,14 +31,22 @@ export interface PathHelp {
  * links in under 5 ms, so a second is a wide margin even on a long path; a router
  * that drops the SYN makes the direct attempt hang, not fail, so waiting for it to
  * fail would cost its whole timeout. Reversal takes a tracker call, the sharer's
- * wake-up (at once on its tracker, within 1 s from another) and a dial back.
+ * wake-up (at once on its tracker, within 1 s from another) and a dial back: in the
+ * lab about 50 ms, so it has a second to itself before the punch (two fresh tracker
+ * connections, then SYNs that may need a retransmission) and 4 s before the relay.
+ * A sharer the tracker marks as behind a router gets the reversal at once.
  */
 export const PATH_TIMING = {
   reverseAfterMs: 1_000,
-  relayAfterMs: 3_500,
+  punchAfterMs: 2_000,
+  relayAfterMs: 5_000,
+  /** how much sooner each path starts for a sharer behind a router */
+  natHeadStartMs: 1_000,
   reverseWaitMs: 5_000,
   /** a direct attempt that has not connected by then has failed (a dropped SYN never answers) */
   directTimeoutMs: 9_000,
+  /** a hole punch's connects, once both addresses are known: two SYN retransmissions (1 s, then 2 s) */
+  punchMs: 3_500,
 };
 
 /** Sharers whose last working path we remember (their next dial starts there too). */
@@ -35,7 +54,8 @@ const REMEMBERED = 1_024;
 
 /**
  * The downloads' dialer: the cheapest path that works, tried in order with head
- * starts (direct, then the sharer dials us back, then a tracker's relay), the first
+ * starts (direct; then the sharer dials us back and, at the same time, a hole punch
+ * through both routers; then a tracker's relay), the first
  * to connect winning and the others stopped. Every path ends in the same TLS 1.3
  * with the keys proved both ways, so a reversed or relayed link is as private and
  * as authenticated as a direct one. A direct attempt that meets an impostor ends the
@@ -78,6 +98,20 @@ export function reachingDialer(o: {
           },
         },
         {
+          kind: "punched",
+          after: timing.punchAfterMs,
+          run: async (s) => {
+            const { addr, localPort } = await o.help.punch(file, target.userId);
+            const tcp = await punchConnect(
+              addr,
+              localPort,
+              o.help.localAddress,
+              withTimeout(s, timing.punchMs),
+            );
+            return dialPeer(target, identity, s, { transport: tcp });
+          },
+        },
+        {
           kind: "relayed",
           after: timing.relayAfterMs,
           run: async (s) => {
@@ -87,9 +121,13 @@ export function reachingDialer(o: {
           },
         },
       );
-      // what worked last time starts at once
+      // a sharer behind a router: the direct attempt most likely hangs, so the rest come
+      // sooner; what worked last time starts at once
       const last = worked.get(target.key);
-      for (const p of paths) if (p.kind === last) p.after = 0;
+      for (const p of paths) {
+        if (target.nat && p.after > 0) p.after -= timing.natHeadStartMs;
+        if (p.kind === last) p.after = 0;
+      }
     }
     return new Promise<Reached>((resolve, reject) => {
       const stop = new AbortController();

@@ -7,6 +7,7 @@ import { dialPeer } from "../download/dialPeer.js";
 import type { PeerIdentity } from "../peerIdentity.js";
 import type { PeerServer } from "../serving/peerServer.js";
 import type { ShareRegistry } from "../serving/shares.js";
+import { punchConnect } from "./punch.js";
 import { REVERSED_ALPN } from "./reversals.js";
 
 /** What answering signals needs from the client. */
@@ -14,6 +15,13 @@ export interface SignalDeps {
   tracker: {
     call<T>(method: "GET", path: string, body?: unknown, opts?: { signal?: AbortSignal }): Promise<T>;
     openRelay(relay: string, circuit: string, signal: AbortSignal): Promise<Duplex>;
+    callFresh<T>(
+      at: string,
+      method: "POST",
+      path: string,
+      body: unknown,
+    ): Promise<{ answer: T; localPort: number }>;
+    readonly localAddress: string | undefined;
   };
   shares: ShareRegistry;
   peerServer: PeerServer;
@@ -25,8 +33,17 @@ export interface SignalDeps {
 const DIAL_BACK_TIMEOUT_MS = 5_000;
 /** Our relay leg must be joined with the downloader's within this time (the relay waits 10 s). */
 const RELAY_TIMEOUT_MS = 12_000;
+/** Our side of a hole punch connects within this time, or it failed (the downloader gives up sooner). */
+const PUNCH_TIMEOUT_MS = 4_000;
+const WHAT = {
+  reverse: "dial a downloader back",
+  relay: "join a relay",
+  punch: "punch through to a downloader",
+};
 /** Signals answered at once; more are dropped (their downloaders try the next path). */
 const MAX_ANSWERING = 16;
+/** An empty answer sooner than this is followed by a pause of this long. */
+const MIN_POLL_MS = 1_000;
 /** After a failed poll: wait this long (doubling to the cap) before the next. */
 const RETRY_MS = 1_000;
 const RETRY_CAP_MS = 15_000;
@@ -43,7 +60,7 @@ export class SignalListener {
   readonly #stop = new AbortController();
   #answering = 0;
   /** Signals answered: for tests and the log. */
-  readonly answered = { reverse: 0, relay: 0 };
+  readonly answered = { reverse: 0, relay: 0, punch: 0 };
 
   constructor(deps: SignalDeps) {
     this.#d = deps;
@@ -59,6 +76,7 @@ export class SignalListener {
     let retry = RETRY_MS;
     // bounded by the session: the poll ends at logout, and a 401 ends it
     while (!this.#stop.signal.aborted) {
+      const began = Date.now();
       try {
         const { signals } = await this.#d.tracker.call<Answer<"signals">>(
           "GET",
@@ -71,6 +89,9 @@ export class SignalListener {
           after = Math.max(after, s.seq);
           this.#answer(s);
         }
+        // an empty answer that came at once (a tracker that is closing, or full): not a busy loop
+        if (signals.length === 0 && Date.now() - began < MIN_POLL_MS)
+          await sleep(MIN_POLL_MS, this.#stop.signal);
       } catch (err) {
         if (this.#stop.signal.aborted) return;
         if (err instanceof GsError && err.code === "UNAUTHORIZED") return; // the session ended
@@ -84,13 +105,12 @@ export class SignalListener {
     if (!this.#d.shares.get(s.groupId, s.fileId)) return; // not ours (any more) to serve
     if (this.#answering >= MAX_ANSWERING) return;
     this.#answering++;
-    const run = s.kind === "reverse" ? this.#dialBack(s) : this.#joinRelay(s);
+    const run =
+      s.kind === "reverse" ? this.#dialBack(s) : s.kind === "relay" ? this.#joinRelay(s) : this.#punch(s);
     run
       .catch((err: NodeJS.ErrnoException) => {
         if (!this.#stop.signal.aborted)
-          this.#d.warn(
-            `info: could not ${s.kind === "reverse" ? "dial a downloader back" : "join a relay"}: ${err.code ?? err.message}`,
-          );
+          this.#d.warn(`info: could not ${WHAT[s.kind]}: ${err.code ?? err.message}`);
       })
       .finally(() => this.#answering--);
   }
@@ -105,6 +125,22 @@ export class SignalListener {
     });
     this.answered.reverse++;
     this.#d.peerServer.serveDialed(socket, s.key);
+  }
+
+  /** Answers the rendezvous from a fresh port, then connects from that port to the downloader as it connects to us. */
+  async #punch(s: Signal): Promise<void> {
+    if (s.punch === undefined || s.tracker === undefined)
+      throw new Error("a punch signal without its rendezvous");
+    const { answer, localPort } = await this.#d.tracker.callFresh<Answer<"punchAnswer">>(
+      s.tracker,
+      "POST",
+      `/v1/punches/${s.punch}`,
+      {},
+    );
+    const signal = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(PUNCH_TIMEOUT_MS)]);
+    const tcp = await punchConnect(answer.addr, localPort, this.#d.tracker.localAddress, signal);
+    this.answered.punch++;
+    this.#d.peerServer.serveStream(tcp, "punched");
   }
 
   /** Opens our leg of the circuit and serves what comes through it, as the TLS server. */

@@ -7,7 +7,7 @@ import { peerKeyOf } from "../../shared/peerKey.js";
 import { type TicketClaims, verifyTicket } from "../../shared/tickets.js";
 import { TLS_VERSION } from "../../shared/tlsPolicy.js";
 import { type RequestMessage, RejectCode, Wire } from "../../wire/index.js";
-import type { PathKind } from "../download/dialer.js";
+import { byPath, type PathKind } from "../download/dialer.js";
 import { REVERSED_ALPN, type Reversals } from "../reach/reversals.js";
 import { shareFor } from "./access.js";
 import type { PeerIdentity } from "../peerIdentity.js";
@@ -118,7 +118,7 @@ export class PeerServer {
     for (const c of this.#connections) {
       const f = c.file;
       if (!f) continue;
-      const counts = by.get(f) ?? { direct: 0, reversed: 0, relayed: 0 };
+      const counts = by.get(f) ?? byPath();
       counts[c.path]++;
       by.set(f, counts);
     }

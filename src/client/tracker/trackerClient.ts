@@ -1,7 +1,7 @@
 import { request } from "node:http";
 import { isIP } from "node:net";
 import type { Duplex } from "node:stream";
-import { findRoute, RELAY_PATH, RELAY_PROTOCOL } from "../../shared/api.js";
+import { findRoute, RELAY_PATH, RELAY_PROTOCOL, type Route } from "../../shared/api.js";
 import { HASHING_TIMEOUT_MS, SIGNAL_WAIT_MS, TRACKER_TIMEOUT_MS } from "../../shared/constants.js";
 import { GsError, isErrorCode } from "../../shared/errors.js";
 import { printable } from "../../shared/ids.js";
@@ -148,6 +148,7 @@ export class TrackerClient {
   readonly #timeoutMs: number;
   readonly #localAddress: string | undefined;
   readonly #agents: TrackerAgent[];
+  readonly #known: KnownTrackers;
   #current = 0;
   token: string | undefined;
 
@@ -157,8 +158,14 @@ export class TrackerClient {
     this.#timeoutMs = timeoutMs;
     this.#localAddress = localAddress;
     const keys = known ?? new KnownTrackers();
+    this.#known = keys;
     // keep-alive: a command is one or two requests, a download's refresh one every few seconds
     this.#agents = trackers.map((t) => new TrackerAgent(t, keys, { keepAlive: true, maxSockets: 8 }));
+  }
+
+  /** The local IP connections to trackers come from, when the peer server listens on one. */
+  get localAddress(): string | undefined {
+    return this.#localAddress;
   }
 
   /** The tracker that answered last. */
@@ -217,33 +224,84 @@ export class TrackerClient {
         continue;
       }
       this.#current = index;
-      const bad = (what: string) =>
-        new GsError(
-          "BAD_TRACKER_ANSWER",
-          `${who} sent a malformed answer to ${method} ${found.route.path}: ${what}`,
-        );
-      if (r.status < 0) throw bad(r.text);
-      let json: unknown;
-      try {
-        json = JSON.parse(r.text);
-      } catch {
-        throw bad("not JSON");
-      }
-      if (r.status < 200 || r.status > 299) {
-        const e = (json as { error?: { code?: unknown; message?: unknown } } | null)?.error;
-        const code = isErrorCode(e?.code) ? e.code : "INTERNAL";
-        // the tracker's words reach a terminal: escaped
-        const message =
-          typeof e?.message === "string"
-            ? printable(e.message, MAX_MESSAGE_CHARS)
-            : `${who} answered ${r.status}`;
-        throw new GsError(code, message);
-      }
-      const problem = validate(found.route.response, json);
-      if (problem) throw bad(problem);
-      return json as T;
+      return this.#read<T>(r, t, method, found.route);
     }
     throw new GsError("TRACKER_UNAVAILABLE", `no tracker answered (tried ${failures.join("; ")})`);
+  }
+
+  /** An answer's JSON, checked against the route; a GsError for an error answer or a malformed one. */
+  #read<T>(r: Exchange, t: TrackerAddress, method: string, route: Route): T {
+    const who = `tracker ${t.no} at ${formatHostPort(t.host, t.port)}`;
+    if ("refused" in r) throw r.refused;
+    if ("failed" in r) throw new GsError("TRACKER_UNAVAILABLE", `${who}: ${r.failed}`);
+    const bad = (what: string) =>
+      new GsError("BAD_TRACKER_ANSWER", `${who} sent a malformed answer to ${method} ${route.path}: ${what}`);
+    if (r.status < 0) throw bad(r.text);
+    let json: unknown;
+    try {
+      json = JSON.parse(r.text);
+    } catch {
+      throw bad("not JSON");
+    }
+    if (r.status < 200 || r.status > 299) {
+      const e = (json as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+      const code = isErrorCode(e?.code) ? e.code : "INTERNAL";
+      // the tracker's words reach a terminal: escaped
+      const message =
+        typeof e?.message === "string"
+          ? printable(e.message, MAX_MESSAGE_CHARS)
+          : `${who} answered ${r.status}`;
+      throw new GsError(code, message);
+    }
+    const problem = validate(route.response, json);
+    if (problem) throw bad(problem);
+    return json as T;
+  }
+
+  /**
+   * One call to the tracker at `at` (tracker_info.txt's spelling; the current one when
+   * undefined) on a connection of its own, closed after the answer: for a hole punch,
+   * which needs the local port the tracker saw. No failover: the port is this
+   * connection's. Answer checked against the contract like every call.
+   */
+  async callFresh<T>(
+    at: string | undefined,
+    method: "POST",
+    path: string,
+    body: unknown,
+  ): Promise<{ answer: T; localPort: number }> {
+    const index =
+      at === undefined
+        ? this.#current
+        : this.trackers.findIndex((t) => formatHostPort(t.host, t.port) === at);
+    const t = this.trackers[index];
+    if (!t) throw new Error(`${at} is not one of the trackers`);
+    const found = findRoute(method, path);
+    if (!found) throw new Error(`no route ${method} ${path} in the API contract`);
+    let localPort = 0;
+    const agent = new TrackerAgent(t, this.#known, { keepAlive: false }, (tcp) => {
+      localPort = tcp.localPort ?? 0;
+    });
+    try {
+      const local =
+        this.#localAddress && isIP(this.#localAddress) === isIP(t.host) ? this.#localAddress : undefined;
+      const r = await exchange({
+        tracker: t,
+        method,
+        path,
+        headers: {
+          "content-type": "application/json",
+          ...(this.token && { authorization: `Bearer ${this.token}` }),
+        },
+        body: JSON.stringify(body ?? {}),
+        timeoutMs: found.route.waits ? this.#timeoutMs + SIGNAL_WAIT_MS : this.#timeoutMs,
+        localAddress: local,
+        agent,
+      });
+      return { answer: this.#read<T>(r, t, method, found.route), localPort };
+    } finally {
+      agent.destroy();
+    }
   }
 
   /**

@@ -1,5 +1,5 @@
 import { Agent, type AgentOptions, type ClientRequestArgs } from "node:http";
-import { connect as netConnect } from "node:net";
+import { connect as netConnect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { connect, type TLSSocket } from "node:tls";
 import { GsError } from "../../shared/errors.js";
@@ -69,10 +69,19 @@ export class TrackerAgent extends Agent {
   readonly #tracker: TrackerAddress;
   readonly #known: KnownTrackers;
 
-  constructor(tracker: TrackerAddress, known: KnownTrackers, opts: AgentOptions = {}) {
+  /** Told each connection's TCP socket once it is judged (a hole punch needs its local port). */
+  readonly #onConnected: ((tcp: Socket) => void) | undefined;
+
+  constructor(
+    tracker: TrackerAddress,
+    known: KnownTrackers,
+    opts: AgentOptions = {},
+    onConnected?: (tcp: Socket) => void,
+  ) {
     super(opts);
     this.#tracker = tracker;
     this.#known = known;
+    this.#onConnected = onConnected;
   }
 
   override createConnection(
@@ -114,7 +123,10 @@ export class TrackerAgent extends Agent {
       if (problem) {
         socket.destroy();
         callback?.(problem, socket);
-      } else callback?.(null, socket);
+      } else {
+        this.#onConnected?.(tcp);
+        callback?.(null, socket);
+      }
     });
     // the socket reaches HTTP through the callback, once judged
     return undefined as unknown as Duplex;
