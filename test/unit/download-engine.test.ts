@@ -17,7 +17,13 @@ import { MemorySharer, memoryDialer } from "../helpers/memoryPeers.js";
 const PIECES = 5;
 
 /** A download of one file from in-memory sharers, a fake clock and a stand-in tracker. */
-function setup(dir: string, sharers: Map<string, MemorySharer>, f: MemoryFile, files?: PartFileSystem) {
+function setup(
+  dir: string,
+  sharers: Map<string, MemorySharer>,
+  f: MemoryFile,
+  files?: PartFileSystem,
+  sha1 = createHash("sha1").update(f.data).digest("hex"),
+) {
   const clock = new FakeClock();
   const lines: string[] = [];
   const calls: string[] = [];
@@ -34,7 +40,7 @@ function setup(dir: string, sharers: Map<string, MemorySharer>, f: MemoryFile, f
         file: {
           name: "f.bin",
           size: f.data.length,
-          sha1: createHash("sha1").update(f.data).digest("hex"),
+          sha1,
           fileId: f.fileIdHex,
           pieces: f.hashes.toString("base64"),
         },
@@ -149,6 +155,24 @@ describe("download engine, in memory", () => {
     assert.ok(lines.includes("download failed: [g] f.bin: disk full"), lines.join("\n"));
     assert.deepEqual(await readdir(dir), [], "nothing left behind");
     assert.equal(d.snapshot(), undefined, "not resumed at the next login");
+  });
+
+  it("fails when every piece checks but the whole file's SHA1 is not the tracker's, and keeps no file", async () => {
+    const f = memoryFile(PIECES, 777);
+    const dir = await freshDir();
+    const sharers = new Map([
+      ["10.0.0.2:1", new MemorySharer(f.data, f.fileId)],
+      ["10.0.0.3:1", new MemorySharer(f.data, f.fileId)],
+    ]);
+    const { d, lines } = setup(dir, sharers, f, undefined, "0".repeat(40));
+    await d.start();
+    assert.equal(d.phase, "failed");
+    assert.match(d.error ?? "", /whole file's SHA1 does not match/);
+    assert.ok(
+      lines.some((l) => /^download failed: \[g\] f\.bin: the whole file's SHA1/.test(l)),
+      lines.join("\n"),
+    );
+    assert.deepEqual(await readdir(dir), [], "neither f.bin nor its partial file");
   });
 
   it("waits on the retry schedule while nobody can serve, then gives up after GIVE_UP_MS", async () => {

@@ -94,6 +94,30 @@ describe("PiecePicker", () => {
     assert.ok(first.size > 3, `only ${[...first]} were ever picked first`);
   });
 
+  test("pieces every peer has go in file order with two peers or more; with one peer, at random", () => {
+    const picker = new PiecePicker(40, new Bitfield(40), { randomFirst: 0, random: prng(7) });
+    picker.addPeer("a", Bitfield.full(40));
+    picker.addPeer("b", Bitfield.full(40));
+    const picks = [0, 1, 2, 3, 4, 5].map((k) => picker.pick(k % 2 === 0 ? "a" : "b"));
+    assert.deepEqual(picks, [0, 1, 2, 3, 4, 5]);
+    // a request that ends without its piece is picked again first
+    picker.release(2, "a");
+    assert.equal(picker.pick("b"), 2);
+    assert.equal(picker.pick("a"), 6);
+    // rarer pieces still come first: c alone has 30 to 39 once a and b leave them
+    const rare = new PiecePicker(40, new Bitfield(40), { randomFirst: 0, random: prng(7) });
+    rare.addPeer("a", bits(40, range(0, 30)));
+    rare.addPeer("c", Bitfield.full(40));
+    assert.ok(rare.pick("c")! >= 30, "rarest-first over file order");
+    const orders = new Set<string>();
+    for (let seed = 1; seed <= 10; seed++) {
+      const one = new PiecePicker(40, new Bitfield(40), { randomFirst: 0, random: prng(seed) });
+      one.addPeer("a", Bitfield.full(40));
+      orders.add(drain(one, "a").slice(0, 5).join(","));
+    }
+    assert.ok(orders.size > 5, `one peer: the same first picks for most seeds (${[...orders]})`);
+  });
+
   test("randomFirst: the first N picks ignore rarity, then rarest-first", () => {
     let rareFirst = 0;
     for (let seed = 1; seed <= 40; seed++) {

@@ -3,7 +3,7 @@ import { type FileHandle, link, open, stat, unlink } from "node:fs/promises";
 import { Bitfield } from "../../shared/bitfield.js";
 import { PIECE_SIZE, SHA1_LENGTH } from "../../shared/constants.js";
 import { pieceLength } from "../serving/shares.js";
-import { wholeFileSha1 } from "../hashing/wholeSha1.js";
+import { WholeHash } from "./wholeHash.js";
 
 /**
  * Verified pieces held in memory until their write completes. At this bound no peer
@@ -29,11 +29,9 @@ export interface PartFileSystem {
   stat(path: string): Promise<{ isFile(): boolean; size: number; mtimeMs: number; dev: number; ino: number }>;
   link(existing: string, created: string): Promise<void>;
   unlink(path: string): Promise<void>;
-  /** SHA1 of the first `size` bytes, in hex. */
-  sha1(path: string, size: number): Promise<string>;
 }
 
-export const nodeFiles: PartFileSystem = { open, stat, link, unlink, sha1: wholeFileSha1 };
+export const nodeFiles: PartFileSystem = { open, stat, link, unlink };
 
 /** What a saved state says of the partial file. */
 export interface SavedPart {
@@ -67,6 +65,8 @@ export class PartFile {
   #fh: FileHandle | undefined;
   /** Pieces whose write has completed: what a saved state may claim. */
   #written: Bitfield;
+  /** The whole file's SHA1, following the written pieces (set once #written is known). */
+  #whole!: WholeHash;
   /** The file's mtime as of the last save point. */
   mtimeMs = 0;
   /** Verified pieces whose write has not completed (see MAX_UNWRITTEN). */
@@ -132,6 +132,12 @@ export class PartFile {
       part.#fh = await fs.open(path, "w+");
       await part.#fh.truncate(size);
     }
+    part.#whole = new WholeHash(
+      part.pieceCount,
+      (p) => part.pieceLength(p),
+      part.#written,
+      () => part.#fh!,
+    );
     await part.touch();
     return part;
   }
@@ -151,16 +157,22 @@ export class PartFile {
     return this.#unwritten >= MAX_UNWRITTEN;
   }
 
-  /** Writes a verified piece at its offset; once it completes, the piece counts as on disk. */
+  /**
+   * Writes a verified piece at its offset; once it completes, the piece counts as on
+   * disk, and its bytes go to the whole file's SHA1.
+   */
   async write(piece: number, data: Buffer): Promise<void> {
     this.#unwritten++;
     try {
-      await this.#fh!.write(data, 0, data.length, piece * PIECE_SIZE);
+      const { bytesWritten } = await this.#fh!.write(data, 0, data.length, piece * PIECE_SIZE);
+      // the whole-file hash takes the buffer as written: a short write must not pass
+      if (bytesWritten !== data.length) throw new Error(`short write of piece ${piece}`);
     } finally {
       // the disk caught up by one piece: links held back by MAX_UNWRITTEN may ask again
       if (this.#unwritten-- === MAX_UNWRITTEN) this.#onRoom();
     }
     this.#written.set(piece);
+    this.#whole.add(piece, data);
     this.#unsynced += data.length;
     this.#syncSome();
   }
@@ -190,13 +202,13 @@ export class PartFile {
   /**
    * Durable, checked against the whole file's SHA1, then linked under `target`
    * (never over an existing file) and the partial name removed. Returns the
-   * target's mtime.
+   * target's mtime. The SHA1 has followed the writes (WholeHash): what is left of
+   * it here is the pieces it had not reached, read back beside the fsync.
    */
   async finish(sha1: string, target: string): Promise<number> {
     const fh = this.#fh!;
     await this.#syncing;
-    // durable before it gets its final name; the check reads from the page cache meanwhile
-    const [whole] = await Promise.all([this.#fs.sha1(this.path, this.size), fh.sync()]);
+    const [whole] = await Promise.all([this.#whole.digest(), fh.sync()]);
     if (whole !== sha1) {
       throw new Error("the whole file's SHA1 does not match (the partial file was changed on disk?)");
     }

@@ -4,6 +4,8 @@ import { Bitfield } from "../../shared/bitfield.js";
 export const DEFAULT_RANDOM_FIRST = 4;
 /** End-game: requesters of one piece at most; each extra one doubles the upload spent on it. */
 export const DEFAULT_MAX_DUPLICATES = 2;
+/** Pieces an in-order pick examines before it falls back to a random one of the level. */
+const IN_ORDER_PROBES = 64;
 
 export interface PickerOptions {
   /** The first N fresh picks are random, not rarest-first (default 4). */
@@ -30,6 +32,13 @@ interface PeerState {
  * The pool (missing pieces nobody is requesting) is bucketed by availability,
  * and each bucket is kept in random order, so a rarest-first pick probes only
  * the lowest level this peer can serve, from a random start.
+ *
+ * Pieces every connected peer has, when there are two peers or more, are picked
+ * in file order instead: rarity says nothing about them, and in order the whole
+ * file's SHA1 can follow the pieces as they arrive instead of reading the file
+ * back after the last one (partFile.ts). With a single peer (a flash crowd's first
+ * moments, when the seeder is all anyone knows) picks stay random, so that
+ * downloaders do not all ask the seeder for the same pieces.
  */
 export class PiecePicker {
   /** Our pieces. The picker owns this copy: a bit set elsewhere would skip received()'s cleanup. */
@@ -49,6 +58,8 @@ export class PiecePicker {
   readonly #requesters = new Map<number, Set<string>>();
   #freshPicks = 0;
   #probes = 0;
+  /** In-order picks look from here on: past the last one, or back at a request that ended without its piece. */
+  #orderFrom = 0;
 
   constructor(
     readonly pieceCount: number,
@@ -161,7 +172,7 @@ export class PiecePicker {
     if (this.#pooledAvailable() === 0) return this.#pickDuplicate(peer, st);
     const level = this.#freshPicks < this.#randomFirst ? this.#randomLevel(st) : this.#rarestLevel(st);
     if (level === undefined) return undefined;
-    const piece = this.#scan(this.#levels[level]!, st.bits);
+    const piece = this.#inOrder(level, st) ?? this.#scan(this.#levels[level]!, st.bits);
     this.#poolRemove(piece);
     this.#requesters.set(piece, new Set([peer]));
     st.inFlight.add(piece);
@@ -227,6 +238,8 @@ export class PiecePicker {
     if (requesters.size > 0) return false;
     this.#requesters.delete(piece);
     this.#poolAdd(piece);
+    // back in the pool: an in-order pick must see it again
+    if (piece < this.#orderFrom) this.#orderFrom = piece;
     return true;
   }
 
@@ -253,6 +266,20 @@ export class PiecePicker {
       if (r < 0) return a;
     }
     return this.#rarestLevel(st);
+  }
+
+  /** At a level that every peer (two or more) is at, the first pooled piece in file order; undefined otherwise. */
+  #inOrder(level: number, st: PeerState): number | undefined {
+    if (this.#peers.size < 2 || level !== this.#peers.size) return undefined;
+    const end = Math.min(this.pieceCount, this.#orderFrom + IN_ORDER_PROBES);
+    for (let i = this.#orderFrom; i < end; i++) {
+      this.#probes++;
+      if (this.#pos[i]! >= 0 && this.#avail[i] === level && st.bits.has(i)) {
+        this.#orderFrom = i + 1;
+        return i;
+      }
+    }
+    return undefined;
   }
 
   /** First piece the peer has, from a random start; the level's order is already random. */

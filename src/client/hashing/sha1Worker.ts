@@ -1,7 +1,7 @@
 /**
  * Worker thread: the SHA1 of a whole file (or of its first `length` bytes), read
  * on its own. It runs beside the piece hashing of the main thread, so the two
- * hashes of upload_file (or the final check of a download) use both cores.
+ * hashes of upload_file use both cores.
  */
 import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
