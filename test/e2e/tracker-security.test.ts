@@ -15,7 +15,7 @@ import { fileIdOf } from "../../src/shared/fileId.js";
 import { Cluster, freePort, Proc, ROOT, WAIT_MS } from "../helpers/procs.js";
 import { fails, ok } from "./sharing.helpers.js";
 import { type Api, api } from "./tracker.helpers.js";
-import { tlsIdentity } from "../helpers/tls.js";
+import { TEST_PEER, tlsIdentity, trackerCall } from "../helpers/tls.js";
 import { PEER_KEY_PATTERN } from "../../src/shared/peerKey.js";
 
 /** A one-piece file's registration body. */
@@ -187,6 +187,43 @@ describe("tracker: file ids, peer addresses and membership (raw HTTP)", () => {
     await t.fails(own, "POST", "/v1/groups/club/requests/gpend/accept", {}, "REQUEST_NOT_FOUND");
     await t.fails(own, "POST", "/v1/groups/club/requests/gpend/reject", {}, "REQUEST_NOT_FOUND");
     await t.fails(pend, "GET", "/v1/groups/club/files", undefined, "NOT_MEMBER");
+  });
+
+  it("reversals, relays and punches: only for a member, of an online sharer of the file; a circuit only for its two users", async () => {
+    for (const u of ["rown", "rmem", "rstr"]) await t.register(u);
+    const own = await t.login("rown", "127.0.0.1:6310");
+    const mem = await t.login("rmem", "127.0.0.1:6311");
+    const str = await t.login("rstr", "127.0.0.1:6312");
+    await t.ok(own, "POST", "/v1/groups", { groupId: "nat" }, 201);
+    await t.join(mem, own, "nat");
+    await t.ok(own, "POST", "/v1/groups/nat/files", fileBody("n.bin", "behind a router"), 201);
+    const base = "/v1/groups/nat/files/n.bin";
+    for (const tail of ["reversals", "relays", "punches"]) {
+      await t.fails(str, "POST", `${base}/${tail}`, { userId: "rown" }, "NOT_MEMBER");
+      await t.fails(mem, "POST", `${base}/${tail}`, { userId: "rstr" }, "NOT_SHARING");
+    }
+    // a member's reversal reaches the sharer's poll: dial the member at its own address, proving its key
+    await t.ok(mem, "POST", `${base}/reversals`, { userId: "rown" });
+    const { circuit } = await t.ok(mem, "POST", `${base}/relays`, { userId: "rown" });
+    const { signals } = await t.ok(own, "GET", "/v1/signals?after=0");
+    assert.deepEqual(
+      signals.map((x: { kind: string }) => x.kind),
+      ["reverse", "relay"],
+    );
+    assert.equal(signals[0].addr, "127.0.0.1:6311");
+    assert.equal(signals[0].key, TEST_PEER.publicKey);
+    assert.equal(signals[1].circuit, circuit);
+    assert.equal(signals[1].relay, `127.0.0.1:${c.ports[0]}`);
+    // the circuit: no session, or a user it was not opened for, is refused before any byte is carried
+    const upgrade = (token?: string) =>
+      trackerCall(c.ports[0]!, {
+        method: "GET",
+        path: `/v1/relay/${circuit}`,
+        headers: { connection: "Upgrade", upgrade: "groupshare-relay/1" },
+        token,
+      });
+    assert.equal((await upgrade()).status, 401);
+    assert.equal((await upgrade(str)).status, 404);
   });
 
   it("refuses names with control, bidi or zero-width characters, and keeps names NFC", async () => {

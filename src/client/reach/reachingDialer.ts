@@ -66,8 +66,11 @@ export function reachingDialer(o: {
   reversals: Reversals;
   help: PathHelp;
   timing?: typeof PATH_TIMING;
+  /** the TLS dial every path ends in (tests give their own) */
+  dial?: typeof dialPeer;
 }): Dialer {
   const timing = o.timing ?? PATH_TIMING;
+  const dial = o.dial ?? dialPeer;
   const worked = new Map<string, PathKind>();
   const remember = (key: string, kind: PathKind) => {
     worked.delete(key);
@@ -82,7 +85,7 @@ export function reachingDialer(o: {
       {
         kind: "direct",
         after: 0,
-        run: (s) => dialPeer(target, identity, withTimeout(s, timing.directTimeoutMs)),
+        run: (s) => dial(target, identity, withTimeout(s, timing.directTimeoutMs)),
       },
     ];
     if (file) {
@@ -108,7 +111,7 @@ export function reachingDialer(o: {
               o.help.localAddress,
               withTimeout(s, timing.punchMs),
             );
-            return dialPeer(target, identity, s, { transport: tcp });
+            return dial(target, identity, s, { transport: tcp });
           },
         },
         {
@@ -117,7 +120,7 @@ export function reachingDialer(o: {
           run: async (s) => {
             const { relay, circuit } = await o.help.relay(file, target.userId);
             const leg = await o.help.openRelay(relay, circuit, s);
-            return dialPeer(target, identity, s, { transport: leg });
+            return dial(target, identity, s, { transport: leg });
           },
         },
       );

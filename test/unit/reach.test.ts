@@ -1,0 +1,178 @@
+/**
+ * How the downloads' dialer picks a path to a sharer (reach/reachingDialer): the
+ * order, the head starts, what ends a dial, and what a failure says. The TLS dial and
+ * the tracker's help are stand-ins that record what was asked of them.
+ */
+import assert from "node:assert/strict";
+import { PassThrough } from "node:stream";
+import type { TLSSocket } from "node:tls";
+import { describe, it } from "node:test";
+import type { DialTarget } from "../../src/client/download/dialer.js";
+import { IMPOSTOR } from "../../src/client/download/dialPeer.js";
+import type { PeerIdentity } from "../../src/client/peerIdentity.js";
+import { PATH_TIMING, type PathHelp, reachingDialer } from "../../src/client/reach/reachingDialer.js";
+import { Reversals } from "../../src/client/reach/reversals.js";
+
+/** Head starts far apart, so that which path started first never depends on the machine's speed. */
+const TIMING: typeof PATH_TIMING = {
+  ...PATH_TIMING,
+  reverseAfterMs: 150,
+  punchAfterMs: 2_000,
+  relayAfterMs: 4_000,
+  natHeadStartMs: 150,
+  reverseWaitMs: 3_000,
+  directTimeoutMs: 8_000,
+};
+
+const target: DialTarget = {
+  addr: "198.18.0.9:6881",
+  host: "198.18.0.9",
+  port: 6881,
+  userId: "bob",
+  key: "bobkey",
+  file: { groupId: "g", name: "f.bin" },
+};
+
+type Outcome = "hang" | "refused" | "impostor" | "ok";
+
+/** A dialer whose direct dial does `direct`, and whose help does what `help` says; `log` records each step. */
+function harness(direct: Outcome, help: { reverse?: Outcome; punch?: Outcome; relay?: Outcome } = {}) {
+  const log: string[] = [];
+  const reversals = new Reversals();
+  const stream = () => new PassThrough() as unknown as TLSSocket;
+  const outcome = (o: Outcome | undefined, what: string, signal: AbortSignal): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (o === "ok") return resolve();
+      if (o === "refused" || o === undefined)
+        return reject(Object.assign(new Error(`${what} refused`), { code: "ECONNREFUSED" }));
+      if (o === "impostor") return reject(Object.assign(new Error("impostor"), { code: IMPOSTOR }));
+      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+    });
+  const pathHelp: PathHelp = {
+    reverse: async () => {
+      log.push("reverse asked");
+      if (help.reverse === "ok") {
+        // the sharer dials back: our peer server hands its connection to the waiting dial
+        setImmediate(() => reversals.take(target.key)?.(stream()));
+      } else if (help.reverse !== "hang") throw new Error("NOT_SHARING");
+    },
+    punch: async () => {
+      log.push("punch asked");
+      throw new Error("punch refused");
+    },
+    relay: async () => {
+      log.push("relay asked");
+      if (help.relay !== "ok") throw new Error("BUSY the relay is full");
+      return { relay: "198.18.0.1:7000", circuit: "c".repeat(32) };
+    },
+    openRelay: async () => {
+      log.push("relay leg");
+      return new PassThrough();
+    },
+  };
+  const dialer = reachingDialer({
+    identity: async () => ({}) as PeerIdentity,
+    reversals,
+    help: pathHelp,
+    timing: TIMING,
+    dial: async (_t, _id, signal, opts = {}) => {
+      const kind = opts.transport ? "tls over a leg" : "direct dial";
+      log.push(kind);
+      await outcome(opts.transport ? "ok" : direct, kind, signal);
+      return stream();
+    },
+  });
+  return { dialer, log };
+}
+
+describe("reaching a sharer", () => {
+  it("a sharer that answers directly is dialled, and the tracker is asked for nothing", async () => {
+    const { dialer, log } = harness("ok");
+    const s = await dialer(target, new AbortController().signal);
+    assert.equal(s.path, "direct");
+    assert.deepEqual(log, ["direct dial"]);
+  });
+
+  it("a direct dial that hangs: the sharer is asked to dial back after its head start, and that wins", async () => {
+    const { dialer, log } = harness("hang", { reverse: "ok" });
+    const s = await dialer(target, new AbortController().signal);
+    assert.equal(s.path, "reversed");
+    assert.deepEqual(log, ["direct dial", "reverse asked"]);
+  });
+
+  it("a refused direct dial does not wait for the head start: each path starts when the last has failed", async () => {
+    const { dialer, log } = harness("refused", { relay: "ok" });
+    const began = Date.now();
+    const s = await dialer(target, new AbortController().signal);
+    assert.equal(s.path, "relayed");
+    assert.deepEqual(log, [
+      "direct dial",
+      "reverse asked",
+      "punch asked",
+      "relay asked",
+      "relay leg",
+      "tls over a leg",
+    ]);
+    // well before the relay's own head start
+    assert.ok(Date.now() - began < TIMING.relayAfterMs, `${Date.now() - began} ms`);
+  });
+
+  it("a sharer the tracker marks as behind a router is asked to dial back at once", async () => {
+    const { dialer, log } = harness("hang", { reverse: "ok" });
+    const s = await dialer({ ...target, nat: true }, new AbortController().signal);
+    assert.equal(s.path, "reversed");
+    assert.deepEqual(log, ["direct dial", "reverse asked"]);
+  });
+
+  it("an impostor at the address ends the dial: nothing is asked of the tracker", async () => {
+    const { dialer, log } = harness("impostor");
+    await assert.rejects(dialer(target, new AbortController().signal), { code: IMPOSTOR });
+    assert.deepEqual(log, ["direct dial"]);
+  });
+
+  it("when no path works, the error says what each one met", async () => {
+    const { dialer } = harness("refused");
+    await assert.rejects(dialer(target, new AbortController().signal), (err: Error) => {
+      assert.match(
+        err.message,
+        /^no path to bob: direct: ECONNREFUSED; reversed: NOT_SHARING; punched: punch refused; relayed: BUSY/,
+      );
+      return true;
+    });
+  });
+
+  it("what worked last time starts at once on the next dial", async () => {
+    const { dialer, log } = harness("refused", { relay: "ok" });
+    assert.equal((await dialer(target, new AbortController().signal)).path, "relayed");
+    log.length = 0;
+    assert.equal((await dialer(target, new AbortController().signal)).path, "relayed");
+    assert.equal(log[0], "direct dial");
+    assert.equal(log[1], "relay asked");
+  });
+
+  it("an aborted dial stops every path", async () => {
+    const { dialer } = harness("hang", { reverse: "hang" });
+    const stop = new AbortController();
+    const dialing = dialer(target, stop.signal);
+    stop.abort(new Error("link closed"));
+    await assert.rejects(dialing, /link closed/);
+  });
+});
+
+describe("reversals", () => {
+  it("hands a dialled-back connection to the dial waiting for that key, and refuses other keys", async () => {
+    const r = new Reversals();
+    const waiting = r.expect("k1", 5_000, new AbortController().signal);
+    assert.equal(r.take("k2"), undefined);
+    const socket = new PassThrough() as unknown as TLSSocket;
+    r.take("k1")!(socket);
+    assert.equal(await waiting, socket);
+    assert.equal(r.take("k1"), undefined, "taken once");
+  });
+
+  it("a reversal not dialled back in time fails, and is no longer waited for", async () => {
+    const r = new Reversals();
+    await assert.rejects(r.expect("k1", 20, new AbortController().signal), /not dialled back/);
+    assert.equal(r.take("k1"), undefined);
+  });
+});

@@ -1,0 +1,169 @@
+/**
+ * The tracker's parts for members behind routers: the signal hub that client long
+ * polls wait in, and the relay's circuits (who may join, what happens to a leg left
+ * alone, the caps). Real SQLite stores and real loopback sockets.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server, type Socket, connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { GsError } from "../../src/shared/errors.js";
+import { openStore, type Store } from "../../src/tracker/store/index.js";
+import { Relay } from "../../src/tracker/relay.js";
+import { SignalHub } from "../../src/tracker/signals.js";
+
+describe("signal hub", () => {
+  let dir: string;
+  let store: Store;
+  let other: Store;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "gs-hub-"));
+    store = await openStore(join(dir, "s.db"));
+    other = await openStore(join(dir, "s.db"));
+    for (const u of ["ann", "bob", "cat"])
+      await store.createUser({ userId: u, passwordHash: "h" }, Date.now());
+  });
+  after(async () => {
+    await store.close();
+    await other.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const post = (s: Store, user: string, payload: string) =>
+    s.postSignal(user, payload, Date.now(), Date.now() + 10_000);
+
+  it("a signal posted on this tracker answers the waiting poll at once", async () => {
+    const hub = new SignalHub(store, Date.now);
+    const began = Date.now();
+    const waiting = hub.wait("ann", 0, 20_000, new AbortController().signal);
+    await post(store, "ann", "hello");
+    hub.posted("ann");
+    const got = await waiting;
+    assert.deepEqual(
+      got.map((s) => s.payload),
+      ["hello"],
+    );
+    assert.ok(Date.now() - began < 5_000);
+    hub.close();
+  });
+
+  it("a signal another tracker posted reaches the poll through the store", async () => {
+    const hub = new SignalHub(store, Date.now);
+    const waiting = hub.wait("bob", 0, 20_000, new AbortController().signal);
+    await post(other, "bob", "from afar"); // another tracker: no posted() here
+    assert.deepEqual(
+      (await waiting).map((s) => s.payload),
+      ["from afar"],
+    );
+    hub.close();
+  });
+
+  it("a newer poll of the same user ends the older; closing answers every poll, and later ones at once", async () => {
+    const hub = new SignalHub(store, Date.now);
+    const first = hub.wait("cat", 0, 20_000, new AbortController().signal);
+    const second = hub.wait("cat", 0, 20_000, new AbortController().signal);
+    assert.deepEqual(await first, []);
+    hub.close();
+    assert.deepEqual(await second, []);
+    assert.deepEqual(await hub.wait("cat", 0, 20_000, new AbortController().signal), []);
+  });
+
+  it("an aborted poll (the client went away) stops waiting", async () => {
+    const hub = new SignalHub(store, Date.now);
+    const gone = new AbortController();
+    const waiting = hub.wait("ann", 10_000, 20_000, gone.signal);
+    gone.abort();
+    assert.deepEqual(await waiting, []);
+    hub.close();
+  });
+});
+
+/** A connected pair of loopback sockets: [the relay's end, the member's end]. */
+async function pair(server: Server): Promise<[Socket, Socket]> {
+  const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
+  const port = (server.address() as { port: number }).port;
+  const member = connect({ host: "127.0.0.1", port });
+  return [await accepted, member];
+}
+
+/** Everything `s` receives until `n` bytes or its end. */
+function readSome(s: Socket, n: number): Promise<string> {
+  return new Promise((resolve) => {
+    let got = "";
+    const done = () => resolve(got);
+    s.on("data", (c: Buffer) => {
+      got += c.toString("latin1");
+      if (got.length >= n) {
+        s.off("end", done);
+        done();
+      }
+    });
+    s.once("end", done);
+  });
+}
+
+describe("relay", () => {
+  let server: Server;
+  before(async () => {
+    server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  });
+  after(() => server.close());
+
+  it("joins the two users' legs after a 101 and carries bytes both ways; a third user is refused", async () => {
+    const relay = new Relay();
+    const id = relay.open("ann", "bob");
+    const [annRelay, ann] = await pair(server);
+    const [bobRelay, bob] = await pair(server);
+    const [eveRelay, eve] = await pair(server);
+    relay.join(id, "eve", eveRelay, Buffer.alloc(0));
+    assert.match(await readSome(eve, 12), /^HTTP\/1\.1 404 /);
+    relay.join(id, "ann", annRelay, Buffer.from("early "));
+    relay.join(id, "bob", bobRelay, Buffer.alloc(0));
+    const bobHears = readSome(bob, 101 + 15);
+    const annHears = readSome(ann, 101 + 5);
+    ann.write("bytes");
+    bob.write("reply");
+    const heard = await bobHears;
+    assert.match(heard, /^HTTP\/1\.1 101 /);
+    assert.ok(heard.endsWith("\r\n\r\nearly bytes"), JSON.stringify(heard));
+    assert.ok((await annHears).endsWith("reply"));
+    assert.equal(relay.stats.circuits, 1);
+    ann.destroy();
+    bob.destroy();
+    relay.close();
+  });
+
+  it("a leg whose other member never comes is answered 504 when the pairing time is up", async () => {
+    const relay = new Relay({ pairMs: 50 });
+    const id = relay.open("ann", "bob");
+    const [annRelay, ann] = await pair(server);
+    relay.join(id, "ann", annRelay, Buffer.alloc(0));
+    assert.match(await readSome(ann, 12), /^HTTP\/1\.1 504 /);
+    // and the circuit is gone
+    const [late, lateMember] = await pair(server);
+    relay.join(id, "bob", late, Buffer.alloc(0));
+    assert.match(await readSome(lateMember, 12), /^HTTP\/1\.1 404 /);
+    relay.close();
+  });
+
+  it("bounds the circuits per user and in all", () => {
+    const relay = new Relay({ circuitsPerUser: 2, maxCircuits: 3 });
+    relay.open("ann", "bob");
+    relay.open("ann", "cat");
+    assert.throws(
+      () => relay.open("ann", "dan"),
+      (e: GsError) => e.code === "RATE_LIMITED",
+    );
+    relay.open("eve", "fay");
+    assert.throws(
+      () => relay.open("gus", "hal"),
+      (e: GsError) => e.code === "BUSY",
+    );
+    relay.close();
+    relay.open("ann", "dan"); // closing freed them
+    relay.close();
+  });
+});
