@@ -400,7 +400,7 @@ describe("real clients: remove_member, reject_request, the peer address and a ho
     // bob's peer server is on 127.0.0.2: so are his connections to the tracker
     assert.deepEqual(
       before.peers.map(({ key, ...p }: { key: string }) => p),
-      [{ userId: "bob", addr: `127.0.0.2:${bob.port}`, complete: true }],
+      [{ userId: "bob", addr: `127.0.0.2:${bob.port}`, complete: true, nat: false }],
     );
     // with the key bob's peer server proves
     assert.match(before.peers[0].key, new RegExp(PEER_KEY_PATTERN));
