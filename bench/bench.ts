@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --only download,hash,memory,tracker,scaling,swarm] [--quick] [--runs N]
+ * npm run bench [-- --only download,hash,memory,tracker,scaling,swarm,crypto,nat] [--quick] [--runs N]
  *                  [--size-mib N] [--no-record] [--cpu-prof DIR]
  *
  * Issue 6's benchmarks on 127.0.0.1, real tracker and client processes throughout:
@@ -26,12 +26,13 @@ import { cryptoPart } from "./parts/crypto.js";
 import { downloadPart } from "./parts/download.js";
 import { hashPart } from "./parts/hash.js";
 import { memoryPart } from "./parts/memory.js";
+import { natPart } from "./parts/nat.js";
 import { SCALE_SEEDERS, scalingPart } from "./parts/scaling.js";
 import { SWARM_CASE_KEYS, swarmPart } from "./parts/swarm.js";
 import { trackerPart } from "./parts/tracker.js";
 import { type Part, writeParts } from "./report.js";
 
-const PARTS = ["download", "hash", "memory", "tracker", "scaling", "swarm", "crypto"] as const;
+const PARTS = ["download", "hash", "memory", "tracker", "scaling", "swarm", "crypto", "nat"] as const;
 type PartName = (typeof PARTS)[number];
 
 const USAGE = `usage: npm run bench -- [--only PARTS] [--quick] [--runs N] [--size-mib N] [--no-record] [--cpu-prof DIR]
@@ -125,6 +126,7 @@ async function runParts(args: Args, ctx: Context): Promise<Part[]> {
     } else if (p === "tracker") out.push(await trackerPart(ctx));
     else if (p === "swarm") out.push(await swarmPart(ctx, q ? 16 : 64));
     else if (p === "crypto") out.push(await cryptoPart(ctx, q ? 64 : 1024));
+    else if (p === "nat") out.push(await natPart(ctx, q ? 8 : 32));
     else {
       out.push(
         await scalingPart(ctx, {
