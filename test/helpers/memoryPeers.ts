@@ -1,5 +1,5 @@
 import { Duplex } from "node:stream";
-import type { DialTarget, Dialer } from "../../src/client/download/dialer.js";
+import { type DialTarget, type Dialer, NO_PATH } from "../../src/client/download/dialer.js";
 import { Bitfield } from "../../src/shared/bitfield.js";
 import { PIECE_SIZE } from "../../src/shared/constants.js";
 import { type RejectCode, Wire } from "../../src/wire/index.js";
@@ -133,9 +133,17 @@ export class MemorySharer {
 }
 
 /** A dialer over a table of in-memory sharers; an address not in it refuses the connection. */
-export function memoryDialer(sharers: Map<string, MemorySharer>, dialled: string[] = []): Dialer {
+export function memoryDialer(
+  sharers: Map<string, MemorySharer>,
+  dialled: string[] = [],
+  /** addresses no path reaches: their dial fails as reachingDialer's does */
+  unreachable: ReadonlySet<string> = new Set(),
+): Dialer {
   return async (target: DialTarget) => {
     dialled.push(target.addr);
+    if (unreachable.has(target.addr)) {
+      throw new Error(`${NO_PATH} ${target.userId}: direct: timed out; relayed: BUSY the relay is full`);
+    }
     const s = sharers.get(target.addr);
     if (!s) throw Object.assign(new Error(`connect ECONNREFUSED ${target.addr}`), { code: "ECONNREFUSED" });
     return s.accept();

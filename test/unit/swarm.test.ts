@@ -12,7 +12,11 @@ import { type MemoryFile, memoryFile } from "../helpers/files.js";
 import { MemorySharer, memoryDialer } from "../helpers/memoryPeers.js";
 
 /** A swarm over in-memory sharers, with a fake clock, recording what it tells its download. */
-function harness(pieces: number, sharers: Record<string, (f: MemoryFile) => MemorySharer>) {
+function harness(
+  pieces: number,
+  sharers: Record<string, (f: MemoryFile) => MemorySharer>,
+  unreachable: string[] = [],
+) {
   const f = memoryFile(pieces);
   const clock = new FakeClock();
   const table = new Map(Object.entries(sharers).map(([addr, make]) => [addr, make(f)]));
@@ -21,7 +25,7 @@ function harness(pieces: number, sharers: Record<string, (f: MemoryFile) => Memo
   const corrupt: string[] = [];
   const refused: string[] = [];
   const swarm = new Swarm(
-    { clock, dialer: memoryDialer(table, dialled) },
+    { clock, dialer: memoryDialer(table, dialled, new Set(unreachable)) },
     {
       fileId: f.fileId,
       size: f.data.length,
@@ -34,6 +38,7 @@ function harness(pieces: number, sharers: Record<string, (f: MemoryFile) => Memo
         onCorrupt: (addr, piece) => corrupt.push(`${addr} ${piece}`),
         onRefused: (addr, reason) => refused.push(`${addr} ${reason}`),
         onImpostor: (addr) => refused.push(`${addr} impostor`),
+        onUnreachable: (addr, why) => refused.push(`${addr} unreachable ${why}`),
         onIdle: () => {},
         onServable: () => {},
         diskFull: () => false,
@@ -47,7 +52,7 @@ function harness(pieces: number, sharers: Record<string, (f: MemoryFile) => Memo
   );
   const grant: Grant = {
     ticket: "t",
-    peers: [...table.keys(), "10.0.0.1:7000"].map((addr, i) => ({
+    peers: [...table.keys(), ...unreachable, "10.0.0.1:7000"].map((addr, i) => ({
       userId: `u${i}`,
       addr,
       key: `k${i}`,
@@ -215,5 +220,22 @@ describe("swarm: end-game", () => {
     await settle();
     assert.deepEqual(b.requests, [1]);
     assert.deepEqual(h.verified, [1]);
+  });
+});
+
+describe("swarm: a sharer no path reaches", () => {
+  it("is told once, with what each path met, however often it is redialled, while the others serve", async () => {
+    const h = harness(4, { "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId) }, ["10.0.0.8:1"]);
+    open.push(h.swarm);
+    for (let round = 0; round < 3; round++) {
+      h.swarm.connect(h.grant);
+      await settle();
+      h.clock.advance(60_000); // past any backoff: dialled again
+    }
+    assert.ok(h.dialled.filter((a) => a === "10.0.0.8:1").length >= 2, h.dialled.join(" "));
+    const told = h.refused.filter((r) => r.includes("unreachable"));
+    assert.deepEqual(told, [
+      "10.0.0.8:1 unreachable no path to u1: direct: timed out; relayed: BUSY the relay is full",
+    ]);
   });
 });

@@ -27,6 +27,9 @@ export function byPath(): Record<PathKind, number> {
   return { direct: 0, reversed: 0, punched: 0, relayed: 0 };
 }
 
+/** How a dialer's error starts when no path to the sharer worked (the rest says what each met). */
+export const NO_PATH = "no path to";
+
 /** A dialer's stream may say how it was made (show_downloads prints it); absent means direct. */
 export type Reached = Duplex & { path?: PathKind };
 

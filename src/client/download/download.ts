@@ -382,6 +382,7 @@ export class Download {
           onCorrupt: (addr, piece) => this.#c.notices.warn(this.#say.corruptPiece(addr, piece)),
           onRefused: (addr, refusal) => this.#c.notices.warn(this.#say.refused(addr, refusal)),
           onImpostor: (addr) => this.#c.notices.warn(this.#say.impostor(addr)),
+          onUnreachable: (addr, why) => this.#c.notices.warn(this.#say.unreachable(addr, why)),
           onIdle: () => this.#wakeup.wake(),
           // a sharer as soon as a peer can serve us: the others of a flash crowd link to us
           // now and hear of each piece as it lands, instead of at a refresh after our first

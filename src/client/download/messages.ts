@@ -28,6 +28,10 @@ export class DownloadMessages {
     );
   }
 
+  unreachable(addr: string, why: string): string {
+    return `warning: cannot reach the sharer at ${printable(addr)} for ${this.#file}: ${printable(why)}; retrying on the download's schedule`;
+  }
+
   refused(addr: string, refusal: string): string {
     return `warning: peer ${printable(addr)} refused ${this.#file}: ${refusal}`;
   }

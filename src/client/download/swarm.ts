@@ -2,7 +2,7 @@ import { Bitfield } from "../../shared/bitfield.js";
 import { parseHostPort } from "../../shared/trackerInfo.js";
 import type { PieceMessage } from "../../wire/index.js";
 import type { Clock } from "./clock.js";
-import { byPath, type Dialer, type PathKind } from "./dialer.js";
+import { byPath, type Dialer, NO_PATH, type PathKind } from "./dialer.js";
 import { IMPOSTOR } from "./dialPeer.js";
 import type { Grant } from "./fileTracker.js";
 import { requestDepth, StartGate } from "./gate.js";
@@ -28,6 +28,8 @@ export interface SwarmOwner {
   onRefused(addr: string, refusal: string): void;
   /** Whoever is at a sharer's address did not prove the sharer's key: it is banned. */
   onImpostor(addr: string): void;
+  /** No way to reach the sharer at `addr` worked (`why` says what each met); told once per peer and reason. */
+  onUnreachable(addr: string, why: string): void;
   /** No link is open any more. */
   onIdle(): void;
   /** A peer's bitfield arrived with pieces we lack. */
@@ -230,6 +232,12 @@ export class Swarm implements LinkOwner {
     if (refusal && !refusal.startsWith("BUSY") && !this.#refusals.has(key)) {
       this.#refusals.add(key);
       this.#owner.onRefused(link.addr, refusal);
+    }
+    // so is a sharer that no path reaches: the download waits on, and the user learns why
+    const unreachable = `${link.addr} ${reason}`;
+    if (reason.startsWith(NO_PATH) && !this.#refusals.has(unreachable)) {
+      this.#refusals.add(unreachable);
+      this.#owner.onUnreachable(link.addr, reason);
     }
     if (link.ready) this.#backoff.succeeded(link.addr);
     else this.#backoff.failed(link.addr);

@@ -1,6 +1,6 @@
 import type { Duplex } from "node:stream";
 import type { PeerIdentity } from "../peerIdentity.js";
-import type { DialTarget, Dialer, PathKind, Reached } from "../download/dialer.js";
+import { type DialTarget, type Dialer, NO_PATH, type PathKind, type Reached } from "../download/dialer.js";
 import { dialPeer, IMPOSTOR } from "../download/dialPeer.js";
 import { punchConnect } from "./punch.js";
 import type { Reversals } from "./reversals.js";
@@ -167,7 +167,7 @@ export function reachingDialer(o: {
             if (signal.aborted) return finish(err);
             if (failed.size === paths.length) {
               const why = paths.map((q) => `${q.kind}: ${failed.get(q.kind)}`).join("; ");
-              return finish(paths.length === 1 ? err : new Error(`no path to ${target.userId}: ${why}`));
+              return finish(paths.length === 1 ? err : new Error(`${NO_PATH} ${target.userId}: ${why}`));
             }
             // everything started has failed: the next path need not wait for its head start
             if (failed.size === started.size) {
