@@ -30,7 +30,7 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
 };
 
 /** A token bucket that may go into debt: `take` says how long the sender must then wait. */
-class Bucket {
+export class Bucket {
   #tokens: number;
   #at: number;
   constructor(
@@ -53,12 +53,22 @@ class Bucket {
 
 type Side = "downloader" | "sharer";
 
+/**
+ * Bytes a direction may queue for its receiving leg before the sending leg is paused:
+ * four full TLS records, so a circuit holds at most this much per direction in the
+ * relay's memory on top of the sockets' own buffers.
+ */
+const MAX_QUEUED = 64 * 1024;
+
 interface Circuit {
   readonly id: string;
   readonly users: Record<Side, string>;
   readonly legs: Partial<Record<Side, { socket: Duplex; head: Buffer }>>;
   readonly timer: NodeJS.Timeout;
   paired: boolean;
+  /** the idle check, and when the circuit last carried a byte (once paired) */
+  idle?: NodeJS.Timeout;
+  active: number;
 }
 
 /** What the relay has carried, for the bench and the tracker's log. */
@@ -106,7 +116,7 @@ export class Relay {
     const id = randomBytes(16).toString("hex");
     const timer = setTimeout(() => this.#close(id), this.#limits.pairMs);
     timer.unref();
-    this.#circuits.set(id, { id, users: { downloader, sharer }, legs: {}, timer, paired: false });
+    this.#circuits.set(id, { id, users: { downloader, sharer }, legs: {}, timer, paired: false, active: 0 });
     for (const u of [downloader, sharer]) {
       const entry = this.#perUser.get(u) ?? {
         circuits: 0,
@@ -149,19 +159,44 @@ export class Relay {
     const answer = `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${RELAY_PROTOCOL}\r\n\r\n`;
     d.socket.write(answer);
     s.socket.write(answer);
-    this.#carry(c, d.socket, s.socket, c.users.downloader, c.users.sharer, d.head);
-    this.#carry(c, s.socket, d.socket, c.users.sharer, c.users.downloader, s.head);
-    const idle = () => this.#close(c.id);
-    for (const sock of [d.socket, s.socket]) {
-      (sock as Duplex & { setTimeout?: (ms: number, cb: () => void) => void }).setTimeout?.(
-        this.#limits.idleMs,
-        idle,
-      );
-    }
+    // the circuit holds its users' entries (they go with its #close), so the buckets stay put
+    const bucket = (u: string) => this.#perUser.get(u)!.bucket;
+    const buckets = [this.#total, bucket(c.users.downloader), bucket(c.users.sharer)];
+    this.#carry(c, d.socket, s.socket, buckets, d.head);
+    this.#carry(c, s.socket, d.socket, buckets, s.head);
+    this.#watchIdle(c);
   }
 
-  /** Bytes from `from` to `to`, under backpressure and the rate buckets (sender's, receiver's, total). */
-  #carry(c: Circuit, from: Duplex, to: Duplex, sender: string, receiver: string, head: Buffer): void {
+  /**
+   * Closes `c` once it has carried nothing for idleMs. One timer per circuit, checked
+   * against the time of its last batch, instead of socket timeouts that every read
+   * and write of both legs would refresh.
+   */
+  #watchIdle(c: Circuit): void {
+    const check = () => {
+      if (!this.#circuits.has(c.id)) return;
+      const left = c.active + this.#limits.idleMs - this.#now();
+      if (left <= 0) this.#close(c.id);
+      else c.idle = setTimeout(check, left).unref();
+    };
+    c.active = this.#now();
+    c.idle = setTimeout(check, this.#limits.idleMs).unref();
+  }
+
+  /**
+   * Bytes from `from` to `to`, under backpressure and the rate buckets (total,
+   * downloader's, sharer's: a byte counts for its sender and its receiver).
+   *
+   * What a relayed byte costs the tracker is set per write and per event, not per
+   * byte: each write to a TLS socket is a record, a syscall and a completion callback,
+   * and a member's inner TLS records (16 KiB and a few bytes of framing) arrive as a
+   * full outer record and a record of a few bytes. So the chunks of one tick go out as
+   * one write (cork, uncork once the loop's reads are done), the buckets are charged once per batch,
+   * and `from` is paused only when more than MAX_QUEUED bytes wait for `to` rather
+   * than whenever a write reaches the socket's 16 KiB mark, which with 16 KiB chunks
+   * was every write.
+   */
+  #carry(c: Circuit, from: Duplex, to: Duplex, buckets: Bucket[], head: Buffer): void {
     let waiting = 0; // reasons `from` is paused: a full `to`, a bucket in debt
     const hold = () => {
       if (waiting++ === 0) from.pause();
@@ -169,22 +204,38 @@ export class Relay {
     const release = () => {
       if (--waiting === 0 && !from.destroyed) from.resume();
     };
-    const send = (chunk: Buffer) => {
-      if (chunk.length === 0) return;
-      this.stats.bytes += chunk.length;
+    let draining = false;
+    let batch = 0; // bytes written since the last flush, not yet charged
+    const flush = () => {
+      to.uncork();
       const now = this.#now();
-      const delay = Math.max(
-        this.#total.take(chunk.length, now),
-        this.#perUser.get(sender)?.bucket.take(chunk.length, now) ?? 0,
-        this.#perUser.get(receiver)?.bucket.take(chunk.length, now) ?? 0,
-      );
-      if (!to.write(chunk)) {
-        hold();
-        to.once("drain", release);
-      }
+      c.active = now;
+      let delay = 0;
+      for (const b of buckets) delay = Math.max(delay, b.take(batch, now));
+      batch = 0;
       if (delay > 0) {
         hold();
         setTimeout(release, delay).unref();
+      }
+    };
+    const send = (chunk: Buffer) => {
+      if (chunk.length === 0) return;
+      this.stats.bytes += chunk.length;
+      if (batch === 0) {
+        to.cork();
+        // not nextTick: ticks run after each record's event, immediates after the loop's reads
+        setImmediate(flush);
+      }
+      batch += chunk.length;
+      to.write(chunk);
+      // 'drain' comes when the queue is empty: a write past the high-water mark set needDrain
+      if (!draining && to.writableLength > MAX_QUEUED) {
+        draining = true;
+        hold();
+        to.once("drain", () => {
+          draining = false;
+          release();
+        });
       }
     };
     send(head);
@@ -199,6 +250,7 @@ export class Relay {
     if (!c) return;
     this.#circuits.delete(id);
     clearTimeout(c.timer);
+    clearTimeout(c.idle);
     for (const leg of Object.values(c.legs)) {
       if (!c.paired) refuse(leg.socket, 504, "the other member did not come");
       else leg.socket.destroy();

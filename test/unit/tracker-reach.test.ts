@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { GsError } from "../../src/shared/errors.js";
 import { openStore, type Store } from "../../src/tracker/store/index.js";
-import { Relay } from "../../src/tracker/relay.js";
+import { RELAY_PROTOCOL } from "../../src/shared/api.js";
+import { Bucket, Relay } from "../../src/tracker/relay.js";
 import { SignalHub } from "../../src/tracker/signals.js";
 
 describe("signal hub", () => {
@@ -80,6 +81,10 @@ describe("signal hub", () => {
   });
 });
 
+/** The length of the relay's 101 answer, which each leg hears before the other's bytes. */
+const ANSWER = `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${RELAY_PROTOCOL}\r\n\r\n`
+  .length;
+
 /** A connected pair of loopback sockets: [the relay's end, the member's end]. */
 async function pair(server: Server): Promise<[Socket, Socket]> {
   const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
@@ -122,8 +127,8 @@ describe("relay", () => {
     assert.match(await readSome(eve, 12), /^HTTP\/1\.1 404 /);
     relay.join(id, "ann", annRelay, Buffer.from("early "));
     relay.join(id, "bob", bobRelay, Buffer.alloc(0));
-    const bobHears = readSome(bob, 101 + 15);
-    const annHears = readSome(ann, 101 + 5);
+    const bobHears = readSome(bob, ANSWER + "early bytes".length);
+    const annHears = readSome(ann, ANSWER + "reply".length);
     ann.write("bytes");
     bob.write("reply");
     const heard = await bobHears;
@@ -164,6 +169,105 @@ describe("relay", () => {
     );
     relay.close();
     relay.open("ann", "dan"); // closing freed them
+    relay.close();
+  });
+
+  it("a bucket lets a quarter second's burst through, then asks for the debt's time at its rate", () => {
+    let now = 1_000;
+    const b = new Bucket(1_000_000, now);
+    assert.equal(b.take(250_000, now), 0);
+    assert.equal(b.take(100_000, now), 100); // 100 kB in debt at 1 MB/s
+    now += 100;
+    assert.equal(b.take(0, now), 0); // paid off
+    now += 10_000;
+    assert.equal(b.take(300_000, now), 50); // refilled to the burst only
+  });
+
+  it("slows a circuit to its users' rate, each byte counting for sender and receiver", async () => {
+    // 1 MB/s a user (and 250 kB of burst): 1.5 MB from ann to bob take at least 1.2 s,
+    // less the last batch charged (ann's bucket and bob's each take every byte)
+    const relay = new Relay({ userRate: 1_000_000 });
+    const id = relay.open("ann", "bob");
+    const [annRelay, ann] = await pair(server);
+    const [bobRelay, bob] = await pair(server);
+    relay.join(id, "ann", annRelay, Buffer.alloc(0));
+    relay.join(id, "bob", bobRelay, Buffer.alloc(0));
+    const total = 1_500_000;
+    const bobHears = readSome(bob, ANSWER + total);
+    const t0 = performance.now();
+    for (let sent = 0; sent < total; sent += 50_000) {
+      ann.write(Buffer.alloc(50_000, 1));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const heard = await bobHears;
+    const seconds = (performance.now() - t0) / 1000;
+    assert.equal(heard.length, ANSWER + total);
+    assert.ok(seconds >= 0.8, `${seconds} s`);
+    assert.ok(seconds < 10, `${seconds} s`);
+    ann.destroy();
+    bob.destroy();
+    relay.close();
+  });
+
+  it("pauses the sender while its receiver does not read, holding little, and delivers all later", async () => {
+    const relay = new Relay({ userRate: 1e12, totalRate: 1e12 }); // only the receiver holds it back
+    const id = relay.open("ann", "bob");
+    const [annRelay, ann] = await pair(server);
+    const [bobRelay, bob] = await pair(server);
+    relay.join(id, "ann", annRelay, Buffer.alloc(0));
+    relay.join(id, "bob", bobRelay, Buffer.alloc(0));
+    bob.pause();
+    const total = 32 * 2 ** 20; // more than the kernel buffers on both sides hold
+    ann.write(Buffer.alloc(total, 2));
+    // wait until the relay stops reading ann
+    for (let i = 0; i < 200 && !annRelay.isPaused(); i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(annRelay.isPaused());
+    // paused for the full queue (not a bucket), which holds about one batch past its bound
+    assert.ok(bobRelay.writableLength > 0);
+    assert.ok(bobRelay.writableLength <= 2 * 64 * 1024, `${bobRelay.writableLength} queued`);
+    let heard = 0;
+    const bobHeard = new Promise<void>((resolve) =>
+      bob.on("data", (c: Buffer) => {
+        heard += c.length;
+        if (heard >= ANSWER + total) resolve();
+      }),
+    );
+    bob.resume();
+    await bobHeard;
+    assert.equal(heard, ANSWER + total);
+    ann.destroy();
+    bob.destroy();
+    relay.close();
+  });
+
+  it("closes a circuit that carries nothing for the idle time, not one that carries", async () => {
+    const relay = new Relay({ idleMs: 150 });
+    const open = async () => {
+      const id = relay.open("ann", "bob");
+      const [annRelay, ann] = await pair(server);
+      const [bobRelay, bob] = await pair(server);
+      relay.join(id, "ann", annRelay, Buffer.alloc(0));
+      relay.join(id, "bob", bobRelay, Buffer.alloc(0));
+      const closed = new Promise<number>((resolve) => bob.once("close", () => resolve(performance.now())));
+      bob.resume();
+      return { ann, bob, closed };
+    };
+    const busy = await open();
+    const quiet = await open();
+    const t0 = performance.now();
+    // the busy circuit carries a byte every 50 ms for 450 ms
+    for (let i = 0; i < 9; i++) {
+      busy.ann.write("x");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(!busy.bob.destroyed && busy.bob.readyState === "open");
+    const quietAt = (await quiet.closed) - t0;
+    assert.ok(quietAt >= 100 && quietAt < 400, `${quietAt} ms`);
+    const busyAt = (await busy.closed) - t0;
+    assert.ok(busyAt >= 450, `${busyAt} ms`);
+    busy.ann.destroy();
+    quiet.ann.destroy();
     relay.close();
   });
 });
