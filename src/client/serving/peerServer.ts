@@ -8,6 +8,7 @@ import { type TicketClaims, verifyTicket } from "../../shared/tickets.js";
 import { TLS_VERSION } from "../../shared/tlsPolicy.js";
 import { type RequestMessage, RejectCode, Wire } from "../../wire/index.js";
 import { byPath, type PathKind } from "../download/dialer.js";
+import { RELAYED_FRAGMENT } from "../reach/reachingDialer.js";
 import { REVERSED_ALPN, type Reversals } from "../reach/reversals.js";
 import { shareFor } from "./access.js";
 import type { PeerIdentity } from "../peerIdentity.js";
@@ -192,6 +193,7 @@ export class PeerServer {
       // a sharer dialling us back offers it; a downloader offers nothing
       ...(path === "direct" && this.#opts.reversals && { ALPNProtocols: [REVERSED_ALPN] }),
     });
+    if (path === "relayed") socket.setMaxSendFragment(RELAYED_FRAGMENT);
     // a plaintext or TLS 1.2 attempt, or garbage: an error here, and the connection ends
     socket.on("error", () => tcp.destroy());
     const tlsTimer = setTimeout(() => tcp.destroy(), HANDSHAKE_TIMEOUT_MS);
