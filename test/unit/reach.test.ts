@@ -10,7 +10,12 @@ import { describe, it } from "node:test";
 import type { DialTarget } from "../../src/client/download/dialer.js";
 import { IMPOSTOR } from "../../src/client/download/dialPeer.js";
 import type { PeerIdentity } from "../../src/client/peerIdentity.js";
-import { PATH_TIMING, type PathHelp, reachingDialer } from "../../src/client/reach/reachingDialer.js";
+import {
+  PATH_TIMING,
+  type PathHelp,
+  RELAYED_FRAGMENT,
+  reachingDialer,
+} from "../../src/client/reach/reachingDialer.js";
 import { Reversals } from "../../src/client/reach/reversals.js";
 
 /** Head starts far apart, so that which path started first never depends on the machine's speed. */
@@ -39,7 +44,11 @@ type Outcome = "hang" | "refused" | "impostor" | "ok";
 function harness(direct: Outcome, help: { reverse?: Outcome; punch?: Outcome; relay?: Outcome } = {}) {
   const log: string[] = [];
   const reversals = new Reversals();
-  const stream = () => new PassThrough() as unknown as TLSSocket;
+  // what a relayed link sets on its TLS socket is recorded
+  const stream = () =>
+    Object.assign(new PassThrough(), {
+      setMaxSendFragment: (n: number) => log.push(`fragment ${n}`) > 0,
+    }) as unknown as TLSSocket;
   const outcome = (o: Outcome | undefined, what: string, signal: AbortSignal): Promise<void> =>
     new Promise((resolve, reject) => {
       if (o === "ok") return resolve();
@@ -112,6 +121,7 @@ describe("reaching a sharer", () => {
       "relay asked",
       "relay leg",
       "tls over a leg",
+      `fragment ${RELAYED_FRAGMENT}`,
     ]);
     // well before the relay's own head start
     assert.ok(Date.now() - began < TIMING.relayAfterMs, `${Date.now() - began} ms`);
