@@ -164,9 +164,22 @@ export class PartFile {
   async write(piece: number, data: Buffer): Promise<void> {
     this.#unwritten++;
     try {
-      const { bytesWritten } = await this.#fh!.write(data, 0, data.length, piece * PIECE_SIZE);
-      // the whole-file hash takes the buffer as written: a short write must not pass
-      if (bytesWritten !== data.length) throw new Error(`short write of piece ${piece}`);
+      // a short write (the disk filling up) goes on with the rest, which then fails with
+      // its reason (ENOSPC); the whole-file hash takes the buffer as written, so every
+      // byte must be
+      let done = 0;
+      while (done < data.length) {
+        const { bytesWritten } = await this.#fh!.write(
+          data,
+          done,
+          data.length - done,
+          piece * PIECE_SIZE + done,
+        );
+        if (bytesWritten === 0) {
+          throw Object.assign(new Error(`no byte of piece ${piece} was written`), { code: "ENOSPC" });
+        }
+        done += bytesWritten;
+      }
     } finally {
       // the disk caught up by one piece: links held back by MAX_UNWRITTEN may ask again
       if (this.#unwritten-- === MAX_UNWRITTEN) this.#onRoom();
