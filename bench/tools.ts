@@ -133,10 +133,16 @@ export async function ensurePackage(path: string, pkg: string, say: (line: strin
   await access(path);
 }
 
-/** User + system CPU time of a live process, in seconds (/proc/<pid>/stat, clock ticks of 1/100 s). */
-export async function cpuTime(pid: number): Promise<number> {
+/** User and system CPU time of a live process, in seconds (/proc/<pid>/stat, clock ticks of 1/100 s). */
+export async function cpuSplit(pid: number): Promise<{ user: number; system: number }> {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8");
   // fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15
   const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(rest[11]) + Number(rest[12])) / 100;
+  return { user: Number(rest[11]) / 100, system: Number(rest[12]) / 100 };
+}
+
+/** User + system CPU time of a live process, in seconds. */
+export async function cpuTime(pid: number): Promise<number> {
+  const { user, system } = await cpuSplit(pid);
+  return user + system;
 }

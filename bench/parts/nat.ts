@@ -4,7 +4,7 @@
  * downloader on a host of its own, and the tracker's CPU time while it relays.
  * Needs root (the lab).
  */
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Proc } from "../../test/helpers/procs.js";
 import { startClient, startTracker } from "../../test/lab/groupshare.js";
@@ -12,7 +12,7 @@ import { type Host, Lab, mbit, notRoot } from "../../test/lab/lab.js";
 import type { Context } from "../context.js";
 import { makeRandomFile, sha1File } from "../files.js";
 import { mdTable, type Part } from "../report.js";
-import { cpuTime } from "../tools.js";
+import { cpuSplit } from "../tools.js";
 
 const COMMAND_MS = 30_000;
 /** Every host's upload and download cap: below the relay's 40 Mbit/s per user, so the links bind, not the relay. */
@@ -38,13 +38,6 @@ interface Result {
   mbps: number;
   path: string;
   trackerCpuPerGiB: number;
-}
-
-/** A process's user and system CPU seconds. */
-async function userSystem(pid: number): Promise<{ user: number; system: number }> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return { user: Number(rest[11]) / 100, system: Number(rest[12]) / 100 };
 }
 
 export async function natPart(ctx: Context, mib: number): Promise<Part> {
@@ -107,14 +100,13 @@ export async function natPart(ctx: Context, mib: number): Promise<Part> {
       await sharer.run(`upload_file ${file} nat`, /^uploaded /, COMMAND_MS);
       const out = join(dir, `out-${downloader.label}`);
       await mkdir(out);
-      const cpu0 = await cpuTime(tracker.child.pid!);
-      const split0 = await userSystem(tracker.child.pid!);
+      const split0 = await cpuSplit(tracker.child.pid!);
       const t0 = performance.now();
       await downloader.run(`download_file nat nat.bin ${out}`, /^downloading /, COMMAND_MS);
       const end = await downloader.expect(/^download (complete|failed)/, 300_000);
       const seconds = (performance.now() - t0) / 1000;
-      const cpu = (await cpuTime(tracker.child.pid!)) - cpu0;
-      const split = await userSystem(tracker.child.pid!);
+      const split = await cpuSplit(tracker.child.pid!);
+      const cpu = split.user + split.system - split0.user - split0.system;
       if (!end.startsWith("download complete")) throw new Error(`${c.name}: ${end}`);
       if ((await sha1File(join(out, "nat.bin"))) !== sha1) throw new Error(`${c.name}: the copy differs`);
       const path = /: [\d.]+ \S+ (reversed|punched|relayed)\)$/.exec(end)?.[1] ?? "direct";

@@ -71,10 +71,9 @@ interface Circuit {
   active: number;
 }
 
-/** What the relay has carried, for the bench and the tracker's log. */
+/** Circuits the relay has joined (the tests read it). */
 export interface RelayStats {
   circuits: number;
-  bytes: number;
 }
 
 /**
@@ -92,7 +91,7 @@ export class Relay {
   readonly #circuits = new Map<string, Circuit>();
   readonly #perUser = new Map<string, { circuits: number; bucket: Bucket }>();
   readonly #total: Bucket;
-  readonly stats: RelayStats = { circuits: 0, bytes: 0 };
+  readonly stats: RelayStats = { circuits: 0 };
 
   constructor(limits: Partial<RelayLimits> = {}, now: () => number = Date.now) {
     this.#limits = { ...DEFAULT_RELAY_LIMITS, ...limits };
@@ -220,7 +219,6 @@ export class Relay {
     };
     const send = (chunk: Buffer) => {
       if (chunk.length === 0) return;
-      this.stats.bytes += chunk.length;
       if (batch === 0) {
         to.cork();
         // not nextTick: ticks run after each record's event, immediates after the loop's reads

@@ -54,7 +54,7 @@ type Handlers = { [K in RouteName]: (ctx: Ctx<K>) => Promise<Answer<K>> };
 const LOG_VALUE_CHARS = 600;
 const esc = (s: string) => printable(s, LOG_VALUE_CHARS);
 
-function bearer(req: FastifyRequest): string | undefined {
+function bearer(req: { headers: IncomingMessage["headers"] }): string | undefined {
   const h = req.headers.authorization;
   return h?.startsWith("Bearer ") ? h.slice(7) : undefined;
 }
@@ -267,10 +267,7 @@ export function buildTrackerServer({ service, tls, log = () => {} }: TrackerServ
       log("warning", `warning: ${esc(req.socket.remoteAddress ?? "")} upgrade ${esc(req.url ?? "")} -> 404`);
       return refuse(socket, 404, "no such upgrade");
     }
-    const token = req.headers.authorization?.startsWith("Bearer ")
-      ? req.headers.authorization.slice(7)
-      : undefined;
-    service.authenticate(token).then(
+    service.authenticate(bearer(req)).then(
       (userId) => service.relay.join(m[1]!, userId, socket, head),
       () => refuse(socket, 401, "log in first"),
     );

@@ -59,8 +59,6 @@ export class SignalListener {
   readonly #d: SignalDeps;
   readonly #stop = new AbortController();
   #answering = 0;
-  /** Signals answered: for tests and the log. */
-  readonly answered = { reverse: 0, relay: 0, punch: 0 };
 
   constructor(deps: SignalDeps) {
     this.#d = deps;
@@ -123,7 +121,6 @@ export class SignalListener {
     const socket = await dialPeer({ ...hp, key: s.key }, await this.#d.identity(), signal, {
       alpn: [REVERSED_ALPN],
     });
-    this.answered.reverse++;
     this.#d.peerServer.serveDialed(socket, s.key);
   }
 
@@ -139,7 +136,6 @@ export class SignalListener {
     );
     const signal = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(PUNCH_TIMEOUT_MS)]);
     const tcp = await punchConnect(answer.addr, localPort, this.#d.tracker.localAddress, signal);
-    this.answered.punch++;
     this.#d.peerServer.serveStream(tcp, "punched");
   }
 
@@ -152,7 +148,6 @@ export class SignalListener {
       leg.destroy();
       throw new Error("the relay leg is not a socket");
     }
-    this.answered.relay++;
     this.#d.peerServer.serveStream(leg, "relayed");
   }
 }

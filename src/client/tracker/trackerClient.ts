@@ -195,8 +195,7 @@ export class TrackerClient {
       const index = (first + n) % this.trackers.length;
       const t = this.trackers[index]!;
       const who = `tracker ${t.no} at ${formatHostPort(t.host, t.port)}`;
-      const local =
-        this.#localAddress && isIP(this.#localAddress) === isIP(t.host) ? this.#localAddress : undefined;
+      const local = this.#localFor(t);
       const wire: Wire = {
         tracker: t,
         method,
@@ -227,6 +226,11 @@ export class TrackerClient {
       return this.#read<T>(r, t, method, found.route);
     }
     throw new GsError("TRACKER_UNAVAILABLE", `no tracker answered (tried ${failures.join("; ")})`);
+  }
+
+  /** The local address for connections to `t`: ours, when it is of the tracker's family. */
+  #localFor(t: TrackerAddress): string | undefined {
+    return this.#localAddress && isIP(this.#localAddress) === isIP(t.host) ? this.#localAddress : undefined;
   }
 
   /** An answer's JSON, checked against the route; a GsError for an error answer or a malformed one. */
@@ -283,8 +287,7 @@ export class TrackerClient {
       localPort = tcp.localPort ?? 0;
     });
     try {
-      const local =
-        this.#localAddress && isIP(this.#localAddress) === isIP(t.host) ? this.#localAddress : undefined;
+      const local = this.#localFor(t);
       const r = await exchange({
         tracker: t,
         method,
