@@ -1,5 +1,6 @@
 import { connect, type Socket } from "node:net";
 import { parseHostPort } from "../../shared/trackerInfo.js";
+import { pause } from "./pause.js";
 
 /** Between connection attempts while the other side's SYN has not opened our router yet. */
 const RETRY_MS = 250;
@@ -29,17 +30,7 @@ export async function punchConnect(
     } catch (err) {
       last = err as Error;
       if (signal.aborted) break;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, RETRY_MS);
-        signal.addEventListener(
-          "abort",
-          () => {
-            clearTimeout(t);
-            resolve();
-          },
-          { once: true },
-        );
-      });
+      await pause(RETRY_MS, signal);
     }
   }
   throw signal.aborted && signal.reason instanceof Error ? signal.reason : last;

@@ -7,6 +7,7 @@ import { dialPeer } from "../download/dialPeer.js";
 import type { PeerIdentity } from "../peerIdentity.js";
 import type { PeerServer } from "../serving/peerServer.js";
 import type { ShareRegistry } from "../serving/shares.js";
+import { pause } from "./pause.js";
 import { punchConnect } from "./punch.js";
 import { REVERSED_ALPN } from "./reversals.js";
 
@@ -89,11 +90,11 @@ export class SignalListener {
         }
         // an empty answer that came at once (a tracker that is closing, or full): not a busy loop
         if (signals.length === 0 && Date.now() - began < MIN_POLL_MS)
-          await sleep(MIN_POLL_MS, this.#stop.signal);
+          await pause(MIN_POLL_MS, this.#stop.signal);
       } catch (err) {
         if (this.#stop.signal.aborted) return;
         if (err instanceof GsError && err.code === "UNAUTHORIZED") return; // the session ended
-        await sleep(retry, this.#stop.signal);
+        await pause(retry, this.#stop.signal);
         retry = Math.min(RETRY_CAP_MS, retry * 2);
       }
     }
@@ -150,16 +151,4 @@ export class SignalListener {
     }
     this.#d.peerServer.serveStream(leg, "relayed");
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
