@@ -28,6 +28,7 @@ import { RELAY_PROTOCOL } from "../src/shared/api.js";
 import { TLS_VERSION } from "../src/shared/tlsPolicy.js";
 import { selfSignedCertificate } from "../src/shared/x509.js";
 import { Relay } from "../src/tracker/relay.js";
+import { cpuSplit } from "./tools.js";
 
 const SELF = fileURLToPath(import.meta.url);
 const OLD = new URL("../src/tracker/relayOld.js", import.meta.url).href;
@@ -41,13 +42,6 @@ function identity() {
     key: key.export({ type: "pkcs8", format: "pem" }) as string,
     ...TLS_VERSION,
   };
-}
-
-/** A process's user and system CPU seconds. */
-async function userSystem(pid: number): Promise<{ user: number; system: number }> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return { user: Number(rest[11]) / 100, system: Number(rest[12]) / 100 };
 }
 
 // ---------------------------------------------------------------- the server
@@ -262,7 +256,7 @@ async function runOnce(
         await server.expect(/^stats /);
       }
       const pid = server.child.pid!;
-      const a = await userSystem(pid);
+      const a = await cpuSplit(pid);
       // RELAY_PERF=DIR: perf record -g of the server during the transfer, into DIR/MODE.data;
       // RELAY_STRACE=DIR: strace -c of it instead, into DIR/MODE.strace
       const perf = process.env.RELAY_PERF
@@ -281,7 +275,7 @@ async function runOnce(
       if (perf) await new Promise((r) => setTimeout(r, 500));
       send.send("go");
       const done = await recv.expect(/^done /, 600_000);
-      const b = await userSystem(pid);
+      const b = await cpuSplit(pid);
       if (perf) {
         perf.kill("SIGINT");
         await new Promise((r) => perf.on("exit", r));

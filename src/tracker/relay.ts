@@ -66,8 +66,9 @@ interface Circuit {
   readonly legs: Partial<Record<Side, { socket: Duplex; head: Buffer }>>;
   readonly timer: NodeJS.Timeout;
   paired: boolean;
-  /** the idle check, and when the circuit last carried a byte (once paired) */
+  /** the idle check, once paired */
   idle?: NodeJS.Timeout;
+  /** when the circuit last carried a byte */
   active: number;
 }
 

@@ -10,13 +10,9 @@ import { describe, it } from "node:test";
 import type { DialTarget } from "../../src/client/download/dialer.js";
 import { IMPOSTOR } from "../../src/client/download/dialPeer.js";
 import type { PeerIdentity } from "../../src/client/peerIdentity.js";
-import {
-  PATH_TIMING,
-  type PathHelp,
-  RELAYED_FRAGMENT,
-  reachingDialer,
-} from "../../src/client/reach/reachingDialer.js";
+import { PATH_TIMING, type PathHelp, reachingDialer } from "../../src/client/reach/reachingDialer.js";
 import { Reversals } from "../../src/client/reach/reversals.js";
+import { RELAYED_FRAGMENT } from "../../src/shared/tlsPolicy.js";
 
 /** Head starts far apart, so that which path started first never depends on the machine's speed. */
 const TIMING: typeof PATH_TIMING = {

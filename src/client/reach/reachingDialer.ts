@@ -2,6 +2,7 @@ import type { Duplex } from "node:stream";
 import type { PeerIdentity } from "../peerIdentity.js";
 import { type DialTarget, type Dialer, NO_PATH, type PathKind, type Reached } from "../download/dialer.js";
 import { dialPeer, IMPOSTOR } from "../download/dialPeer.js";
+import { RELAYED_FRAGMENT } from "../../shared/tlsPolicy.js";
 import { punchConnect } from "./punch.js";
 import type { Reversals } from "./reversals.js";
 
@@ -48,14 +49,6 @@ export const PATH_TIMING = {
   /** a hole punch's connects, once both addresses are known: two SYN retransmissions (1 s, then 2 s) */
   punchMs: 3_500,
 };
-
-/**
- * Largest plaintext of our TLS records on a relay leg: 22 bytes of record framing less
- * than the tracker's own record, so each of ours crosses the relay as one of its
- * records, one read and one write there instead of two (the relay's profile: every
- * 16 KiB record of ours arrived as 16,384 bytes and then 22).
- */
-export const RELAYED_FRAGMENT = 16_384 - 22;
 
 /** Sharers whose last working path we remember (their next dial starts there too). */
 const REMEMBERED = 1_024;
