@@ -2,8 +2,9 @@ import { createHash } from "node:crypto";
 import { type FileHandle, link, open, stat, unlink } from "node:fs/promises";
 import { Bitfield } from "../../shared/bitfield.js";
 import { PIECE_SIZE, SHA1_LENGTH } from "../../shared/constants.js";
+import { type MakeHasher, type StreamHasher, threadHasher } from "../hashing/sha1Thread.js";
 import { pieceLength } from "../serving/shares.js";
-import { WholeHash } from "./wholeHash.js";
+import { MAX_HELD, WholeHash } from "./wholeHash.js";
 
 /**
  * Verified pieces held in memory until their write completes. At this bound no peer
@@ -13,6 +14,12 @@ import { WholeHash } from "./wholeHash.js";
  * no faster and 10 to 25 MiB more at peak.
  */
 export const MAX_UNWRITTEN = 12;
+/**
+ * Written pieces sent to the hashing thread for the whole file's SHA1 and not yet
+ * hashed: the thread hashes faster than a download receives, so a few keep it
+ * busy; past this bound no peer gets a new request until it catches up.
+ */
+export const MAX_HASHING = 8;
 /**
  * Written bytes are made durable in the background once this many are unsynced and
  * SYNC_GAP_MS has passed since the last sync, so the fsync before the final name
@@ -62,6 +69,9 @@ export class PartFile {
   readonly #hashes: Buffer;
   readonly #fs: PartFileSystem;
   readonly #onRoom: () => void;
+  /** `full` was seen true: onRoom is due when it clears. */
+  #heldBack = false;
+  readonly #hasher: StreamHasher;
   #fh: FileHandle | undefined;
   /** Pieces whose write has completed: what a saved state may claim. */
   #written: Bitfield;
@@ -84,6 +94,7 @@ export class PartFile {
     fs: PartFileSystem,
     onRoom: () => void,
     now: () => number,
+    makeHasher: MakeHasher,
   ) {
     this.#now = now;
     this.#syncedAt = now();
@@ -94,6 +105,7 @@ export class PartFile {
     this.#fs = fs;
     this.#onRoom = onRoom;
     this.#written = new Bitfield(this.pieceCount);
+    this.#hasher = makeHasher(() => this.#eased());
   }
 
   /** Pieces whose write has completed: what a saved state may claim. */
@@ -114,32 +126,57 @@ export class PartFile {
     hashes: Buffer,
     size: number,
     resume: SavedPart | undefined,
-    options: { fs?: PartFileSystem; onRoom: () => void; stopped: () => boolean; now: () => number },
+    options: {
+      fs?: PartFileSystem;
+      /** default: a hashing thread */
+      hasher?: MakeHasher;
+      onRoom: () => void;
+      stopped: () => boolean;
+      now: () => number;
+    },
   ): Promise<PartFile> {
-    const fs = options.fs ?? nodeFiles;
-    const part = new PartFile(path, hashes, size, fs, options.onRoom, options.now);
+    const part = new PartFile(
+      path,
+      hashes,
+      size,
+      options.fs ?? nodeFiles,
+      options.onRoom,
+      options.now,
+      options.hasher ?? threadHasher,
+    );
+    try {
+      await part.#openFile(resume, options.stopped);
+    } catch (err) {
+      await part.close();
+      throw err;
+    }
+    return part;
+  }
+
+  /** Opens, reopens or creates the file (see open) and starts the whole file's SHA1. */
+  async #openFile(resume: SavedPart | undefined, stopped: () => boolean): Promise<void> {
     if (resume) {
-      const st = await fs.stat(path).catch(() => undefined);
-      if (st?.isFile() && st.size === size) {
-        part.#fh = await fs.open(path, "r+");
-        const have =
-          (st.mtimeMs === resume.mtimeMs && savedBits(part.pieceCount, resume.have)) ||
-          (await part.#rehash(options.stopped));
-        part.#written = have;
+      const st = await this.#fs.stat(this.path).catch(() => undefined);
+      if (st?.isFile() && st.size === this.size) {
+        this.#fh = await this.#fs.open(this.path, "r+");
+        this.#written =
+          (st.mtimeMs === resume.mtimeMs && savedBits(this.pieceCount, resume.have)) ||
+          (await this.#rehash(stopped));
       }
     }
-    if (!part.#fh) {
-      part.#fh = await fs.open(path, "w+");
-      await part.#fh.truncate(size);
+    if (!this.#fh) {
+      this.#fh = await this.#fs.open(this.path, "w+");
+      await this.#fh.truncate(this.size);
     }
-    part.#whole = new WholeHash(
-      part.pieceCount,
-      (p) => part.pieceLength(p),
-      part.#written,
-      () => part.#fh!,
+    this.#whole = new WholeHash(
+      this.pieceCount,
+      (p) => this.pieceLength(p),
+      this.#written,
+      () => this.#fh!,
+      MAX_HELD,
+      this.#hasher,
     );
-    await part.touch();
-    return part;
+    await this.touch();
   }
 
   pieceLength(piece: number): number {
@@ -152,9 +189,22 @@ export class PartFile {
     return digest.equals(this.#hashes.subarray(piece * SHA1_LENGTH, (piece + 1) * SHA1_LENGTH));
   }
 
-  /** So many verified pieces wait for the disk that no more should be requested. */
+  /**
+   * So many verified pieces wait for the disk, or written ones for the hashing thread,
+   * that no more should be requested; onRoom follows when that clears.
+   */
   get full(): boolean {
-    return this.#unwritten >= MAX_UNWRITTEN;
+    const full = this.#unwritten >= MAX_UNWRITTEN || this.#hasher.backlog >= MAX_HASHING;
+    if (full) this.#heldBack = true;
+    return full;
+  }
+
+  /** The disk or the hashing thread caught up a little: links held back by `full` may ask again. */
+  #eased(): void {
+    if (this.#heldBack && !this.full) {
+      this.#heldBack = false;
+      this.#onRoom();
+    }
   }
 
   /**
@@ -181,8 +231,8 @@ export class PartFile {
         done += bytesWritten;
       }
     } finally {
-      // the disk caught up by one piece: links held back by MAX_UNWRITTEN may ask again
-      if (this.#unwritten-- === MAX_UNWRITTEN) this.#onRoom();
+      this.#unwritten--;
+      this.#eased();
     }
     this.#written.set(piece);
     this.#whole.add(piece, data);
@@ -246,6 +296,7 @@ export class PartFile {
   async close(): Promise<void> {
     const fh = this.#fh;
     this.#fh = undefined;
+    await this.#hasher.close();
     await this.#syncing;
     await fh?.close().catch(() => {});
   }
