@@ -7,6 +7,7 @@ import type { DownloadState, ShareState } from "../state.js";
 import { type Clock, systemClock, type Timer, Wakeup } from "./clock.js";
 import { byPath, type Dialer } from "./dialer.js";
 import type { FileInfo, FileTracker, Grant } from "./fileTracker.js";
+import { GrantSchedule } from "./grantSchedule.js";
 import { DownloadMessages, type DownloadNotices, gaveUp } from "./messages.js";
 import { PartFile, type PartFileSystem, removePart } from "./partFile.js";
 import { type DownloadPhase, type DownloadProgress, PhaseTimer } from "./progress.js";
@@ -16,17 +17,6 @@ import { Swarm } from "./swarm.js";
 
 export type { DownloadPhase } from "./progress.js";
 
-/**
- * Ask the tracker for new peers after these waits while downloading: soon at first,
- * then less often, and soon again after a list that named someone new. In a flash
- * crowd every downloader asks at once, when nobody has announced yet; with one
- * 5 s wait they learnt of each other only 5 s in, their uploads idle until then.
- * 5 s, the last, matches a sharer's heartbeat (tickets are renewed every
- * TICKET_REFRESH_MS whatever this says).
- */
-const REFRESH_SCHEDULE_MS = [500, 1_000, 2_000, 4_000, 5_000];
-/** After a list with a new peer: the schedule starts again from this step (1 s). */
-const REFRESH_AFTER_NEWS = 1;
 /** Save the verified-piece bitfield at most this often (a crash refetches at most this much). */
 const SAVE_EVERY_MS = 1_000;
 
@@ -96,12 +86,8 @@ export class Download {
   #drained: (() => void) | undefined;
   #failOnWake = false;
   #lastSave = 0;
-  /** The latest grant (ticket and peers) and when it came. */
-  #grant: Grant | undefined;
-  #grantAt = 0;
-  /** Every peer address a grant has named, and the refresh schedule's step. */
-  readonly #seen = new Set<string>();
-  #refreshStep = 0;
+  /** The latest grant (ticket and peers), and when the next is due. */
+  readonly #grants = new GrantSchedule();
   #refreshing: Promise<void> | undefined;
   /**
    * Every TICKET_REFRESH_MS while a link is open: a fresh ticket for each open
@@ -256,7 +242,7 @@ export class Download {
         // not twice within half the period (the loop below may just have refreshed):
         // sharers refuse renewals closer than a second. Errors wait for the loop, which
         // fails on a refusal and retries an outage.
-        const due = this.#clock.now() - this.#grantAt >= TICKET_REFRESH_MS / 2;
+        const due = this.#clock.now() - this.#grants.at >= TICKET_REFRESH_MS / 2;
         if (due && this.peerCount > 0 && !this.#stopping) this.#refreshNow().catch(() => {});
       });
       await this.#fetch();
@@ -302,18 +288,18 @@ export class Download {
     const swarm = this.#swarm!;
     const started = this.#clock.now();
     while (!swarm.complete && !this.#stopping) {
-      if (this.#clock.now() >= this.#refreshAt()) {
+      if (this.#clock.now() >= this.#grants.dueAt) {
         try {
           await this.#refreshNow();
         } catch (err) {
           // a tracker outage does not stop a download that has peers; retry at the next round
           if (!(err instanceof GsError && err.code === "TRACKER_UNAVAILABLE")) throw err;
         }
-      } else if (this.#grant) swarm.connect(this.#grant);
+      } else if (this.#grants.latest) swarm.connect(this.#grants.latest);
       if (swarm.hopeful) {
         this.#setPhase("downloading");
         this.#patience.hopeful();
-        await this.#wakeup.wait(Math.max(0, this.#refreshAt() - this.#clock.now()));
+        await this.#wakeup.wait(Math.max(0, this.#grants.dueAt - this.#clock.now()));
       } else {
         if (this.#patience.exhausted(started)) throw gaveUp(GIVE_UP_MS / 60_000);
         await this.#waitForRetry();
@@ -408,23 +394,8 @@ export class Download {
     return this.#refreshing;
   }
 
-  /** When the next peer list is due. */
-  #refreshAt(): number {
-    return this.#grantAt + REFRESH_SCHEDULE_MS[Math.min(this.#refreshStep, REFRESH_SCHEDULE_MS.length - 1)]!;
-  }
-
   #use(grant: Grant): void {
-    const first = this.#grant === undefined;
-    this.#grant = grant;
-    this.#grantAt = this.#clock.now();
-    let news = false;
-    for (const p of grant.peers) {
-      if (this.#seen.has(p.addr)) continue;
-      this.#seen.add(p.addr);
-      news = true;
-    }
-    if (first) this.#refreshStep = 0;
-    else this.#refreshStep = news ? REFRESH_AFTER_NEWS : this.#refreshStep + 1;
+    this.#grants.record(grant, this.#clock.now());
     if (this.#stopping) return;
     this.#swarm!.renew(grant.ticket);
     this.#swarm!.connect(grant);
