@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { MAX_HASHING, PartFile } from "../../src/client/download/partFile.js";
 import { WholeHash } from "../../src/client/download/wholeHash.js";
-import { type MakeHasher, Sha1Thread, type StreamHasher } from "../../src/client/hashing/sha1Thread.js";
+import { type MakeHasher, type StreamHasher, threadHasher } from "../../src/client/hashing/sha1Thread.js";
 import { Bitfield } from "../../src/shared/bitfield.js";
 import { PIECE_SIZE } from "../../src/shared/constants.js";
 
@@ -28,10 +28,10 @@ before(async () => {
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
-describe("Sha1Thread", () => {
+describe("the hashing thread", () => {
   it("follows a SHA1 over updates in order, moved or copied, and room() waits for the backlog", async () => {
     let eased = 0;
-    const t = Sha1Thread.open(() => eased++);
+    const t = threadHasher(() => eased++);
     try {
       const parts = Array.from({ length: 6 }, (_, i) => randomBytes(i === 5 ? 777 : PIECE_SIZE));
       const whole = sha1(Buffer.concat(parts));
@@ -48,9 +48,9 @@ describe("Sha1Thread", () => {
   });
 
   it("keeps one whole-file SHA1 per download on the one thread; closing one leaves the other going", async () => {
-    const a = Sha1Thread.open();
-    const b = Sha1Thread.open();
-    const c = Sha1Thread.open();
+    const a = threadHasher();
+    const b = threadHasher();
+    const c = threadHasher();
     try {
       const pa = [randomBytes(PIECE_SIZE), randomBytes(100)];
       const pb = [randomBytes(PIECE_SIZE), randomBytes(PIECE_SIZE), randomBytes(9)];
@@ -69,7 +69,7 @@ describe("Sha1Thread", () => {
       await b.close();
     }
     // the thread ended with its last hasher; the next download starts another
-    const d = Sha1Thread.open();
+    const d = threadHasher();
     try {
       const bytes = randomBytes(1000);
       d.update(framedPiece(bytes), true);
@@ -81,7 +81,7 @@ describe("Sha1Thread", () => {
   });
 
   it("after it stops: the backlog is gone, room() answers, the digest rejects", async () => {
-    const t = Sha1Thread.open();
+    const t = threadHasher();
     t.update(framedPiece(randomBytes(PIECE_SIZE)), true);
     t.update(framedPiece(randomBytes(PIECE_SIZE)), true);
     const waiting = t.room(1);
@@ -99,7 +99,7 @@ describe("Sha1Thread", () => {
     const path = join(dir, "reread");
     await writeFile(path, data);
     const fh = await open(path, "r");
-    const t = Sha1Thread.open();
+    const t = threadHasher();
     try {
       const len = (p: number) => Math.min(PIECE_SIZE, size - p * PIECE_SIZE);
       const written = new Bitfield(4);
@@ -119,8 +119,8 @@ describe("Sha1Thread", () => {
   it("does not keep a process alive once its work is done", async () => {
     const module = fileURLToPath(new URL("../../src/client/hashing/sha1Thread.js", import.meta.url));
     const script = `
-      import { Sha1Thread } from ${JSON.stringify(module)};
-      const t = Sha1Thread.open();
+      import { threadHasher } from ${JSON.stringify(module)};
+      const t = threadHasher();
       t.update(Buffer.from("abc"));
       console.log(await t.digest());`;
     const path = join(dir, "idle.mjs");

@@ -23,7 +23,7 @@ const MAX_READ_AHEAD = 4;
  * still held, else read back from the partial file (a piece from an earlier
  * session, or one that arrived too far ahead). Memory: MAX_HELD pieces and
  * MAX_READ_AHEAD read back, whatever the file's size. The SHA1 itself may run on
- * another thread (Sha1Thread); if the bytes are lost there, the digest reads the
+ * another thread (threadHasher); if the bytes are lost there, the digest reads the
  * whole file back instead.
  *
  * Reading 1 GiB back after the last piece cost the downloader 0.5 s of CPU in

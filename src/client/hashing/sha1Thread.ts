@@ -156,26 +156,22 @@ class HashingThread {
  * it has not hashed yet. Once the thread is gone (closed, or failed) updates are
  * dropped and the digest rejects.
  */
-export class Sha1Thread implements StreamHasher {
+class Sha1Thread implements StreamHasher {
   readonly #thread: HashingThread;
   readonly #stream: number;
   readonly #onEased: () => void;
   /** Updates posted and not yet hashed. */
   #backlog = 0;
-  readonly #roomWaiters: { max: number; resolve: () => void }[] = [];
+  /** The read-back waiting for the backlog to fall below its max (one at a time). */
+  #roomWaiter: { max: number; resolve: () => void } | undefined;
   #final: { resolve: (sha1: string) => void; reject: (err: Error) => void } | undefined;
   #failed: Error | undefined;
 
-  /** Made by HashingThread (Sha1Thread.open). */
+  /** Made by HashingThread (threadHasher). */
   constructor(thread: HashingThread, stream: number, onEased: () => void) {
     this.#thread = thread;
     this.#stream = stream;
     this.#onEased = onEased;
-  }
-
-  /** A stream on the process's shared hashing thread. */
-  static open(onEased: () => void = () => {}): Sha1Thread {
-    return HashingThread.open(onEased);
   }
 
   get backlog(): number {
@@ -200,7 +196,10 @@ export class Sha1Thread implements StreamHasher {
 
   room(max: number): Promise<void> {
     if (this.#backlog < max || this.#failed) return Promise.resolve();
-    return new Promise((resolve) => this.#roomWaiters.push({ max, resolve }));
+    if (this.#roomWaiter) return Promise.reject(new Error("room() is already awaited"));
+    return new Promise((resolve) => {
+      this.#roomWaiter = { max, resolve };
+    });
   }
 
   async close(): Promise<void> {
@@ -233,15 +232,15 @@ export class Sha1Thread implements StreamHasher {
   }
 
   #wakeRoom(): void {
-    for (let i = this.#roomWaiters.length - 1; i >= 0; i--) {
-      const w = this.#roomWaiters[i]!;
-      if (this.#backlog < w.max || this.#failed) {
-        this.#roomWaiters.splice(i, 1);
-        w.resolve();
-      }
+    const w = this.#roomWaiter;
+    if (w && (this.#backlog < w.max || this.#failed)) {
+      this.#roomWaiter = undefined;
+      w.resolve();
     }
   }
 }
 
-/** The default: the shared hashing thread. */
-export const threadHasher: MakeHasher = (onEased) => Sha1Thread.open(onEased);
+/** A stream on the process's shared hashing thread (started if none runs): the default. */
+export function threadHasher(onEased: () => void = () => {}): StreamHasher {
+  return HashingThread.open(onEased);
+}
