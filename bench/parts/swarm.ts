@@ -5,6 +5,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { availableParallelism } from "node:os";
 import { notRoot } from "../../test/lab/lab.js";
 import type { Context } from "../context.js";
 import { mdTable, median, type Part } from "../report.js";
@@ -129,6 +130,7 @@ export async function swarmPart(ctx: Context, fileMiB: number): Promise<Part> {
 }
 
 function report(results: CaseResult[], fileMiB: number, runs: number): string {
+  const cores = availableParallelism();
   const rows = results.map(({ c, bound, gs, bt }) => {
     const gLast = median(gs.map((m) => last(m.run)));
     const gMean = median(gs.map((m) => avg(m.run)));
@@ -180,6 +182,8 @@ function report(results: CaseResult[], fileMiB: number, runs: number): string {
         u((x) => x.afterFive),
         f1(median(ms.map((m) => m.use.seedMiB))),
         `${f1(Math.min(...peers))} / ${f1(median(peers))} / ${f1(Math.max(...peers))}`,
+        `${f1(median(ms.map((m) => m.run.runCpu.user)))} / ${f1(median(ms.map((m) => m.run.runCpu.system)))}`,
+        pct(median(ms.map((m) => (m.run.runCpu.user + m.run.runCpu.system) / (cores * last(m.run))))),
       ];
     }),
   );
@@ -191,6 +195,8 @@ function report(results: CaseResult[], fileMiB: number, runs: number): string {
       "5 s to last completion>",
       "seeder sent (MiB)>",
       "each downloader sent, min / median / max (MiB)>",
+      "CPU in the run, user / system (s)>",
+      `of ${cores} cores × last>`,
     ],
     useRows,
   );
@@ -234,7 +240,7 @@ function report(results: CaseResult[], fileMiB: number, runs: number): string {
 
 ${table}
 
-Upload use (bytes all hosts sent / (sum of their caps × time), from the counters at the lab switch's ports; TCP/IP and Ethernet headers count, so about 96% of it can be file data):
+Upload use (bytes all hosts sent / (sum of their caps × time), from the counters at the lab switch's ports; TCP/IP and Ethernet headers count, so about 96% of it can be file data). CPU in the run: what the seeder (to the last completion) and each downloader (to its own) spent after the download commands went out, in user space and in the kernel, and that as a share of the box's cores over the last completion. aria2c's includes its start, groupshare's not its start and login. The kernel's part is mostly the lab's packets: the caps cut every send into 1,448-byte segments, each crossing a veth, the bridge and a tbf, charged to the process that sends or receives it. Near 100% the CPU, not the caps, sets the pace (the tracker and the lab's own softirqs come on top):
 
 ${useTable}
 

@@ -14,7 +14,7 @@ import { sha1File } from "../files.js";
 import { timed } from "../tools.js";
 import { infoHash } from "../torrent.js";
 import type { Crowd } from "./swarmCrowd.js";
-import { type CrowdRun, cpuOf } from "./swarmGroupshare.js";
+import { type CrowdRun, spentSince, splitOf, total } from "./swarmGroupshare.js";
 
 const TRACKER_PORT = 6969;
 /** aria2c's listen port on every host (groupshare's clients use 6881 on the same hosts). */
@@ -121,7 +121,7 @@ export class BtCrowd {
         await mkdir(out);
         outs.push(out);
       }
-      const seedCpu0 = await cpuOf(this.seeder.child.pid);
+      const seedSplit0 = await splitOf(this.seeder.child.pid);
       const t0 = Date.now();
       for (let i = 1; i <= n; i++) {
         procs.push(
@@ -145,10 +145,15 @@ export class BtCrowd {
         procs.map(async (p) => {
           await p.expect(/^bt download complete: /, timeoutMs);
           const seconds = (Date.now() - t0) / 1000;
-          return { seconds, cpu: await cpuOf(p.child.pid) };
+          return { seconds, split: await splitOf(p.child.pid) };
         }),
       );
-      const seedCpuSeconds = (await cpuOf(this.seeder.child.pid)) - seedCpu0;
+      const seedSplit = await splitOf(this.seeder.child.pid);
+      // each downloader started at t0: all it spent is the run's
+      const runCpu = spentSince(
+        [seedSplit0, ...ends.map(() => ({ user: 0, system: 0 }))],
+        [seedSplit, ...ends.map((e) => e.split)],
+      );
       // its "stopped" announce, so the next run's tracker list holds no ghosts
       for (const p of procs) if (p.alive) p.child.kill("SIGTERM");
       await Promise.all(procs.map((p) => p.waitExit(SETUP_MS)));
@@ -159,8 +164,9 @@ export class BtCrowd {
       return {
         t0,
         seconds: ends.map((e) => e.seconds),
-        cpuSeconds: ends.map((e) => e.cpu),
-        seedCpuSeconds,
+        cpuSeconds: ends.map((e) => total(e.split)),
+        seedCpuSeconds: total(seedSplit) - total(seedSplit0),
+        runCpu,
       };
     } finally {
       await Promise.all(procs.map((p) => p.kill()));

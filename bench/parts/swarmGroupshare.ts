@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 import { type Proc, ROOT } from "../../test/helpers/procs.js";
 import { type ClientOptions, startClient, startTracker } from "../../test/lab/groupshare.js";
 import { sha1File } from "../files.js";
-import { cpuTime } from "../tools.js";
+import { cpuSplit } from "../tools.js";
 import type { Crowd } from "./swarmCrowd.js";
 
 /** Every command of the setup answers within this bound. */
@@ -26,6 +26,12 @@ export interface CrowdRun {
   cpuSeconds: number[];
   /** the seeder's CPU time during the run, seconds */
   seedCpuSeconds: number;
+  /**
+   * CPU spent from t0 by the seeder (to the last completion) and by each downloader
+   * (to its completion), in user space and in the kernel, seconds: what the run
+   * itself took of the box, without start-up and login
+   */
+  runCpu: CpuSplit;
   /** traces of this run: downloader i's file, and the seeder's (whose events before t0 are older runs') */
   traces?: { peers: string[]; seed: string };
 }
@@ -106,7 +112,8 @@ export class GsCrowd {
       }
       // one at a time, untimed: 16 scrypts at once on a busy box outlast the client's 3 s tracker timeout
       for (const [i, p] of procs.entries()) await login(p, `u${i + 1}`);
-      const seedCpu0 = await cpuOf(this.seeder.child.pid);
+      const seedSplit0 = await splitOf(this.seeder.child.pid);
+      const splits0 = await Promise.all(procs.map((p) => splitOf(p.child.pid)));
       const t0 = Date.now();
       for (const [i, p] of procs.entries()) p.send(`download_file ${GROUP} ${this.#fileName} ${outs[i]}`);
       const ends = await Promise.all(
@@ -114,12 +121,13 @@ export class GsCrowd {
           const line = await p.expect(/^download (complete|failed)/, timeoutMs);
           const seconds = (Date.now() - t0) / 1000;
           if (!line.startsWith("download complete")) throw new Error(`${p.label}: ${line}\n${p.dump()}`);
-          const cpu = await cpuOf(p.child.pid);
+          const split = await splitOf(p.child.pid);
           if (depart) p.endInput();
-          return { seconds, cpu };
+          return { seconds, split };
         }),
       );
-      const seedCpuSeconds = (await cpuOf(this.seeder.child.pid)) - seedCpu0;
+      const seedSplit = await splitOf(this.seeder.child.pid);
+      const runCpu = spentSince([seedSplit0, ...splits0], [seedSplit, ...ends.map((e) => e.split)]);
       for (const p of procs) p.endInput();
       await Promise.all(procs.map((p) => p.waitExit(COMMAND_MS)));
       for (const [i, out] of outs.entries()) {
@@ -129,8 +137,9 @@ export class GsCrowd {
       return {
         t0,
         seconds: ends.map((e) => e.seconds),
-        cpuSeconds: ends.map((e) => e.cpu),
-        seedCpuSeconds,
+        cpuSeconds: ends.map((e) => total(e.split)),
+        seedCpuSeconds: total(seedSplit) - total(seedSplit0),
+        runCpu,
         ...(this.traceDir && { traces: { peers: traces, seed: join(this.traceDir, "seed.jsonl") } }),
       };
     } finally {
@@ -165,8 +174,27 @@ function traced(traceDir: string | undefined, name: string, cpuProf: boolean): C
   return { nodeArgs: ["--import", preload, ...prof], env: { GS_TRACE: join(traceDir, `${name}.jsonl`) } };
 }
 
-/** A process's CPU time so far (user + system, seconds); NaN once it has exited. */
-export async function cpuOf(pid: number | undefined): Promise<number> {
-  if (pid === undefined) return Number.NaN;
-  return await cpuTime(pid).catch(() => Number.NaN);
+export interface CpuSplit {
+  user: number;
+  system: number;
 }
+
+/** A process's CPU time so far, split; NaN once it has exited. */
+export async function splitOf(pid: number | undefined): Promise<CpuSplit> {
+  if (pid === undefined) return { user: Number.NaN, system: Number.NaN };
+  return await cpuSplit(pid).catch(() => ({ user: Number.NaN, system: Number.NaN }));
+}
+
+/** What processes spent between two readings each (the same order), summed. */
+export function spentSince(before: CpuSplit[], after: CpuSplit[]): CpuSplit {
+  let user = 0;
+  let system = 0;
+  for (const [i, a] of after.entries()) {
+    user += a.user - before[i]!.user;
+    system += a.system - before[i]!.system;
+  }
+  return { user, system };
+}
+
+/** User + system. */
+export const total = (s: CpuSplit): number => s.user + s.system;
