@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import type { Server } from "node:http";
 import { createServer } from "node:https";
+import { getEventListeners } from "node:events";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
@@ -63,5 +64,11 @@ describe("tracker failover with overlapping calls", () => {
     assert.deepEqual(await early, { ok: true });
     assert.deepEqual(await late, { ok: true });
     assert.equal(client.current.no, 2);
+  });
+
+  it("calls that share one signal leave no listener on it", async () => {
+    const stop = new AbortController();
+    for (let i = 0; i < 12; i++) await client.call("GET", "/v1/health", undefined, { signal: stop.signal });
+    assert.equal(getEventListeners(stop.signal, "abort").length, 0);
   });
 });

@@ -74,6 +74,8 @@ function exchange(w: Wire): Promise<Exchange> {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      // the signal outlives the exchange (a login's long polls share one): leave nothing on it
+      w.signal?.removeEventListener("abort", onAbort);
       resolve(e);
     };
     const fail = (why: string, code?: string) =>
@@ -91,14 +93,11 @@ function exchange(w: Wire): Promise<Exchange> {
       fail("timed out");
       req.destroy();
     }, w.timeoutMs);
-    w.signal?.addEventListener(
-      "abort",
-      () => {
-        fail("aborted");
-        req.destroy();
-      },
-      { once: true },
-    );
+    const onAbort = () => {
+      fail("aborted");
+      req.destroy();
+    };
+    w.signal?.addEventListener("abort", onAbort, { once: true });
     req.on("error", (err: NodeJS.ErrnoException) => {
       if (err instanceof GsError && err.code === "TRACKER_KEY_MISMATCH") finish({ refused: err });
       else fail(describeError(err), err.code);
