@@ -87,11 +87,15 @@ describe("the shell on a terminal", () => {
     await t.waitFor(/bob> login bob$/);
     await t.press("C-c");
     assert.doesNotMatch((await t.screen()).replace(`login bob ${PASSWORD}`, ""), new RegExp(PASSWORD));
+    // a mistyped login keeps no password either
+    await t.line(`loign bob ${PASSWORD}`);
+    await t.waitFor(/unknown command 'loign': did you mean login\?/);
     await t.line("quit");
     assert.equal(await t.waitExit(), 0);
     const history = await readFile(join(c.dir, "state-bob", "history"), "utf8");
     assert.doesNotMatch(history, new RegExp(PASSWORD), history);
     assert.match(history, /^login bob$/m);
+    assert.match(history, /^loign bob$/m);
   });
 
   it("completes commands with a space after them, group ids and the group's file names", async () => {
@@ -148,7 +152,9 @@ describe("the shell on a terminal", () => {
     await u.press("C-c");
     await u.waitFor((s) => s.split("\n").at(-1) === "bob>");
     await assertSameFile(join(dest, "clip one.bin"), file);
-    // no download running: Ctrl-C at an empty prompt leaves at once
+    // no download running, but the finished file is shared: Ctrl-C asks once more
+    await u.press("C-c");
+    await u.waitFor(/you are sharing 1 file: press Ctrl-C again within 3 s to leave/);
     await u.press("C-c");
     assert.equal(await u.waitExit(), 0);
   });

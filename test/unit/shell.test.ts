@@ -409,6 +409,11 @@ describe("did you mean, help <command>, and the history", () => {
     assert.equal(historyEntry('create_user "bob" "p w"'), "create_user bob");
     assert.equal(historyEntry("login alice"), "login alice");
     assert.equal(historyEntry("list_groups"), "list_groups");
+    // a mistyped command name, or a line whose quotes do not close, still keeps no password
+    assert.equal(historyEntry("loign dora pw1"), "loign dora");
+    assert.equal(historyEntry("creat_user dora 'p w'"), "creat_user dora");
+    assert.equal(historyEntry("login dora 'pw1"), "login");
+    assert.equal(historyEntry("lst_groups a b"), "lst_groups a b");
   });
 });
 

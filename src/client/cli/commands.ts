@@ -270,9 +270,13 @@ export async function runLine(
  * (`login alice pw` is kept as `login alice`), so the history file never holds one.
  */
 export function historyEntry(line: string): string {
-  const words = tokenize(line);
-  if (!Array.isArray(words) || words.length < 3) return line;
-  const [name, user] = words as [string, string];
+  const first = line.trimStart().split(/\s+/, 1)[0] ?? "";
+  // a mistyped `loign dora pw1` holds a password as surely as `login dora pw1` does
+  const name = COMMAND_NAMES.includes(first) ? first : closest(first, COMMAND_NAMES);
   if (name !== "login" && name !== "create_user") return line;
-  return `${name} ${quoteWord(user)}`;
+  const words = tokenize(line);
+  // unbalanced quotes: no telling where the user id ends, so only the command is kept
+  if (!Array.isArray(words)) return first;
+  if (words.length < 3) return line;
+  return `${first} ${quoteWord(words[1]!)}`;
 }

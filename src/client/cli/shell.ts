@@ -11,7 +11,7 @@ const colour = {
   cyan: (s: string) => `\x1b[36m${s}\x1b[0m`,
 };
 
-/** A second Ctrl-C within this long of the first, at an empty prompt with downloads running, leaves. */
+/** A second Ctrl-C within this long of the first, at an empty prompt with downloads running or files shared, leaves. */
 export const SECOND_CTRL_C_MS = 3_000;
 
 /** How the shell ended: a command (quit, exit), the end of input, or Ctrl-C. */
@@ -159,7 +159,7 @@ export class Shell {
 
   /**
    * Ctrl-C: a half-typed line is dropped; at an empty prompt it leaves, but with
-   * downloads running only when pressed twice within SECOND_CTRL_C_MS.
+   * downloads running or files shared only when pressed twice within SECOND_CTRL_C_MS.
    */
   #ctrlC(): void {
     const rl = this.#rl!;
@@ -178,11 +178,15 @@ export class Shell {
       return;
     }
     const running = this.#client.downloads.list().some((d) => inFlight(d.state));
+    const shared = this.#client.shares.all().length;
     const now = Date.now();
-    if (running && now - this.#lastCtrlC > SECOND_CTRL_C_MS) {
+    if ((running || shared > 0) && now - this.#lastCtrlC > SECOND_CTRL_C_MS) {
       this.#lastCtrlC = now;
+      const again = `press Ctrl-C again within ${SECOND_CTRL_C_MS / 1000} s to leave`;
       this.#above(
-        `downloads are running: press Ctrl-C again within ${SECOND_CTRL_C_MS / 1000} s to leave (they resume at your next login)`,
+        running
+          ? `downloads are running: ${again} (they resume at your next login)`
+          : `you are sharing ${shared} file${shared === 1 ? "" : "s"}: ${again} (sharing stops until your next login)`,
         process.stdout,
       );
       return;
