@@ -88,7 +88,12 @@ function el(tag, attrs = {}, ...children) {
 
 function notice(text, kind = "info") {
   const n = el("div", { class: `notice ${kind}` }, el("span", { text }));
-  const close = el("button", { type: "button", class: "ghost small", "aria-label": "Dismiss notice", text: "×" });
+  const close = el("button", {
+    type: "button",
+    class: "ghost small",
+    "aria-label": "Dismiss notice",
+    text: "×",
+  });
   close.addEventListener("click", () => n.remove());
   n.append(close);
   $("notices").append(n);
@@ -571,7 +576,10 @@ function downloadItem(d) {
     el("span", { text: `${bytes(d.bytesDone)} of ${bytes(d.size)}` }),
   );
   if (!done && d.state !== "failed") {
-    figures.append(el("span", { text: rate(d.speed ?? 0) }), el("span", { text: `ETA ${eta(d.etaSeconds)}` }));
+    figures.append(
+      el("span", { text: rate(d.speed ?? 0) }),
+      el("span", { text: `ETA ${eta(d.etaSeconds)}` }),
+    );
   }
   const item = el("li", { class: `transfer ${d.state}`, "aria-label": label }, head, bar, figures);
   if (done) item.append(el("p", { class: "muted", text: `Saved to ${d.target}` }));
@@ -656,7 +664,12 @@ function renderShares() {
       return el(
         "tr",
         {},
-        el("th", { scope: "row", class: "name" }, el("span", { text: s.name }), el("small", { class: "muted", text: s.path })),
+        el(
+          "th",
+          { scope: "row", class: "name" },
+          el("span", { text: s.name }),
+          el("small", { class: "muted", text: s.path }),
+        ),
         el("td", { text: s.groupId }),
         el("td", { text: `${s.piecesHave}/${s.pieceCount}` }),
         el("td", { text: bytes(s.servedBytes) }),
