@@ -349,7 +349,7 @@ async function refreshGroup() {
     ]);
     if (state.selected !== groupId) return;
     renderRequests(groupId, requests);
-    renderMembers(groupId, members);
+    renderMembers(groupId, members, g?.owner);
   }
 }
 
@@ -465,17 +465,18 @@ function renderRequests(groupId, requests) {
   if (requests.length === 0) list.append(el("li", { class: "muted", text: "No pending requests." }));
 }
 
-function renderMembers(groupId, members) {
+function renderMembers(groupId, members, owner) {
   const list = $("members-list");
   list.replaceChildren();
   for (const m of members) {
     const me = m.userId === state.session?.userId;
+    const role = m.userId === owner ? "owner" : "member";
     list.append(
       el(
         "li",
         {},
         el("span", { class: "person", text: m.userId }),
-        el("span", { class: `pill ${m.role}`, text: m.role }),
+        el("span", { class: `pill ${role}`, text: role }),
         me
           ? el("span", { class: "muted", text: "you" })
           : el("button", {
@@ -577,8 +578,9 @@ function downloadItem(d) {
   );
   if (!done && d.state !== "failed") {
     figures.append(
-      el("span", { text: rate(d.speed ?? 0) }),
+      el("span", { text: rate(d.speedBps ?? 0) }),
       el("span", { text: `ETA ${eta(d.etaSeconds)}` }),
+      el("span", { text: `${d.peers?.length ?? 0} peer${d.peers?.length === 1 ? "" : "s"}` }),
     );
   }
   const item = el("li", { class: `transfer ${d.state}`, "aria-label": label }, head, bar, figures);
@@ -608,8 +610,12 @@ function downloadItem(d) {
           el(
             "tr",
             {},
-            el("td", { text: p.peer }),
-            el("td", {}, el("span", { class: `pill path ${p.path}`, text: p.path })),
+            el("td", { text: `${p.userId} (${p.addr})` }),
+            el(
+              "td",
+              {},
+              el("span", { class: `pill path ${p.path ?? "connecting"}`, text: p.path ?? "connecting" }),
+            ),
             el("td", { text: bytes(p.bytes) }),
           ),
         ),
@@ -698,37 +704,40 @@ function renderShares() {
 // ---- live events ------------------------------------------------------------------
 
 const HANDLERS = {
-  session: (s) => {
-    if (Boolean(s.loggedIn) !== Boolean(state.session?.loggedIn) || s.userId !== state.session?.userId)
-      showSession({ ...state.session, ...s });
+  "logged-in": (e) => {
+    if (!state.session?.loggedIn || state.session.userId !== e.userId)
+      showSession({ ...state.session, loggedIn: true, userId: e.userId });
   },
-  download: (d) => {
-    state.downloads.set(keyOf(d), d);
+  "logged-out": (e) => {
+    if (!state.session?.loggedIn) return;
+    showSession({ ...state.session, loggedIn: false, userId: null });
+    if (e.reason === "session-ended")
+      notice("Your session ended (logged in elsewhere?): logged out", "warning");
+  },
+  "download-progress": ({ download }) => {
+    state.downloads.set(keyOf(download), download);
     renderDownloads();
   },
-  "download-complete": (d) => {
-    state.downloads.set(keyOf(d), d);
+  "download-complete": ({ download }) => {
+    state.downloads.set(keyOf(download), download);
     renderDownloads();
-    notice(`Download complete: ${d.name}, saved to ${d.target}`, "success");
+    notice(`Download complete: ${download.name}, saved to ${download.target}`, "success");
     refreshShares().catch(() => {});
   },
-  "download-failed": (d) => {
-    state.downloads.set(keyOf(d), d);
+  "download-failed": ({ download, error }) => {
+    state.downloads.set(keyOf(download), { ...download, error: download.error ?? error });
     renderDownloads();
-    notice(`Download of ${d.name} failed: ${d.error?.message ?? "see Downloads"}`, "error");
+    notice(`Download of ${download.name} failed: ${error?.message ?? "see Downloads"}`, "error");
   },
-  warning: (w) => notice(w.message, "warning"),
-  "join-request": (r) => {
-    notice(`${r.userId} asks to join ${r.groupId}`);
-    if (state.selected === r.groupId) refreshGroup().catch(() => {});
+  "download-warning": (e) => notice(e.text ?? `A warning about ${e.download?.name}`, "warning"),
+  warning: (e) => notice(e.text ?? e.warning?.kind ?? "warning", "warning"),
+  "join-request": ({ request }) => {
+    notice(`${request.userId} asks to join ${request.groupId}`);
+    if (state.selected === request.groupId) refreshGroup().catch(() => {});
   },
-  "request-accepted": (r) => {
-    notice(`You are now a member of ${r.groupId}`, "success");
+  "request-accepted": ({ groupId }) => {
+    notice(`You are now a member of ${groupId}`, "success");
     refreshGroups().catch(() => {});
-  },
-  shares: (s) => {
-    state.shares = s.shares;
-    renderShares();
   },
 };
 
@@ -782,6 +791,12 @@ function dispatch(block) {
     // one malformed event is skipped, not the stream
   }
 }
+
+// shares change by themselves (bytes served, peers served): read again while their tab is shown
+setInterval(() => {
+  if (state.session?.loggedIn && !$("view-shares").hidden && document.visibilityState === "visible")
+    refreshShares().catch(() => {});
+}, 5000);
 
 function refreshAll() {
   act(undefined, () => Promise.all([refreshGroups(), refreshDownloads(), refreshShares()]));
