@@ -238,6 +238,22 @@ export const ROUTES = {
     body: noBody,
     response: ok,
   },
+  /** Members only: who is in the group, the owner first, then in the order they joined. */
+  listMembers: {
+    method: "GET",
+    path: "/v1/groups/:groupId/members",
+    params: groupParams,
+    response: open(
+      {
+        members: {
+          type: "array",
+          maxItems: MAX_LISTED,
+          items: open({ userId: idOut, joinedAt: time }, ["userId", "joinedAt"]),
+        },
+      },
+      ["members"],
+    ),
+  },
   removeMember: {
     method: "DELETE",
     path: "/v1/groups/:groupId/members/:userId",

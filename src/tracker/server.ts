@@ -95,6 +95,9 @@ function handlers(service: TrackerService): Handlers {
     listRequests: async ({ userId, params }) => ({
       requests: await service.listRequests(userId, params.groupId),
     }),
+    listMembers: async ({ userId, params }) => ({
+      members: await service.listMembers(userId, params.groupId),
+    }),
     acceptRequest: async ({ userId, params }) => {
       await service.acceptRequest(userId, params.groupId, params.userId);
       return { ok: true };

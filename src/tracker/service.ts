@@ -289,6 +289,10 @@ export class TrackerService {
     return this.#store.listRequests(checkId("group id", groupId), userId);
   }
 
+  listMembers(userId: string, groupId: string) {
+    return this.#store.listMembers(checkId("group id", groupId), userId);
+  }
+
   acceptRequest(ownerId: string, groupId: string, userId: string) {
     return this.#store.acceptRequest(
       checkId("group id", groupId),

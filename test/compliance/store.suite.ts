@@ -321,6 +321,24 @@ export function storeComplianceSuite(
         await rejectsWith(store.listRequests(`${t}-nope`, own), "GROUP_NOT_FOUND");
       });
 
+      it("members list the members, the owner first, in the order they joined; others may not", async () => {
+        const t = tag();
+        const [own, mem, zed, amy] = [`${t}-own`, `${t}-mem`, `${t}-zed`, `${t}-amy`];
+        await group(t, own, [mem]);
+        await users(zed, amy);
+        await store.requestJoin(t, amy, T0 + 5);
+        await store.acceptRequest(t, own, amy, T0 + 9);
+        const listed = await store.listMembers(t, mem);
+        assert.deepEqual(
+          listed.map((m) => m.userId),
+          [own, mem, amy],
+        );
+        assert.equal(listed[2]!.joinedAt, T0 + 9);
+        await store.requestJoin(t, zed, T0);
+        await rejectsWith(store.listMembers(t, zed), "NOT_MEMBER");
+        await rejectsWith(store.listMembers(`${t}-nope`, own), "GROUP_NOT_FOUND");
+      });
+
       it("only the owner accepts; accepting twice or an unasked user is an error", async () => {
         const t = tag();
         const [own, mem, ann, bob] = [`${t}-own`, `${t}-mem`, `${t}-ann`, `${t}-bob`];

@@ -9,6 +9,7 @@ import type {
   GroupPage,
   GroupQuery,
   JoinRequest,
+  Member,
   LeaveResult,
   PeerRecord,
   SessionRecord,
@@ -221,6 +222,15 @@ export class SqlStore implements Store {
       [groupId],
     );
     return rows.map((r) => ({ userId: r.user_id, requestedAt: r.requested_at }));
+  }
+
+  async listMembers(groupId: string, userId: string): Promise<Member[]> {
+    await assertMember(this.db, groupId, userId);
+    const rows = await this.db.all<{ user_id: string; joined_at: number }>(
+      "SELECT user_id, joined_at FROM members WHERE group_id = ? ORDER BY seq",
+      [groupId],
+    );
+    return rows.map((r) => ({ userId: r.user_id, joinedAt: Number(r.joined_at) }));
   }
 
   acceptRequest(groupId: string, ownerId: string, userId: string, now: number): Promise<void> {

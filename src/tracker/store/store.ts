@@ -55,6 +55,11 @@ export interface JoinRequest {
   requestedAt: number;
 }
 
+export interface Member {
+  userId: string;
+  joinedAt: number;
+}
+
 export interface LeaveResult {
   /** The member who became owner when the owner left. */
   newOwner?: string;
@@ -153,6 +158,8 @@ export interface Store {
   requestJoin(groupId: string, userId: string, now: number): Promise<void>;
   /** GROUP_NOT_FOUND, NOT_OWNER. Oldest first. */
   listRequests(groupId: string, ownerId: string): Promise<JoinRequest[]>;
+  /** The group's members in the order they joined (the owner first). GROUP_NOT_FOUND, NOT_MEMBER. */
+  listMembers(groupId: string, userId: string): Promise<Member[]>;
   /** GROUP_NOT_FOUND, NOT_OWNER, ALREADY_MEMBER, REQUEST_NOT_FOUND. */
   acceptRequest(groupId: string, ownerId: string, userId: string, now: number): Promise<void>;
   /** The owner refuses a pending request. GROUP_NOT_FOUND, NOT_OWNER, REQUEST_NOT_FOUND. */
