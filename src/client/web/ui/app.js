@@ -407,9 +407,8 @@ $("download-form").addEventListener("submit", (ev) => {
   if (!what) return;
   act(ev.submitter, async () => {
     const d = await api("POST", "/downloads", { ...what, destination: $("download-dest").value.trim() });
-    state.downloads.set(keyOf(d), d);
-    renderDownloads();
     $("download-form").hidden = true;
+    await refreshDownloads();
     notice(`Downloading ${d.name} to ${d.target}`);
   });
 });
