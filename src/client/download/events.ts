@@ -23,13 +23,14 @@ export interface DownloadFailure {
 }
 
 /**
- * What one download tells its manager as it goes: data only (the manager adds the
- * download's view; front ends word it).
+ * What one download tells as it goes, as data: the engine adds the download's view
+ * and front ends word it.
  */
-export interface DownloadListener {
+export type DownloadNews =
   /** pieces arrived (at most once a second) or the phase changed */
-  progress(): void;
-  complete(): void;
-  failed(failure: DownloadFailure): void;
-  warning(warning: DownloadWarning): void;
-}
+  | { type: "progress" }
+  | { type: "complete" }
+  | { type: "failed"; failure: DownloadFailure }
+  | { type: "warning"; warning: DownloadWarning };
+
+export type DownloadListener = (news: DownloadNews) => void;

@@ -13,6 +13,8 @@ import type { ErrorCode } from "../../shared/errors.js";
 import type { PathKind } from "../download/dialer.js";
 import type { DownloadRef, DownloadWarning } from "../download/events.js";
 import type { DownloadPhase } from "../download/progress.js";
+import type { SignalWarning } from "../reach/signalListener.js";
+import type { ServingWarning } from "../serving/peerServer.js";
 
 export type { DownloadRef, DownloadWarning } from "../download/events.js";
 export type { PathKind } from "../download/dialer.js";
@@ -59,6 +61,23 @@ export interface RequestView {
 export interface RequestList {
   groupId: string;
   requests: RequestView[];
+}
+
+export interface GroupCreated {
+  groupId: string;
+  /** you */
+  owner: string;
+}
+
+/** join_group: the request is made; the owner must accept it. */
+export interface JoinRequested {
+  groupId: string;
+}
+
+/** reject_request: the request is gone. */
+export interface RequestRejected {
+  groupId: string;
+  userId: string;
 }
 
 /** One member of a group (accept_request made them one; remove_member removed them). */
@@ -203,6 +222,11 @@ export interface SavedDownloadView {
   target: string;
 }
 
+/** show_downloads: this session's downloads once logged in; before, what each user's state file will resume. */
+export type DownloadList =
+  | { loggedIn: true; downloads: DownloadView[] }
+  | { loggedIn: false; saved: SavedDownloadView[] };
+
 /** download_file: accepted, running in the background (progress comes as events and in show_downloads). */
 export interface DownloadStarted {
   groupId: string;
@@ -221,7 +245,10 @@ export interface DownloadCancelled {
 
 /** Warnings that are no download's: the session, the state folder, serving peers, tracker signals. */
 export type EngineWarning =
-  | { kind: "state-dir-open"; path: string }
+  | ServingWarning
+  | SignalWarning
+  /** the state folder or a file in it could not be made owner-only: `problem` is "<path>: <errno code>" */
+  | { kind: "state-dir-open"; problem: string }
   | { kind: "state-save-failed"; path: string; message: string }
   | {
       kind: "reshare-skipped";
@@ -232,12 +259,8 @@ export type EngineWarning =
       why: "changed" | "gone" | "refused" | "unavailable";
       message?: string;
     }
-  | { kind: "session-ended" }
-  | { kind: "peer-server"; message: string }
-  | { kind: "share-changed"; path: string }
-  | { kind: "share-shorter"; path: string }
-  | { kind: "serving-failed"; message: string }
-  | { kind: "signal-failed"; signal: "reverse" | "relay" | "punch"; reason: string };
+  /** the tracker ended the session (a login elsewhere, or it did not hear from us): logged out here */
+  | { kind: "session-ended" };
 
 /** Everything the engine tells without being asked. */
 export type EngineEvent =
