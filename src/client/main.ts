@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { parseHostPort, readTrackerInfo } from "../shared/trackerInfo.js";
 import { GroupshareClient } from "./client.js";
 import { historyEntry } from "./cli/commands.js";
-import { inFlight } from "./format.js";
+import { eventLine } from "./cli/lines.js";
 import { Shell } from "./cli/shell.js";
 
 const USAGE = `usage: client <IP>:<PORT> <tracker_info.txt> [--state-dir DIR]
@@ -53,11 +53,14 @@ async function main(argv: string[]): Promise<void> {
     host: addr.host,
     port: addr.port,
     stateDir: dir,
-    events: {
-      event: (line) => (shell ? shell.event(line) : process.stdout.write(`${line}\n`)),
-      warn: (line) => (shell ? shell.event(line, true) : process.stderr.write(`${line}\n`)),
-      progress: (label, done, total) => shell?.progress(label, done, total),
-    },
+  });
+  // the engine's news, in the shell's words: above the prompt once there is one
+  client.events.subscribe((e) => {
+    if (e.type === "hashing") return shell?.progress(`hashing ${e.name}`, e.done, e.total);
+    const said = eventLine(e);
+    if (!said) return;
+    if (shell) shell.event(said.line, said.warning);
+    else (said.warning ? process.stderr : process.stdout).write(`${said.line}\n`);
   });
   try {
     await client.start();
@@ -69,7 +72,7 @@ async function main(argv: string[]): Promise<void> {
         : `cannot listen on ${addrText}: ${e.message}`,
     );
   }
-  shell = new Shell(client, tty);
+  shell = new Shell(client.engine, tty);
   const sh = shell;
 
   const historyPath = join(dir, "history");
@@ -92,7 +95,7 @@ async function main(argv: string[]): Promise<void> {
       }
       await client.close();
       // a person at a terminal saw each error; a script's caller learns of them here
-      process.exit(!tty && (sh.failures > 0 || client.downloads.failures > 0) ? 1 : 0);
+      process.exit(!tty && (sh.failures > 0 || client.engine.downloadFailures > 0) ? 1 : 0);
     })();
     return leaving;
   };
@@ -104,8 +107,8 @@ async function main(argv: string[]): Promise<void> {
   const ending = await sh.run(history);
   // a script's end, or quit in a script, waits for its downloads; a person's quit or Ctrl-C does not
   if (!tty && !leaving) {
-    await client.whenDownloadsDone();
-  } else if (client.downloads.list().some((d) => inFlight(d.state))) {
+    await client.engine.whenDownloadsDone();
+  } else if (client.engine.downloading) {
     process.stdout.write(`downloads in flight stop here (${ending}); they resume at your next login\n`);
   }
   await leave();

@@ -424,3 +424,36 @@ export function findRoute(method: string, path: string): { name: RouteName; rout
   const m = MATCHERS.find((x) => x.route.method === method && x.re.test(bare));
   return m && { name: m.name, route: m.route };
 }
+
+/** A call's path parameters and query: what fills the route's `:name` segments and its query string. */
+export type Input<K extends RouteName> =
+  Params<K> extends undefined
+    ? Query<K> extends undefined
+      ? undefined
+      : Query<K>
+    : Query<K> extends undefined
+      ? Params<K>
+      : Params<K> & Query<K>;
+
+/**
+ * The encoded path of route `name` for `input`: each `:param` segment filled (encoded:
+ * names may hold spaces, '/' and more), then the query's defined fields.
+ */
+export function routePath<K extends RouteName>(name: K, input: Input<K>): string {
+  const route: Route = ROUTES[name];
+  const values = (input ?? {}) as Record<string, string | undefined>;
+  const path = route.path
+    .split("/")
+    .map((seg) => {
+      if (!seg.startsWith(":")) return seg;
+      const v = values[seg.slice(1)];
+      if (v === undefined) throw new Error(`route ${name} needs ${seg.slice(1)}`);
+      return encodeURIComponent(v);
+    })
+    .join("/");
+  const query = Object.keys(route.query?.type === "object" ? route.query.properties : {})
+    .filter((k) => values[k] !== undefined && values[k] !== "")
+    .map((k) => `${k}=${encodeURIComponent(values[k]!)}`)
+    .join("&");
+  return query === "" ? path : `${path}?${query}`;
+}

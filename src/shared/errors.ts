@@ -38,6 +38,12 @@ export const ERRORS = {
     status: 502,
     hint: "see 'Trusting trackers' in the README",
   },
+  DOWNLOAD_STALLED: {
+    status: 503,
+    hint: "no sharer of the missing pieces was online: download again when one is",
+  },
+  DISK_FULL: { status: 507, hint: "free some space, then download again" },
+  DOWNLOAD_FAILED: { status: 500, hint: "the message says why; download again to retry" },
   NO_ROUTE: { status: 404, hint: "see the API routes in src/shared/api.ts" },
   INTERNAL: { status: 500, hint: "see the tracker's log" },
 } as const;

@@ -4,7 +4,10 @@ import { mkdir, mkdtemp, open, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { describeDownload } from "../../src/client/cli/lines.js";
 import { Download } from "../../src/client/download/download.js";
+import { downloadView } from "../../src/client/engine/views.js";
+import { newsLines } from "../helpers/newsLines.js";
 import type { FileTracker, Sharer } from "../../src/client/download/fileTracker.js";
 import { nodeFiles, type PartFileSystem } from "../../src/client/download/partFile.js";
 import { GIVE_UP_MS } from "../../src/client/download/retry.js";
@@ -65,11 +68,11 @@ function setup(
   const ready = new Promise<void>((resolve) => {
     opened = resolve;
   });
-  const d = new Download(
+  const d: Download = new Download(
     {
       tracker,
       shares: new ShareRegistry(),
-      notices: { event: (l) => lines.push(l), warn: (l) => lines.push(l) },
+      news: newsLines(lines, () => d),
       selfAddr: "10.0.0.1:7000",
       onStateChange: () => opened(),
       onComplete: () => {},
@@ -116,7 +119,7 @@ describe("download engine, in memory", () => {
       await settle();
     }
     await done;
-    assert.equal(d.phase, "complete", d.error);
+    assert.equal(d.phase, "complete", d.error?.message);
     assert.ok((await readFile(target)).equals(f.data));
     assert.deepEqual(await readdir(dir), ["f.bin"], "the partial file is gone");
     assert.equal(lines.filter((l) => /^warning: peer 10\.0\.0\.2:1 sent a corrupt piece/.test(l)).length, 1);
@@ -151,7 +154,7 @@ describe("download engine, in memory", () => {
     const { d, lines } = setup(dir, new Map([["10.0.0.2:1", sharer]]), f, fullDisk);
     await d.start();
     assert.equal(d.phase, "failed");
-    assert.equal(d.error, "disk full");
+    assert.equal(d.error?.message, "disk full");
     assert.ok(lines.includes("download failed: [g] f.bin: disk full"), lines.join("\n"));
     assert.deepEqual(await readdir(dir), [], "nothing left behind");
     assert.equal(d.snapshot(), undefined, "not resumed at the next login");
@@ -167,7 +170,7 @@ describe("download engine, in memory", () => {
     const { d, lines } = setup(dir, sharers, f, undefined, "0".repeat(40));
     await d.start();
     assert.equal(d.phase, "failed");
-    assert.match(d.error ?? "", /whole file's SHA1 does not match/);
+    assert.match(d.error?.message ?? "", /whole file's SHA1 does not match/);
     assert.ok(
       lines.some((l) => /^download failed: \[g\] f\.bin: the whole file's SHA1/.test(l)),
       lines.join("\n"),
@@ -183,15 +186,18 @@ describe("download engine, in memory", () => {
     await ready;
     await settle();
     assert.equal(d.phase, "waiting");
-    assert.match(d.describe(), /^0 B\/2\.50 MiB 0\.0% {2}waiting for a sharer: try 1 in 1 s$/);
+    assert.match(
+      describeDownload(downloadView(d)),
+      /^0 B\/2\.50 MiB 0\.0% {2}waiting for a sharer: try 1 in 1 s$/,
+    );
     await clock.advance(1_000);
-    assert.match(d.describe(), /try 2 in 2 s$/);
+    assert.match(describeDownload(downloadView(d)), /try 2 in 2 s$/);
     await clock.advance(GIVE_UP_MS - 1_000 - 30_000);
     assert.equal(d.phase, "waiting", "still trying");
     await clock.advance(60_000);
     await done;
     assert.equal(d.phase, "failed");
-    assert.match(d.error ?? "", /no sharer had the missing pieces for 10 minutes/);
+    assert.match(d.error?.message ?? "", /no sharer had the missing pieces for 10 minutes/);
     assert.ok(lines.some((l) => l.startsWith("download failed: [g] f.bin: no sharer")));
     assert.ok(calls.filter((c) => c === "peers").length > 5, "the tracker was asked again meanwhile");
     assert.deepEqual(await readdir(dir), []);

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Download } from "../../src/client/download/download.js";
+import { newsLines } from "../helpers/newsLines.js";
 import { ShareRegistry } from "../../src/client/serving/shares.js";
 import type { FileTracker } from "../../src/client/download/fileTracker.js";
 import { fileIdOf } from "../../src/shared/fileId.js";
@@ -27,7 +28,7 @@ describe("a download names its file by the pieces it was sent", () => {
       const data = randomBytes(1_000);
       const pieces = createHash("sha1").update(data).digest();
       const lines: string[] = [];
-      const d = new Download(
+      const d: Download = new Download(
         {
           tracker: trackerAnswering({
             name: "f.bin",
@@ -38,7 +39,7 @@ describe("a download names its file by the pieces it was sent", () => {
             pieces: pieces.toString("base64"),
           }),
           shares: new ShareRegistry(),
-          notices: { event: (l) => lines.push(l), warn: (l) => lines.push(l) },
+          news: newsLines(lines, () => d),
           selfAddr: "127.0.0.1:1",
           onStateChange: () => {},
           onComplete: () => assert.fail("completed"),
@@ -48,7 +49,7 @@ describe("a download names its file by the pieces it was sent", () => {
       );
       await d.start();
       assert.equal(d.phase, "failed");
-      assert.match(d.error ?? "", /file id does not match/);
+      assert.match(d.error?.message ?? "", /file id does not match/);
       assert.ok(
         lines.some((l) => /^download failed: \[g\] f\.bin: .*file id/.test(l)),
         lines.join("\n"),

@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it, mock } from "node:test";
+import { loginLines } from "../../src/client/cli/lines.js";
 import { GroupshareClient } from "../../src/client/client.js";
 import type { DownloadState, UserState } from "../../src/client/state.js";
 import { HEARTBEAT_INTERVAL_MS } from "../../src/shared/constants.js";
@@ -38,7 +39,6 @@ describe("leaving while a heartbeat hears the session end", () => {
         host: "127.0.0.1",
         port: 0,
         stateDir: dir,
-        events: { event: () => {}, warn: () => {} },
       });
       const publicKey = generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" });
       let releaseBeat: (() => void) | undefined;
@@ -46,18 +46,19 @@ describe("leaving while a heartbeat hears the session end", () => {
         releaseBeat = r;
       });
       // the tracker: a login, its key, a heartbeat that answers 401 once released, no file info yet
-      client.tracker.call = (async (method: string, path: string) => {
-        if (path === "/v1/sessions") return method === "POST" ? { token: "t" } : {};
-        if (path === "/v1/keys") return { publicKey };
-        if (path === "/v1/heartbeat") {
+      client.tracker.call = (async (route: string) => {
+        if (route === "login") return { token: "t" };
+        if (route === "keys") return { publicKey };
+        if (route === "heartbeat") {
           await beat;
           throw new GsError("UNAUTHORIZED", "session ended");
         }
-        if (path.endsWith("/download")) throw new GsError("TRACKER_UNAVAILABLE", "no tracker answered");
+        if (route === "download") throw new GsError("TRACKER_UNAVAILABLE", "no tracker answered");
         return {};
       }) as typeof client.tracker.call;
 
-      assert.match((await client.login("bob", "pw")).join("\n"), /resuming download of \[g\] f\.bin/);
+      const login = await client.engine.call("login", ["bob", "pw"]);
+      assert.match(loginLines(login).join("\n"), /resuming download of \[g\] f\.bin/);
       mock.timers.tick(HEARTBEAT_INTERVAL_MS); // a heartbeat goes out, and waits for its answer
       const closing = client.close();
       releaseBeat!(); // ...which is 401: the session is ending

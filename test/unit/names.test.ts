@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { FastifyInstance } from "fastify";
+import { eventLine } from "../../src/client/cli/lines.js";
 import { GroupshareClient } from "../../src/client/client.js";
 import { MAX_FILE_NAME_LENGTH } from "../../src/shared/constants.js";
 import { GsError } from "../../src/shared/errors.js";
@@ -206,9 +207,12 @@ describe("a lying tracker cannot make a download write outside its destination",
       host: "127.0.0.1",
       port: 9,
       stateDir: join(dir, "state"),
-      events: { event: (l) => events.push(l), warn: (l) => events.push(l) },
     });
-    await client.login("u", "pw");
+    client.events.subscribe((e) => {
+      const said = eventLine(e);
+      if (said) events.push(said.line);
+    });
+    await client.engine.call("login", ["u", "pw"]);
   });
 
   after(async () => {
@@ -223,7 +227,7 @@ describe("a lying tracker cannot make a download write outside its destination",
     const before = requests.length;
     for (const name of HOSTILE) {
       await assert.rejects(
-        () => client.downloadFile("g", name, out),
+        () => client.engine.call("downloadFile", ["g", name, out]),
         (err) => err instanceof GsError && err.code === "INVALID_FILE_NAME",
         JSON.stringify(name),
       );
@@ -234,8 +238,8 @@ describe("a lying tracker cannot make a download write outside its destination",
   it("writes <destination>/<the name asked for>, whatever name the tracker answers with", async () => {
     const out = join(dir, "a", "b", "out2");
     await mkdir(out, { recursive: true });
-    await client.downloadFile("g", "ok.bin", out);
-    await client.whenDownloadsDone();
+    await client.engine.call("downloadFile", ["g", "ok.bin", out]);
+    await client.engine.whenDownloadsDone();
     assert.ok(
       events.some((l) => l.startsWith("download complete: [g] ok.bin -> ")),
       events.join("\n"),

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { GroupshareClient } from "../../src/client/client.js";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   COMMAND_NAMES,
+  type CommandTarget,
   commandHelp,
   helpText,
   historyEntry,
@@ -13,9 +13,10 @@ import {
   runLine,
 } from "../../src/client/cli/commands.js";
 import { complete, lastWordStart } from "../../src/client/cli/completion.js";
-import { DownloadMessages, formatEta } from "../../src/client/download/messages.js";
-import type { DownloadProgress } from "../../src/client/download/progress.js";
-import { downloadBar, formatBytes, formatBytesExact } from "../../src/client/format.js";
+import { completeLine, describeDownload } from "../../src/client/cli/lines.js";
+import { downloadBar, formatBytes, formatBytesExact, formatEta } from "../../src/client/cli/format.js";
+import type { OpName } from "../../src/client/engine/operations.js";
+import type { DownloadView } from "../../src/client/engine/types.js";
 import { expandHome } from "../../src/client/paths.js";
 import { closest, editDistance } from "../../src/client/cli/suggest.js";
 import { quoteWord, tokenize } from "../../src/client/tokenize.js";
@@ -27,15 +28,20 @@ import { parseHostPort, parseTrackerInfo } from "../../src/shared/trackerInfo.js
 // The shell's parsing: words and quotes, tracker_info.txt, ids and file names, and
 // runLine's answers to bad command lines. No processes, no sockets.
 
-/** A client whose every method fails the test: parsing errors return before touching it. */
+/** An engine whose every method fails the test: parsing errors return before touching it. */
 const untouchable = new Proxy(
   {},
   {
     get(_t, key) {
-      throw new Error(`runLine touched the client (${String(key)}) for a line it should refuse`);
+      throw new Error(`runLine touched the engine (${String(key)}) for a line it should refuse`);
     },
   },
-) as GroupshareClient;
+) as CommandTarget;
+
+/** An engine that answers each operation with `answer(op, args)`. */
+function engineAnswering(answer: (op: OpName, args: string[]) => unknown): CommandTarget {
+  return { call: async (op: OpName, args: string[]) => answer(op, args) } as unknown as CommandTarget;
+}
 
 function errorOf(outcome: Outcome | undefined): string {
   assert.ok(
@@ -281,23 +287,21 @@ describe("runLine", () => {
 
   it("hands the arguments to the client in the spec's order, quotes removed", async () => {
     const calls: string[] = [];
-    const record =
-      (name: string) =>
-      async (...args: string[]) => {
-        calls.push(`${name}(${args.join("|")})`);
-        return [`${name} ok`];
-      };
-    const client = {
-      createUser: record("createUser"),
-      login: record("login"),
-      createGroup: record("createGroup"),
-      joinGroup: record("joinGroup"),
-      leaveGroup: record("leaveGroup"),
-      listRequests: record("listRequests"),
-      acceptRequest: record("acceptRequest"),
-      listGroups: record("listGroups"),
-      logout: record("logout"),
-    } as unknown as GroupshareClient;
+    const answers: Partial<Record<OpName, unknown>> = {
+      createUser: { userId: "alice" },
+      login: { userId: "alice", reshared: 0, resumed: [] },
+      createGroup: { groupId: "g1", owner: "alice" },
+      joinGroup: { groupId: "g1" },
+      leaveGroup: { groupId: "g1", withdrawn: true },
+      listRequests: { groupId: "g1", requests: [] },
+      acceptRequest: { groupId: "g1", userId: "bob" },
+      listGroups: { prefix: "", groups: [], total: 0 },
+      logout: { userId: "alice", stoppedSharing: 0 },
+    };
+    const client = engineAnswering((op, args) => {
+      calls.push(`${op}(${args.join("|")})`);
+      return answers[op];
+    });
     for (const line of [
       'create_user alice "pass word"',
       "login alice 'pass word'",
@@ -332,15 +336,11 @@ describe("runLine", () => {
   });
 
   it("turns a failure into one error line with what to do, never a throw", async () => {
-    const client = {
-      listGroups: async () => {
-        throw new GsError("UNAUTHORIZED", "not logged in");
-      },
-      createGroup: async (g: string) => [checkId("group id", g)],
-      logout: async () => {
-        throw new Error("socket hang up");
-      },
-    } as unknown as GroupshareClient;
+    const client = engineAnswering((op, [g]) => {
+      if (op === "listGroups") throw new GsError("UNAUTHORIZED", "not logged in");
+      if (op === "createGroup") return { groupId: checkId("group id", g!), owner: "alice" };
+      throw new Error("socket hang up");
+    });
     assert.equal(errorOf(await runLine(client, "list_groups")), "not logged in (log in first)");
     const invalid = errorOf(await runLine(client, "create_group a/b"));
     assert.match(invalid, /^invalid group id 'a\/b'/);
@@ -390,19 +390,18 @@ describe("did you mean, help <command>, and the history", () => {
 
   it("asks for a password left out on a terminal (create_user twice), and keeps passwords out of the history", async () => {
     const calls: string[] = [];
-    const client = {
-      login: async (u: string, p: string) => [`login ${u} ${p}`],
-      createUser: async (u: string, p: string) => {
-        calls.push(`${u}:${p}`);
-        return ["created"];
-      },
-    } as unknown as GroupshareClient;
+    const client = engineAnswering((op, [u, p]) => {
+      calls.push(`${op} ${u}:${p}`);
+      return op === "login" ? { userId: u, reshared: 0, resumed: [] } : { userId: u };
+    });
     const answers = ["s3cret", "b1", "b1", "one", "two"];
     const ctx = { askSecret: async () => answers.shift()! };
-    assert.deepEqual(await runLine(client, "login alice", ctx), { lines: ["login alice s3cret"] });
-    assert.deepEqual(await runLine(client, "create_user bob", ctx), { lines: ["created"] });
+    assert.deepEqual(await runLine(client, "login alice", ctx), { lines: ["logged in as alice"] });
+    assert.deepEqual(await runLine(client, "create_user bob", ctx), {
+      lines: ["user bob created; log in with: login bob <passwd>"],
+    });
     assert.match(errorOf(await runLine(client, "create_user carol", ctx)), /passwords differ/);
-    assert.deepEqual(calls, ["bob:b1"]);
+    assert.deepEqual(calls, ["login alice:s3cret", "createUser bob:b1"]);
     // in a script there is no one to ask: the seed's usage error
     assert.match(errorOf(await runLine(client, "login alice")), /^login takes 2 arguments, got 1/);
     assert.equal(historyEntry("login alice pw"), "login alice");
@@ -485,8 +484,8 @@ describe("paths and sizes", () => {
   });
 
   it("weights the prompt's bar by bytes, and has none without a download in flight", () => {
-    const big = { state: "downloading", progress: { bytesDone: 900, size: 1000, speed: 0 } };
-    const small = { state: "downloading", progress: { bytesDone: 0, size: 10, speed: 0 } };
+    const big = { state: "downloading", bytesDone: 900, size: 1000, speedBps: 0 } as const;
+    const small = { state: "downloading", bytesDone: 0, size: 10, speedBps: 0 } as const;
     assert.match(downloadBar([big, small]), /^\[#{8}--\] 89% 0\.0 MB\/s 2 downloads$/);
     assert.equal(downloadBar([{ ...big, state: "complete" }]), "");
     assert.equal(downloadBar([]), "");
@@ -494,8 +493,11 @@ describe("paths and sizes", () => {
 });
 
 describe("download lines", () => {
-  const base: DownloadProgress = {
-    phase: "downloading",
+  const base: DownloadView = {
+    groupId: "g",
+    name: "big file.bin",
+    target: "/d/big file.bin",
+    state: "downloading",
     percent: 43.3,
     size: 300 * 1024 * 1024,
     pieceCount: 600,
@@ -503,30 +505,33 @@ describe("download lines", () => {
     bytesDone: 130 * 1024 * 1024,
     bytesThisRun: 100 * 1024 * 1024,
     fetchingMs: 8_000,
-    peers: 2,
-    paths: { direct: 2, reversed: 0, punched: 0, relayed: 0 },
+    peers: [
+      { userId: "a", addr: "10.0.0.1:1", path: "direct", bytes: 0 },
+      { userId: "b", addr: "10.0.0.2:1", path: "direct", bytes: 0 },
+    ],
+    peersByPath: { direct: 2, reversed: 0, punched: 0, relayed: 0 },
     receivedByPath: { direct: 100 * 1024 * 1024, reversed: 0, punched: 0, relayed: 0 },
-    speed: 12.5e6,
+    speedBps: 12.5e6,
     etaSeconds: 14,
-    tries: 0,
-    nextTryMs: 0,
   };
-  const say = new DownloadMessages("g", "big file.bin");
+  const third = { userId: "c", addr: "10.0.0.3:1", path: "reversed", bytes: 0 } as const;
 
   it("shows bytes done of total, percent, speed, ETA and peers", () => {
     assert.equal(
-      say.describe(base, undefined),
+      describeDownload(base),
       "130.0 MiB/300.0 MiB 43.3%  DL 12.5 MB/s  ETA 14 s  2 peers (2 direct)",
     );
     assert.match(
-      say.describe(
-        { ...base, peers: 3, paths: { direct: 1, reversed: 1, punched: 0, relayed: 0 } },
-        undefined,
-      ),
+      describeDownload({
+        ...base,
+        // one link still being made
+        peers: [base.peers[0]!, third, { userId: "d", addr: "10.0.0.4:1", bytes: 0 }],
+        peersByPath: { direct: 1, reversed: 1, punched: 0, relayed: 0 },
+      }),
       / {2}3 peers \(1 direct, 1 reversed\)$/,
     );
     assert.match(
-      say.describe({ ...base, phase: "waiting", tries: 2, nextTryMs: 1500 }, undefined),
+      describeDownload({ ...base, state: "waiting", retry: { tries: 2, nextTryMs: 1500 } }),
       /try 2 in 2 s$/,
     );
     assert.equal(formatEta(undefined), "?");
@@ -536,12 +541,12 @@ describe("download lines", () => {
 
   it("reports what this run fetched and the time spent fetching, apart from what was on disk", () => {
     assert.equal(
-      say.complete("/d/big file.bin", base),
+      completeLine(base),
       'download complete: [g] "big file.bin" -> /d/big file.bin (100.0 MiB fetched in 8.00 s, 13.1 MB/s; 200.0 MiB were already on disk)',
     );
     const relayed = { direct: 60 * 1024 * 1024, reversed: 0, punched: 0, relayed: 40 * 1024 * 1024 };
     assert.match(
-      say.complete("/d/big file.bin", { ...base, receivedByPath: relayed }),
+      completeLine({ ...base, receivedByPath: relayed }),
       /13\.1 MB\/s: 60\.0 MiB direct, 40\.0 MiB relayed; 200\.0 MiB were/,
     );
   });

@@ -150,7 +150,7 @@ describe("the client checks every tracker answer against the contract", () => {
     next = { status, body };
     const t = client();
     try {
-      await t.call("GET", path);
+      await t.callPath("GET", path);
     } catch (err) {
       assert.ok(err instanceof GsError, String(err));
       return err;
@@ -205,7 +205,7 @@ describe("the client checks every tracker answer against the contract", () => {
       }),
     };
     const t = client();
-    await assert.rejects(t.call("POST", "/v1/groups/g/files/f/peers", {}), /addr/);
+    await assert.rejects(t.call("peers", { groupId: "g", name: "f" }, {}), /addr/);
     t.close();
   });
 
@@ -216,7 +216,7 @@ describe("the client checks every tracker answer against the contract", () => {
     );
     next = { status: 200, body: many };
     const t = client();
-    await assert.rejects(t.call("POST", "/v1/groups/g/files/f/peers", {}), (err: unknown) => {
+    await assert.rejects(t.call("peers", { groupId: "g", name: "f" }, {}), (err: unknown) => {
       assert.ok(err instanceof GsError);
       assert.equal(err.code, "BAD_TRACKER_ANSWER");
       assert.match(err.message, /more than 10000 items/);
@@ -252,9 +252,8 @@ describe("the client checks every tracker answer against the contract", () => {
       host: "127.0.0.1",
       port: 9,
       stateDir: join(dir, "state"),
-      events: { event: () => {}, warn: () => {} },
     });
-    await assert.rejects(c.login("u", "pw"), (err: unknown) => {
+    await assert.rejects(c.engine.call("login", ["u", "pw"]), (err: unknown) => {
       assert.ok(err instanceof GsError);
       assert.equal(err.code, "BAD_TRACKER_ANSWER");
       assert.match(err.message, /tracker 1 at 127\.0\.0\.1:\d+ .*'token' is missing/);
@@ -287,8 +286,8 @@ describe("the client checks every tracker answer against the contract", () => {
       ],
     });
     try {
-      await t.call("GET", "/v1/health");
-      await t.call("GET", "/v1/health");
+      await t.call("health");
+      await t.call("health");
       assert.equal(seen, 3, "the second call was sent again, once");
     } finally {
       t.close();
@@ -301,7 +300,7 @@ describe("the client checks every tracker answer against the contract", () => {
     sources.length = 0;
     for (const local of ["127.0.0.2", undefined]) {
       const t = client(local);
-      await t.call("GET", "/v1/health");
+      await t.call("health");
       t.close();
     }
     assert.deepEqual(sources, ["127.0.0.2", "127.0.0.1"]);

@@ -52,13 +52,13 @@ describe("tracker failover with overlapping calls", () => {
   it("a call still reaches tracker 2 when another call failed over to it while this one waited on tracker 1", async () => {
     const reached = () => new Promise<void>((res) => arrived.push(res));
     const firstAtTracker1 = reached();
-    const early = client.call("GET", "/v1/health");
+    const early = client.call("health");
     await firstAtTracker1;
     // late starts half a timeout after early, so that early has failed over before late's
     // wait at tracker 1 ends (the overlap is the scenario, not a synchronisation)
     await delay(TIMEOUT_MS / 2);
     const secondAtTracker1 = reached();
-    const late = client.call("GET", "/v1/health");
+    const late = client.call("health");
     await secondAtTracker1;
     // early fails over first and makes tracker 2 current; late must still try tracker 2, not 1 again
     assert.deepEqual(await early, { ok: true });
@@ -68,7 +68,7 @@ describe("tracker failover with overlapping calls", () => {
 
   it("calls that share one signal leave no listener on it", async () => {
     const stop = new AbortController();
-    for (let i = 0; i < 12; i++) await client.call("GET", "/v1/health", undefined, { signal: stop.signal });
+    for (let i = 0; i < 12; i++) await client.call("health", { signal: stop.signal });
     assert.equal(getEventListeners(stop.signal, "abort").length, 0);
   });
 });

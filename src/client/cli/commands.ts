@@ -1,139 +1,130 @@
 import { ID_RULE } from "../../shared/constants.js";
 import { GsError } from "../../shared/errors.js";
-import type { GroupshareClient } from "../client.js";
+import type { Engine } from "../engine/engine.js";
+import { type ArgKind, OPERATIONS, type OpName, type OpResult } from "../engine/operations.js";
 import { closest } from "./suggest.js";
 import { quoteWord, tokenize } from "../tokenize.js";
+import * as say from "./lines.js";
 
-/** What an argument is, for completion: ids and names come from the tracker, paths from the disk. */
-export type ArgKind =
-  | "user_id"
-  | "passwd"
-  | "group_id"
-  | "file_name"
-  | "file_path"
-  | "destination_path"
-  | "prefix";
+export type { ArgKind } from "../engine/operations.js";
 
-interface Command {
-  args: ArgKind[];
-  /** arguments that may follow `args` */
-  optional?: ArgKind[];
+/** A shell command: the engine operation it runs (which declares its arguments and whether it needs a login) and its words. */
+interface Command<K extends OpName = OpName> {
+  op: K;
   help: string;
   example: string;
-  run(client: GroupshareClient, args: string[]): Promise<string[]> | string[];
+  lines(result: OpResult<K>): string[];
 }
 
-/** The spec's commands, with its exact syntax and argument order. */
+function command<K extends OpName>(
+  op: K,
+  help: string,
+  example: string,
+  lines: (result: OpResult<K>) => string[],
+): Command {
+  return { op, help, example, lines } as Command;
+}
+
+/** The spec's commands, with its exact syntax and argument order (the operation's). */
 const COMMANDS: Record<string, Command> = {
-  create_user: {
-    args: ["user_id", "passwd"],
-    help: "create an account (on a terminal, leave out the password to type it unseen)",
-    example: "create_user alice",
-    run: (c, [u, p]) => c.createUser(u!, p!),
-  },
-  login: {
-    args: ["user_id", "passwd"],
-    help: "log in; shares again what you shared before (leave out the password to type it unseen)",
-    example: "login alice",
-    run: (c, [u, p]) => c.login(u!, p!),
-  },
-  create_group: {
-    args: ["group_id"],
-    help: "create a group that you own",
-    example: "create_group movies",
-    run: (c, [g]) => c.createGroup(g!),
-  },
-  join_group: {
-    args: ["group_id"],
-    help: "ask to join a group",
-    example: "join_group movies",
-    run: (c, [g]) => c.joinGroup(g!),
-  },
-  leave_group: {
-    args: ["group_id"],
-    help: "leave a group and stop sharing its files",
-    example: "leave_group movies",
-    run: (c, [g]) => c.leaveGroup(g!),
-  },
-  list_requests: {
-    args: ["group_id"],
-    help: "pending join requests (owner only)",
-    example: "list_requests movies",
-    run: (c, [g]) => c.listRequests(g!),
-  },
-  accept_request: {
-    args: ["group_id", "user_id"],
-    help: "accept a join request (owner only)",
-    example: "accept_request movies bob",
-    run: (c, [g, u]) => c.acceptRequest(g!, u!),
-  },
-  reject_request: {
-    args: ["group_id", "user_id"],
-    help: "refuse a join request (owner only)",
-    example: "reject_request movies bob",
-    run: (c, [g, u]) => c.rejectRequest(g!, u!),
-  },
-  remove_member: {
-    args: ["group_id", "user_id"],
-    help: "remove a member; their shares in the group end (owner only)",
-    example: "remove_member movies bob",
-    run: (c, [g, u]) => c.removeMember(g!, u!),
-  },
-  list_groups: {
-    args: [],
-    optional: ["prefix"],
-    help: "your groups, then others (a prefix finds any group)",
-    example: "list_groups mov",
-    run: (c, [p]) => c.listGroups(p),
-  },
-  list_files: {
-    args: ["group_id"],
-    help: "the files shared in a group (members only)",
-    example: "list_files movies",
-    run: (c, [g]) => c.listFiles(g!),
-  },
-  upload_file: {
-    args: ["file_path", "group_id"],
-    help: "share a file with a group",
-    example: 'upload_file "~/Videos/my clip.mp4" movies',
-    run: (c, [p, g]) => c.uploadFile(p!, g!),
-  },
-  download_file: {
-    args: ["group_id", "file_name", "destination_path"],
-    help: "download in the background (into a folder, or to a path; missing folders are made)",
-    example: "download_file movies clip.mp4 ~/Downloads/",
-    run: (c, [g, f, d]) => c.downloadFile(g!, f!, d!),
-  },
-  cancel_download: {
-    args: ["group_id", "file_name"],
-    help: "stop a download, forget it and delete its partial file",
-    example: "cancel_download movies clip.mp4",
-    run: (c, [g, f]) => c.cancelDownload(g!, f!),
-  },
-  show_downloads: {
-    args: [],
-    help: "[D] downloading / [C] complete: bytes, speed, ETA, peers, destination",
-    example: "show_downloads",
-    run: (c) => c.showDownloads(),
-  },
-  stop_share: {
-    args: ["group_id", "file_name"],
-    help: "stop sharing a file",
-    example: "stop_share movies clip.mp4",
-    run: (c, [g, f]) => c.stopShare(g!, f!),
-  },
-  show_shares: {
-    args: [],
-    help: "what you share, with bytes served to peers",
-    example: "show_shares",
-    run: (c) => c.showShares(),
-  },
-  logout: {
-    args: [],
-    help: "log out and stop sharing everything",
-    example: "logout",
-    run: (c) => c.logout(),
-  },
+  create_user: command(
+    "createUser",
+    "create an account (on a terminal, leave out the password to type it unseen)",
+    "create_user alice",
+    say.userCreatedLines,
+  ),
+  login: command(
+    "login",
+    "log in; shares again what you shared before (leave out the password to type it unseen)",
+    "login alice",
+    say.loginLines,
+  ),
+  create_group: command(
+    "createGroup",
+    "create a group that you own",
+    "create_group movies",
+    say.groupCreatedLines,
+  ),
+  join_group: command("joinGroup", "ask to join a group", "join_group movies", say.joinRequestedLines),
+  leave_group: command(
+    "leaveGroup",
+    "leave a group and stop sharing its files",
+    "leave_group movies",
+    say.leaveLines,
+  ),
+  list_requests: command(
+    "listRequests",
+    "pending join requests (owner only)",
+    "list_requests movies",
+    say.requestLines,
+  ),
+  accept_request: command(
+    "acceptRequest",
+    "accept a join request (owner only)",
+    "accept_request movies bob",
+    say.acceptedLines,
+  ),
+  reject_request: command(
+    "rejectRequest",
+    "refuse a join request (owner only)",
+    "reject_request movies bob",
+    say.rejectedLines,
+  ),
+  remove_member: command(
+    "removeMember",
+    "remove a member; their shares in the group end (owner only)",
+    "remove_member movies bob",
+    say.removedLines,
+  ),
+  list_groups: command(
+    "listGroups",
+    "your groups, then others (a prefix finds any group)",
+    "list_groups mov",
+    say.groupLines,
+  ),
+  list_files: command(
+    "listFiles",
+    "the files shared in a group (members only)",
+    "list_files movies",
+    say.fileLines,
+  ),
+  upload_file: command(
+    "uploadFile",
+    "share a file with a group",
+    'upload_file "~/Videos/my clip.mp4" movies',
+    say.uploadLines,
+  ),
+  download_file: command(
+    "downloadFile",
+    "download in the background (into a folder, or to a path; missing folders are made)",
+    "download_file movies clip.mp4 ~/Downloads/",
+    say.downloadStartedLines,
+  ),
+  cancel_download: command(
+    "cancelDownload",
+    "stop a download, forget it and delete its partial file",
+    "cancel_download movies clip.mp4",
+    say.cancelledLines,
+  ),
+  show_downloads: command(
+    "showDownloads",
+    "[D] downloading / [C] complete: bytes, speed, ETA, peers, destination",
+    "show_downloads",
+    say.downloadListLines,
+  ),
+  stop_share: command(
+    "stopShare",
+    "stop sharing a file",
+    "stop_share movies clip.mp4",
+    say.stoppedShareLines,
+  ),
+  show_shares: command(
+    "showShares",
+    "what you share, with bytes served to peers",
+    "show_shares",
+    say.shareLines,
+  ),
+  logout: command("logout", "log out and stop sharing everything", "logout", say.logoutLines),
 };
 
 /** Words the shell answers to that are not in COMMANDS. */
@@ -158,17 +149,23 @@ const BUILTINS: Record<string, { usage: string; help: string; example: string }>
 
 export const COMMAND_NAMES = [...Object.keys(COMMANDS), ...Object.keys(BUILTINS)].sort();
 
+/** The arguments a command's operation takes, then those it may take. */
+function argKinds(c: Command): { args: readonly ArgKind[]; optional: readonly ArgKind[] } {
+  return OPERATIONS[c.op];
+}
+
 /** The arguments a command takes, for completion (undefined for an unknown command). */
 export function argsOf(name: string): readonly ArgKind[] | undefined {
   if (name === "help") return [];
-  return COMMANDS[name]?.args;
+  const c = COMMANDS[name];
+  return c && argKinds(c).args;
 }
 
 function usageOf(name: string): string {
   const builtin = BUILTINS[name];
   if (builtin) return builtin.usage;
-  const c = COMMANDS[name]!;
-  return [name, ...c.args.map((a) => `<${a}>`), ...(c.optional ?? []).map((a) => `[<${a}>]`)].join(" ");
+  const { args, optional } = argKinds(COMMANDS[name]!);
+  return [name, ...args.map((a) => `<${a}>`), ...optional.map((a) => `[<${a}>]`)].join(" ");
 }
 
 export function helpText(): string[] {
@@ -216,9 +213,15 @@ async function withSecret(name: string, args: string[], ctx: LineContext): Promi
   return [args[0]!, password];
 }
 
-/** Runs one command line. Never throws: every failure is an `error:` line. */
+/** What runLine needs of the engine: its one entry point (a test passes a stand-in). */
+export type CommandTarget = Pick<Engine, "call">;
+
+/**
+ * Runs one command line. Never throws: every failure is an `error:` line. The
+ * engine checks the login and the arguments (ids, file names) before it acts.
+ */
 export async function runLine(
-  client: GroupshareClient,
+  engine: CommandTarget,
   line: string,
   ctx: LineContext = {},
 ): Promise<Outcome | undefined> {
@@ -243,17 +246,20 @@ export async function runLine(
     const full = await withSecret(name, args, ctx);
     if (typeof full === "string") return { error: full };
     args = full;
-    const most = cmd.args.length + (cmd.optional?.length ?? 0);
-    if (args.length < cmd.args.length || args.length > most) {
-      const takes = most === cmd.args.length ? `${most}` : `${cmd.args.length} to ${most}`;
-      const quoting = cmd.args.some((a) => a.endsWith("_path")) && args.length > most;
+    const kinds = argKinds(cmd);
+    const most = kinds.args.length + kinds.optional.length;
+    if (args.length < kinds.args.length || args.length > most) {
+      const takes = most === kinds.args.length ? `${most}` : `${kinds.args.length} to ${most}`;
+      const quoting = kinds.args.some((a) => a.endsWith("_path")) && args.length > most;
       return {
         error:
           `${name} takes ${takes} argument${takes === "1" ? "" : "s"}, got ${args.length}: usage: ${usageOf(name)}` +
           (quoting ? ` (a path with spaces goes in quotes: "my file.bin")` : ""),
       };
     }
-    return { lines: await cmd.run(client, args) };
+    // the table pairs each operation with its words: the result is the one cmd.lines takes
+    const untyped = engine as { call(op: OpName, args: string[]): Promise<OpResult<OpName>> };
+    return { lines: cmd.lines(await untyped.call(cmd.op, args)) };
   } catch (err) {
     if (err instanceof GsError) {
       // a BAD_REQUEST message, and one about a pending request, say what to do themselves

@@ -1,9 +1,9 @@
 import { createInterface, type Interface } from "node:readline";
 import { Writable } from "node:stream";
-import type { GroupshareClient } from "../client.js";
+import type { Engine } from "../engine/engine.js";
 import { historyEntry, type Outcome, runLine } from "./commands.js";
 import { complete } from "./completion.js";
-import { downloadBar, inFlight } from "../format.js";
+import { downloadBar } from "./format.js";
 
 const colour = {
   red: (s: string) => `\x1b[31m${s}\x1b[0m`,
@@ -52,7 +52,7 @@ type WithHistory = Interface & { history: string[] };
  * downloads in flight, then leave).
  */
 export class Shell {
-  readonly #client: GroupshareClient;
+  readonly #engine: Engine;
   readonly #tty: boolean;
   #rl: WithHistory | undefined;
   #out: TerminalOutput | undefined;
@@ -68,8 +68,8 @@ export class Shell {
   /** Commands that failed (an `error:` line): a script's exit status. */
   failures = 0;
 
-  constructor(client: GroupshareClient, tty: boolean) {
-    this.#client = client;
+  constructor(engine: Engine, tty: boolean) {
+    this.#engine = engine;
     this.#tty = tty;
   }
 
@@ -124,8 +124,8 @@ export class Shell {
 
   /** The prompt: the user, and a bar over the downloads in flight (gone when the last one ends). */
   #prompt(): string {
-    const bar = downloadBar(this.#client.downloads.list());
-    return `${this.#client.userId ?? "groupshare"}${bar ? colour.cyan(` ${bar}`) : ""}> `;
+    const bar = downloadBar(this.#engine.downloads());
+    return `${this.#engine.userId ?? "groupshare"}${bar ? colour.cyan(` ${bar}`) : ""}> `;
   }
 
   #redrawPrompt(force = false): void {
@@ -177,8 +177,8 @@ export class Shell {
       this.#redrawPrompt(true);
       return;
     }
-    const running = this.#client.downloads.list().some((d) => inFlight(d.state));
-    const shared = this.#client.shares.all().length;
+    const running = this.#engine.downloading;
+    const shared = this.#engine.sharing;
     const now = Date.now();
     if ((running || shared > 0) && now - this.#lastCtrlC > SECOND_CTRL_C_MS) {
       this.#lastCtrlC = now;
@@ -207,7 +207,7 @@ export class Shell {
       historySize: 1000,
       removeHistoryDuplicates: true,
       completer: (line: string, callback: (err: Error | null, result: [string[], string]) => void) => {
-        complete(line, this.#client).then(
+        complete(line, this.#engine).then(
           (r) => callback(null, r),
           () => callback(null, [[], line]),
         );
@@ -225,7 +225,7 @@ export class Shell {
       if (this.#tty && rl.history[0] === line) rl.history[0] = historyEntry(line);
       this.#busy = true;
       const outcome = await runLine(
-        this.#client,
+        this.#engine,
         line,
         this.#tty ? { askSecret: (p) => this.#askSecret(p) } : {},
       );

@@ -8,7 +8,7 @@ import { type Clock, systemClock, type Timer, Wakeup } from "./clock.js";
 import { byPath, type Dialer } from "./dialer.js";
 import type { FileInfo, FileTracker, Grant } from "./fileTracker.js";
 import { GrantSchedule } from "./grantSchedule.js";
-import { DownloadMessages, type DownloadNotices, gaveUp } from "./messages.js";
+import type { DownloadFailure, DownloadListener, DownloadWarning } from "./events.js";
 import { PartFile, type PartFileSystem, removePart } from "./partFile.js";
 import { type DownloadPhase, type DownloadProgress, PhaseTimer } from "./progress.js";
 import { GIVE_UP_MS, Patience } from "./retry.js";
@@ -19,13 +19,16 @@ export type { DownloadPhase } from "./progress.js";
 
 /** Save the verified-piece bitfield at most this often (a crash refetches at most this much). */
 const SAVE_EVERY_MS = 1_000;
+/** Tell of new pieces at most this often: a front end redraws a bar, not 200 times a second at 100 MB/s. */
+const PROGRESS_EVERY_MS = 1_000;
 
 /** The world a download works in. Tests pass stand-ins for any of them. */
 export interface DownloadComponents {
   /** this file's tracker calls */
   tracker: FileTracker;
   shares: ShareRegistry;
-  notices: DownloadNotices;
+  /** what the download tells as it goes (progress, its end, peers it worked around) */
+  news: DownloadListener;
   /** our own peer address: the tracker may list us among the sharers */
   selfAddr: string;
   /** Something worth saving changed (a piece, the end). */
@@ -48,6 +51,22 @@ export interface DownloadInit {
   resume?: DownloadState;
 }
 
+/** The file as the tracker described it, with the id computed here from its piece hashes. */
+export interface FileFacts {
+  sha1: string;
+  size: number;
+  pieceCount: number;
+  /** fileIdOf(size, pieces), hex */
+  fileIdHex: string;
+}
+
+/** A download whose file is known and whose partial file is open: whole from the start. */
+interface Opened {
+  readonly file: FileFacts;
+  readonly part: PartFile;
+  readonly swarm: Swarm;
+}
+
 /**
  * One file's download: pieces from several peers at once, each checked against
  * its SHA1 and written at its offset into a partial file beside the target; the
@@ -60,22 +79,17 @@ export class Download {
   readonly name: string;
   readonly target: string;
   readonly partPath: string;
-  error: string | undefined;
-  sha1 = "";
-  /** fileIdOf(size, pieces) in hex, computed here from the piece hashes */
-  fileIdHex = "";
-  size = 0;
-  pieceCount = 0;
+  /** why it failed (phase "failed") */
+  error: DownloadFailure | undefined;
 
   readonly #c: DownloadComponents;
   readonly #clock: Clock;
-  readonly #say: DownloadMessages;
   #phase: DownloadPhase = "starting";
   readonly #fetching = new PhaseTimer();
   #done: Promise<void> | undefined;
   #resume: DownloadState | undefined;
-  #part: PartFile | undefined;
-  #swarm: Swarm | undefined;
+  /** from the tracker's first answer on */
+  #opened: Opened | undefined;
   readonly #wakeup: Wakeup;
   readonly #patience: Patience;
   readonly #speed: SpeedMeter;
@@ -86,6 +100,7 @@ export class Download {
   #drained: (() => void) | undefined;
   #failOnWake = false;
   #lastSave = 0;
+  #lastProgress = 0;
   /** The latest grant (ticket and peers), and when the next is due. */
   readonly #grants = new GrantSchedule();
   #refreshing: Promise<void> | undefined;
@@ -103,7 +118,6 @@ export class Download {
     this.name = name;
     this.target = target;
     this.partPath = resume?.partPath ?? `${target}.gspart`;
-    this.#say = new DownloadMessages(groupId, name);
     this.#wakeup = new Wakeup(this.#clock);
     this.#patience = new Patience(this.#clock);
     this.#speed = new SpeedMeter(this.#clock);
@@ -136,17 +150,24 @@ export class Download {
   }
 
   #setPhase(phase: DownloadPhase): void {
+    const changed = phase !== this.#phase;
     this.#phase = phase;
     this.#fetching.set(phase === "downloading", this.#clock.now());
+    if (changed) this.#c.news({ type: "progress" });
+  }
+
+  /** The file, once the tracker described it and its partial file is open. */
+  get file(): FileFacts | undefined {
+    return this.#opened?.file;
   }
 
   /** Our verified pieces (empty until the partial file is open). */
   get have(): Bitfield {
-    return this.#swarm?.have ?? new Bitfield(0);
+    return this.#opened?.swarm.have ?? new Bitfield(0);
   }
 
   get peerCount(): number {
-    return this.#swarm?.peerCount ?? 0;
+    return this.#opened?.swarm.peerCount ?? 0;
   }
 
   /** Bytes per second over the last few seconds. */
@@ -156,28 +177,33 @@ export class Download {
 
   get percent(): number {
     if (this.#phase === "complete") return 100;
-    if (!this.#swarm) return 0;
-    return this.pieceCount === 0 ? 100 : (100 * this.#swarm.have.count) / this.pieceCount;
+    const o = this.#opened;
+    if (!o) return 0;
+    return o.file.pieceCount === 0 ? 100 : (100 * o.swarm.have.count) / o.file.pieceCount;
   }
 
   /** The figures of this download now. */
   progress(): DownloadProgress {
     const now = this.#clock.now();
     const speed = this.speed;
-    const done = this.#swarm?.have.count ?? 0;
-    const left = this.#phase === "complete" ? 0 : Math.max(0, this.size - this.#bytesOf(done));
+    const o = this.#opened;
+    const size = o?.file.size ?? 0;
+    const pieceCount = o?.file.pieceCount ?? 0;
+    const done = o?.swarm.have.count ?? 0;
+    const left = this.#phase === "complete" ? 0 : Math.max(0, size - bytesOf(done, o?.file));
     return {
       phase: this.#phase,
       percent: this.percent,
-      size: this.size,
-      pieceCount: this.pieceCount,
-      piecesDone: this.#phase === "complete" ? this.pieceCount : done,
-      bytesDone: this.size - left,
+      size,
+      pieceCount,
+      piecesDone: this.#phase === "complete" ? pieceCount : done,
+      bytesDone: size - left,
       bytesThisRun: this.#speed.total,
       fetchingMs: this.#fetching.total(now),
       peers: this.peerCount,
-      paths: this.#swarm?.paths ?? byPath(),
-      receivedByPath: { ...(this.#swarm?.received ?? byPath()) },
+      links: o?.swarm.links ?? [],
+      paths: o?.swarm.paths ?? byPath(),
+      receivedByPath: { ...(o?.swarm.received ?? byPath()) },
       speed,
       etaSeconds: left === 0 ? 0 : speed > 0 ? left / speed : undefined,
       tries: this.#patience.tries,
@@ -185,34 +211,22 @@ export class Download {
     };
   }
 
-  /** Bytes in `pieces` verified pieces, close enough for an estimate (the last piece may be short). */
-  #bytesOf(pieces: number): number {
-    return this.pieceCount === 0
-      ? 0
-      : Math.min(this.size, Math.round((pieces * this.size) / this.pieceCount));
-  }
-
-  /** One line of state for show_downloads. */
-  describe(): string {
-    return this.#say.describe(this.progress(), this.error);
-  }
-
   /** What survives a restart: only unfinished downloads are saved. */
   snapshot(): DownloadState | undefined {
     if (this.#phase === "complete" || this.#phase === "failed") return undefined;
-    const part = this.#part;
+    const o = this.#opened;
     // not open yet (asking the tracker, checking the partial file): keep what we resume from
-    if (!this.sha1 || !part) return this.#resume;
+    if (!o) return this.#resume;
     return {
       groupId: this.groupId,
       name: this.name,
-      sha1: this.sha1,
-      fileId: this.fileIdHex,
-      size: this.size,
+      sha1: o.file.sha1,
+      fileId: o.file.fileIdHex,
+      size: o.file.size,
       target: this.target,
       partPath: this.partPath,
-      have: part.written.toBase64(),
-      mtimeMs: part.mtimeMs,
+      have: o.part.written.toBase64(),
+      mtimeMs: o.part.mtimeMs,
     };
   }
 
@@ -222,81 +236,85 @@ export class Download {
     this.#wakeup.wake();
     await this.done;
     if (discard && this.#phase !== "complete") {
-      this.#c.shares.remove(this.groupId, this.fileIdHex);
+      if (this.#opened) this.#c.shares.remove(this.groupId, this.#opened.file.fileIdHex);
       await removePart(this.partPath, this.#c.files);
     }
   }
 
   async #run(): Promise<void> {
+    // from the tracker's answer on, a failure deletes whatever partial file there is
+    let described = false;
     try {
       const info = await this.#begin();
       if (!info) {
         this.#setPhase("stopped");
         return;
       }
-      await this.#open(info.file);
+      described = true;
+      const o = await this.#open(info.file);
       // in the state file from now on, so a crash before the first piece still resumes it
       this.#c.onStateChange();
-      this.#use(info);
+      this.#use(o, info);
       this.#renewTimer = this.#clock.every(TICKET_REFRESH_MS, () => {
         // not twice within half the period (the loop below may just have refreshed):
         // sharers refuse renewals closer than a second. Errors wait for the loop, which
         // fails on a refusal and retries an outage.
         const due = this.#clock.now() - this.#grants.at >= TICKET_REFRESH_MS / 2;
-        if (due && this.peerCount > 0 && !this.#stopping) this.#refreshNow().catch(() => {});
+        if (due && this.peerCount > 0 && !this.#stopping) this.#refreshNow(o).catch(() => {});
       });
-      await this.#fetch();
-      this.#swarm!.closeAll("download ended");
+      await this.#fetch(o);
+      o.swarm.closeAll("download ended");
       // every piece the picker counts as ours must be on disk before we save or finish
       await this.#drainWrites();
-      if (this.#failOnWake) throw new Error(this.error);
+      if (this.#failOnWake && this.error) throw new GsError(this.error.code, this.error.message);
       if (this.#stopping) {
         this.#setPhase("stopped");
-        await this.#part!.touch();
+        await o.part.touch();
         return;
       }
-      await this.#finish();
+      await this.#finish(o);
     } catch (err) {
+      const o = this.#opened;
       if (err instanceof GsError && err.code === "UNAUTHORIZED") {
         // the session ended (a login elsewhere, or our own logout): not the download's
         // fault; it keeps its partial file and resumes at the next login
-        this.#swarm?.closeAll("session ended");
+        o?.swarm.closeAll("session ended");
         await this.#drainWrites();
         this.#setPhase("stopped");
-        await this.#part?.touch();
+        await o?.part.touch();
         return;
       }
-      this.#swarm?.closeAll("download failed");
+      o?.swarm.closeAll("download failed");
       await this.#drainWrites();
+      const failure = failureOf(err);
+      this.error = failure;
       this.#setPhase("failed");
-      this.error = (err as Error).message;
-      this.#c.shares.remove(this.groupId, this.fileIdHex);
-      await this.#part?.close();
-      if (this.sha1) await removePart(this.partPath, this.#c.files);
-      this.#c.notices.event(this.#say.failed(this.error));
+      if (o) this.#c.shares.remove(this.groupId, o.file.fileIdHex);
+      await o?.part.close();
+      if (described) await removePart(this.partPath, this.#c.files);
+      this.#c.news({ type: "failed", failure });
       // the tracker listed us as a partial sharer: peers must not be sent to a file we deleted
       if (this.#announced) await this.#c.tracker.removeSharer().catch(() => {});
     } finally {
       this.#renewTimer?.cancel();
-      await this.#part?.close();
+      await this.#opened?.part.close();
       this.#c.onStateChange();
     }
   }
 
   /** Until every piece is ours or we stop: new peers at each round, waits on the retry schedule when none can serve. */
-  async #fetch(): Promise<void> {
-    const swarm = this.#swarm!;
+  async #fetch(o: Opened): Promise<void> {
     const started = this.#clock.now();
-    while (!swarm.complete && !this.#stopping) {
+    while (!o.swarm.complete && !this.#stopping) {
       if (this.#clock.now() >= this.#grants.dueAt) {
         try {
-          await this.#refreshNow();
+          await this.#refreshNow(o);
         } catch (err) {
           // a tracker outage does not stop a download that has peers; retry at the next round
           if (!(err instanceof GsError && err.code === "TRACKER_UNAVAILABLE")) throw err;
         }
-      } else if (this.#grants.latest) swarm.connect(this.#grants.latest);
-      if (swarm.hopeful) {
+      } else if (this.#grants.latest) o.swarm.connect(this.#grants.latest);
+      if (o.swarm.hopeful) {
         this.#setPhase("downloading");
         this.#patience.hopeful();
         await this.#wakeup.wait(Math.max(0, this.#grants.dueAt - this.#clock.now()));
@@ -328,28 +346,35 @@ export class Download {
   }
 
   /** Opens (or, on resume, reopens and checks) the partial file beside the target. */
-  async #open(file: FileInfo): Promise<void> {
-    this.sha1 = file.sha1;
-    this.size = file.size;
-    this.pieceCount = pieceCountOf(file.size);
-    const hashes = Buffer.from(file.pieces, "base64");
-    if (hashes.length !== this.pieceCount * SHA1_LENGTH) throw new Error("tracker sent a bad piece list");
+  async #open(info: FileInfo): Promise<Opened> {
+    const pieceCount = pieceCountOf(info.size);
+    const hashes = Buffer.from(info.pieces, "base64");
+    if (hashes.length !== pieceCount * SHA1_LENGTH)
+      throw new GsError("BAD_TRACKER_ANSWER", "tracker sent a bad piece list");
     // the file is what its pieces are: the id we ask peers for is ours, not the tracker's word
-    this.fileIdHex = fileIdOf(file.size, hashes);
-    if (file.fileId !== undefined && file.fileId !== this.fileIdHex) {
-      throw new Error("the tracker's file id does not match the piece hashes it sent");
+    const file: FileFacts = {
+      sha1: info.sha1,
+      size: info.size,
+      pieceCount,
+      fileIdHex: fileIdOf(info.size, hashes),
+    };
+    if (info.fileId !== undefined && info.fileId !== file.fileIdHex) {
+      throw new GsError(
+        "BAD_TRACKER_ANSWER",
+        "the tracker's file id does not match the piece hashes it sent",
+      );
     }
     const r = this.#resume;
     const same =
-      r && r.sha1 === file.sha1 && r.size === file.size && (r.fileId ?? this.fileIdHex) === this.fileIdHex;
+      r && r.sha1 === file.sha1 && r.size === file.size && (r.fileId ?? file.fileIdHex) === file.fileIdHex;
     const part = await PartFile.open(this.partPath, hashes, file.size, same ? r : undefined, {
       fs: this.#c.files,
-      onRoom: () => this.#swarm?.fillAll(),
+      onRoom: () => this.#opened?.swarm.fillAll(),
       stopped: () => this.#stopping,
       now: () => this.#clock.now(),
     });
-    this.#part = part;
-    this.#swarm = new Swarm(
+    const warn = (warning: DownloadWarning) => this.#c.news({ type: "warning", warning });
+    const swarm = new Swarm(
       {
         clock: this.#clock,
         // the file rides along: a dialer asks the tracker for a reversal or relay by it
@@ -357,76 +382,85 @@ export class Download {
           this.#c.dialer({ ...target, file: { groupId: this.groupId, name: this.name } }, signal),
       },
       {
-        fileId: Buffer.from(this.fileIdHex, "hex"),
+        fileId: Buffer.from(file.fileIdHex, "hex"),
         size: file.size,
-        pieceCount: this.pieceCount,
+        pieceCount,
         pieceLength: (piece) => pieceLength(file.size, piece),
         have: part.written,
         selfAddr: this.#c.selfAddr,
         owner: {
-          onVerified: (piece, data) => this.#onVerified(piece, data),
-          onCorrupt: (addr, piece) => this.#c.notices.warn(this.#say.corruptPiece(addr, piece)),
-          onRefused: (addr, refusal) => this.#c.notices.warn(this.#say.refused(addr, refusal)),
-          onImpostor: (addr) => this.#c.notices.warn(this.#say.impostor(addr)),
-          onUnreachable: (addr, why) => this.#c.notices.warn(this.#say.unreachable(addr, why)),
+          onVerified: (piece, data) => this.#onVerified(o, piece, data),
+          onCorrupt: (addr, piece) => warn({ kind: "corrupt-piece", addr, piece }),
+          onRefused: (addr, refusal) => warn({ kind: "refused", addr, refusal }),
+          onImpostor: (addr) => warn({ kind: "impostor", addr }),
+          onUnreachable: (addr, reason) => warn({ kind: "unreachable", addr, reason }),
           onIdle: () => this.#wakeup.wake(),
           // a sharer as soon as a peer can serve us: the others of a flash crowd link to us
           // now and hear of each piece as it lands, instead of at a refresh after our first
           onServable: () => {
-            if (!this.#announced) void this.#announcePartial();
+            if (!this.#announced) void this.#announcePartial(o);
           },
           diskFull: () => part.full,
           checks: (piece, data) => part.checks(piece, data),
         },
       },
     );
-    if (part.written.count > 0) await this.#announcePartial();
+    const o: Opened = { file, part, swarm };
+    this.#opened = o;
+    if (part.written.count > 0) await this.#announcePartial(o);
+    return o;
   }
 
   /** A fresh grant: its ticket goes to every open link, its peers are dialled. One at a time. */
-  #refreshNow(): Promise<void> {
+  #refreshNow(o: Opened): Promise<void> {
     this.#refreshing ??= this.#c.tracker
       .peers()
-      .then((g) => this.#use(g))
+      .then((g) => this.#use(o, g))
       .finally(() => {
         this.#refreshing = undefined;
       });
     return this.#refreshing;
   }
 
-  #use(grant: Grant): void {
+  #use(o: Opened, grant: Grant): void {
     this.#grants.record(grant, this.#clock.now());
     if (this.#stopping) return;
-    this.#swarm!.renew(grant.ticket);
-    this.#swarm!.connect(grant);
+    o.swarm.renew(grant.ticket);
+    o.swarm.connect(grant);
   }
 
-  #onVerified(piece: number, data: Buffer): void {
+  #onVerified(o: Opened, piece: number, data: Buffer): void {
     this.#speed.add(data.length);
     this.#patience.progress();
     this.#setPhase("downloading");
-    void this.#write(piece, data);
+    const now = this.#clock.now();
+    if (now - this.#lastProgress >= PROGRESS_EVERY_MS) {
+      this.#lastProgress = now;
+      this.#c.news({ type: "progress" });
+    }
+    void this.#write(o, piece, data);
   }
 
-  async #write(piece: number, data: Buffer): Promise<void> {
-    const part = this.#part!;
+  async #write(o: Opened, piece: number, data: Buffer): Promise<void> {
     this.#writes++;
     try {
-      await part.write(piece, data);
+      await o.part.write(piece, data);
       // only now may peers ask us for it, and a saved state claim it
-      this.#c.shares.markHave(this.groupId, this.fileIdHex, piece);
-      if (!this.#announced) await this.#announcePartial();
+      this.#c.shares.markHave(this.groupId, o.file.fileIdHex, piece);
+      if (!this.#announced) await this.#announcePartial(o);
       const now = this.#clock.now();
       if (now - this.#lastSave >= SAVE_EVERY_MS) {
         this.#lastSave = now;
-        await part.touch();
+        await o.part.touch();
         this.#c.onStateChange();
       }
     } catch (err) {
       if (!this.#stopping && this.#phase !== "failed") {
         const e = err as NodeJS.ErrnoException;
         this.error =
-          e.code === "ENOSPC" ? "disk full" : `cannot write ${this.partPath}: ${e.code ?? e.message}`;
+          e.code === "ENOSPC"
+            ? { code: "DISK_FULL", message: "disk full" }
+            : { code: "DOWNLOAD_FAILED", message: `cannot write ${this.partPath}: ${e.code ?? e.message}` };
         this.#stopping = true;
         this.#failOnWake = true;
         this.#wakeup.wake();
@@ -434,7 +468,7 @@ export class Download {
     } finally {
       this.#writes--;
       if (this.#writes === 0) this.#drained?.();
-      if (this.#swarm!.complete) this.#wakeup.wake();
+      if (o.swarm.complete) this.#wakeup.wake();
     }
   }
 
@@ -449,55 +483,84 @@ export class Download {
   }
 
   /** From the first peer that can serve us on, we share what we have (DESIGN.md "Download" 5). */
-  async #announcePartial(): Promise<void> {
+  async #announcePartial(o: Opened): Promise<void> {
     this.#announced = true;
+    const { file } = o;
     // a share of this group only: the same bytes shared in another group are another entry
     this.#c.shares.add({
       groupId: this.groupId,
-      fileId: this.fileIdHex,
+      fileId: file.fileIdHex,
       name: this.name,
-      sha1: this.sha1,
-      size: this.size,
+      sha1: file.sha1,
+      size: file.size,
       path: this.partPath,
-      have: new Bitfield(this.pieceCount, this.#swarm!.have.bytes),
+      have: new Bitfield(file.pieceCount, o.swarm.have.bytes),
       mtimeMs: undefined,
     });
-    await this.#c.tracker
-      .addSharer(false)
-      .catch((err) => this.#c.notices.warn(this.#say.announceFailed(false, err)));
+    await this.#c.tracker.addSharer(false).catch((err) =>
+      this.#c.news({
+        type: "warning",
+        warning: { kind: "announce-failed", complete: false, message: (err as Error).message },
+      }),
+    );
   }
 
   /** Whole-file SHA1, then the partial file goes under the final name, never over an existing file. */
-  async #finish(): Promise<void> {
+  async #finish(o: Opened): Promise<void> {
+    const { file } = o;
     this.#setPhase("verifying");
-    const mtimeMs = await this.#part!.finish(this.sha1, this.target);
+    const mtimeMs = await o.part.finish(file.sha1, this.target);
     // it may have been shared already (partial); it may be a 0-byte file with no piece
-    if (!this.#c.shares.get(this.groupId, this.fileIdHex)) {
+    if (!this.#c.shares.get(this.groupId, file.fileIdHex)) {
       this.#c.shares.add({
         groupId: this.groupId,
-        fileId: this.fileIdHex,
+        fileId: file.fileIdHex,
         name: this.name,
-        sha1: this.sha1,
-        size: this.size,
+        sha1: file.sha1,
+        size: file.size,
         path: this.target,
-        have: Bitfield.full(this.pieceCount),
+        have: Bitfield.full(file.pieceCount),
         mtimeMs,
       });
     }
-    this.#c.shares.completed(this.groupId, this.fileIdHex, this.target, mtimeMs);
+    this.#c.shares.completed(this.groupId, file.fileIdHex, this.target, mtimeMs);
     this.#setPhase("complete");
     this.#c.onComplete({
       groupId: this.groupId,
       name: this.name,
       path: this.target,
-      sha1: this.sha1,
-      fileId: this.fileIdHex,
-      size: this.size,
+      sha1: file.sha1,
+      fileId: file.fileIdHex,
+      size: file.size,
       mtimeMs,
     });
-    await this.#c.tracker
-      .addSharer(true)
-      .catch((err) => this.#c.notices.warn(this.#say.announceFailed(true, err)));
-    this.#c.notices.event(this.#say.complete(this.target, this.progress()));
+    await this.#c.tracker.addSharer(true).catch((err) =>
+      this.#c.news({
+        type: "warning",
+        warning: { kind: "announce-failed", complete: true, message: (err as Error).message },
+      }),
+    );
+    this.#c.news({ type: "complete" });
   }
+}
+
+/** Bytes in `pieces` verified pieces, close enough for an estimate (the last piece may be short). */
+function bytesOf(pieces: number, file: FileFacts | undefined): number {
+  return !file || file.pieceCount === 0
+    ? 0
+    : Math.min(file.size, Math.round((pieces * file.size) / file.pieceCount));
+}
+
+/** The error that ends a download nobody could serve. */
+function gaveUp(minutes: number): GsError {
+  return new GsError(
+    "DOWNLOAD_STALLED",
+    `no sharer had the missing pieces for ${minutes} minutes; try again later`,
+  );
+}
+
+/** What ended a download, as a value: a GsError keeps its code; anything else failed here, locally. */
+function failureOf(err: unknown): DownloadFailure {
+  if (err instanceof GsError) return { code: err.code, message: err.message };
+  return { code: "DOWNLOAD_FAILED", message: (err as Error).message };
 }

@@ -1,4 +1,4 @@
-import { filePath, type TrackerClient } from "../tracker/trackerClient.js";
+import type { TrackerClient } from "../tracker/trackerClient.js";
 
 /** What the tracker says of the file: its size, SHA1 and piece hashes. */
 export interface FileInfo {
@@ -45,15 +45,15 @@ export interface FileTracker {
 
 /** The tracker calls of one file, through the client's tracker connection (with its failover). */
 export function fileTracker(tracker: TrackerClient, groupId: string, name: string): FileTracker {
-  const path = (tail: string) => filePath(groupId, name, tail);
+  const file = { groupId, name };
   return {
-    begin: () => tracker.call<{ file: FileInfo } & Grant>("POST", path("download"), {}),
-    peers: () => tracker.call<Grant>("POST", path("peers"), {}),
+    begin: () => tracker.call("download", file, {}),
+    peers: () => tracker.call("peers", file, {}),
     addSharer: async (complete) => {
-      await tracker.call("POST", path("shares"), { complete });
+      await tracker.call("announce", file, { complete });
     },
     removeSharer: async () => {
-      await tracker.call("DELETE", path("shares"));
+      await tracker.call("stopShare", file);
     },
   };
 }

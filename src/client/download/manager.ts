@@ -5,32 +5,19 @@ import { GsError } from "../../shared/errors.js";
 import type { ShareRegistry } from "../serving/shares.js";
 import type { DownloadState, ShareState } from "../state.js";
 import { quoteWord } from "../tokenize.js";
-import { groupPath, type TrackerClient } from "../tracker/trackerClient.js";
+import type { TrackerClient } from "../tracker/trackerClient.js";
 import type { Clock } from "./clock.js";
 import type { Dialer } from "./dialer.js";
 import { Download, type DownloadComponents } from "./download.js";
+import type { DownloadListener, DownloadNews, DownloadRef } from "./events.js";
 import { fileTracker } from "./fileTracker.js";
-import type { DownloadNotices } from "./messages.js";
-import type { DownloadProgress } from "./progress.js";
-
-export interface DownloadStatus {
-  groupId: string;
-  name: string;
-  target: string;
-  state: Download["phase"];
-  detail: string;
-  /** 0..100 */
-  percent: number;
-  /** bytes per second */
-  speed: number;
-  /** every figure of the download now (bytes this run, time fetching, peers, ETA) */
-  progress: DownloadProgress;
-}
+import { inFlight } from "./progress.js";
 
 export interface DownloadManagerOptions {
   tracker: TrackerClient;
   shares: ShareRegistry;
-  events: DownloadNotices;
+  /** what each download tells as it goes */
+  news(d: Download, n: DownloadNews): void;
   selfAddr: string;
   /** Something worth saving changed (a piece, the end). */
   onStateChange(): void;
@@ -56,12 +43,12 @@ export class DownloadManager {
     this.#opts = opts;
   }
 
-  #components(groupId: string, name: string): DownloadComponents {
+  #components(groupId: string, name: string, news: DownloadListener): DownloadComponents {
     const o = this.#opts;
     return {
       tracker: fileTracker(o.tracker, groupId, name),
       shares: o.shares,
-      notices: o.events,
+      news,
       selfAddr: o.selfAddr,
       onStateChange: () => o.onStateChange(),
       onComplete: (share) => o.onComplete(share),
@@ -71,13 +58,21 @@ export class DownloadManager {
   }
 
   #active(): Download[] {
-    return this.#downloads.filter(
-      (d) => d.phase !== "complete" && d.phase !== "failed" && d.phase !== "stopped",
+    return this.#downloads.filter((d) => inFlight(d.phase));
+  }
+
+  /** A download of the file, with the world it works in. */
+  #create(groupId: string, name: string, init: ConstructorParameters<typeof Download>[1]): Download {
+    // the download's news names it: the listener is called only once it is constructed
+    const d: Download = new Download(
+      this.#components(groupId, name, (n) => this.#opts.news(d, n)),
+      init,
     );
+    return d;
   }
 
   /** Checks what can be checked at once, then downloads in the background. */
-  async start(groupId: string, name: string, destination: string): Promise<string> {
+  async start(groupId: string, name: string, destination: string): Promise<DownloadRef> {
     const mine = this.#opts.shares.find(groupId, name);
     if (mine?.have.complete) {
       throw new GsError(
@@ -96,15 +91,12 @@ export class DownloadManager {
       if (d.target === target) throw new GsError("BAD_REQUEST", `another download is writing ${target}`);
     }
     // membership and existence are checked now, so the user hears of them at once
-    const { files } = await this.#opts.tracker.call<{ files: { name: string }[] }>(
-      "GET",
-      groupPath(groupId, "files"),
-    );
+    const { files } = await this.#opts.tracker.call("listFiles", { groupId });
     if (!files.some((f) => f.name === name)) {
       throw new GsError("FILE_NOT_FOUND", `no file ${quoteWord(name)} in ${groupId}`);
     }
-    this.#add(new Download(this.#components(groupId, name), { groupId, name, target }));
-    return `downloading [${groupId}] ${quoteWord(name)} to ${target} in the background (show_downloads for progress)`;
+    this.#add(this.#create(groupId, name, { groupId, name, target }));
+    return { groupId, name, target };
   }
 
   #add(d: Download): void {
@@ -120,28 +112,20 @@ export class DownloadManager {
   }
 
   /** At login: every download that was in flight goes on from its verified pieces. */
-  resumeAll(states: DownloadState[]): string[] {
-    const lines: string[] = [];
+  resumeAll(states: DownloadState[]): DownloadRef[] {
+    const resumed: DownloadRef[] = [];
     for (const s of states) {
       if (this.#active().some((d) => d.groupId === s.groupId && d.name === s.name)) continue;
       const init = { groupId: s.groupId, name: s.name, target: s.target, resume: s };
-      this.#add(new Download(this.#components(s.groupId, s.name), init));
-      lines.push(`resuming download of [${s.groupId}] ${quoteWord(s.name)} to ${s.target}`);
+      this.#add(this.#create(s.groupId, s.name, init));
+      resumed.push({ groupId: s.groupId, name: s.name, target: s.target });
     }
-    return lines;
+    return resumed;
   }
 
-  list(): DownloadStatus[] {
-    return this.#downloads.map((d) => ({
-      groupId: d.groupId,
-      name: d.name,
-      target: d.target,
-      state: d.phase,
-      detail: d.describe(),
-      percent: d.percent,
-      speed: d.speed,
-      progress: d.progress(),
-    }));
+  /** This session's downloads, in the order they started. */
+  list(): readonly Download[] {
+    return this.#downloads;
   }
 
   /**
@@ -189,13 +173,6 @@ export class DownloadManager {
 
   cancel(groupId: string, name: string): void {
     for (const d of this.#active()) if (d.groupId === groupId && d.name === name) void d.stop(true);
-  }
-
-  /** Stops one download and deletes its partial file; false when none was in flight. */
-  async cancelDownload(groupId: string, name: string): Promise<boolean> {
-    const hits = this.#active().filter((d) => d.groupId === groupId && d.name === name);
-    await Promise.all(hits.map((d) => d.stop(true)));
-    return hits.length > 0;
   }
 
   cancelGroup(groupId: string): void {

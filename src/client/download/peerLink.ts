@@ -58,6 +58,8 @@ export interface LinkComponents {
  */
 export class PeerLink {
   readonly addr: string;
+  /** the sharer's user id, as the tracker listed it */
+  readonly userId: string;
   readonly #owner: LinkOwner;
   readonly #clock: Clock;
   readonly #wire = new Wire();
@@ -80,6 +82,7 @@ export class PeerLink {
 
   constructor(target: DialTarget, ticket: string, owner: LinkOwner, components: LinkComponents) {
     this.addr = target.addr;
+    this.userId = target.userId;
     this.#owner = owner;
     this.#clock = components.clock;
     this.#ticket = ticket;

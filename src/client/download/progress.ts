@@ -1,4 +1,5 @@
 import type { PathKind } from "./dialer.js";
+import type { LinkFigures } from "./swarm.js";
 
 export type DownloadPhase =
   | "starting"
@@ -26,6 +27,8 @@ export interface DownloadProgress {
   fetchingMs: number;
   /** links open now */
   peers: number;
+  /** the open links, one by one */
+  links: LinkFigures[];
   /** connected links by how they were made */
   paths: Record<PathKind, number>;
   /** piece bytes received this run by how their link was made */
@@ -37,6 +40,11 @@ export interface DownloadProgress {
   /** while waiting: tries made, and milliseconds until the next */
   tries: number;
   nextTryMs: number;
+}
+
+/** The phases of a download that is still going (not complete, failed or stopped). */
+export function inFlight(phase: DownloadPhase): boolean {
+  return phase === "starting" || phase === "downloading" || phase === "waiting" || phase === "verifying";
 }
 
 /** Time spent in one phase, summed over every stay in it. */

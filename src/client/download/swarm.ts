@@ -19,6 +19,14 @@ import { Backoff } from "./retry.js";
 export const MAX_PEERS = 8;
 
 /** What the swarm tells its download. */
+/** One open link's figures. */
+export interface LinkFigures {
+  userId: string;
+  addr: string;
+  path: PathKind | undefined;
+  bytes: number;
+}
+
 export interface SwarmOwner {
   /** A piece we lacked arrived and matched its SHA1: store it. */
   onVerified(piece: number, data: Buffer): void;
@@ -116,6 +124,13 @@ export class Swarm implements LinkOwner {
     const by = byPath();
     for (const l of this.#links.values()) if (!l.closed && l.path) by[l.path]++;
     return by;
+  }
+
+  /** The links open now: who, how the link was made (once it is), piece bytes received on it. */
+  get links(): LinkFigures[] {
+    return [...this.#links.values()]
+      .filter((l) => !l.closed)
+      .map((l) => ({ userId: l.userId, addr: l.addr, path: l.path, bytes: l.received }));
   }
 
   /** A peer still connecting may have what we lack; a connected one must have it. */

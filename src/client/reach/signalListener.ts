@@ -1,33 +1,30 @@
 import { Socket } from "node:net";
-import type { Duplex } from "node:stream";
-import type { Answer, Signal } from "../../shared/api.js";
+import type { Signal } from "../../shared/api.js";
 import { GsError } from "../../shared/errors.js";
 import { parseHostPort } from "../../shared/trackerInfo.js";
 import { dialPeer } from "../download/dialPeer.js";
 import type { PeerIdentity } from "../peerIdentity.js";
 import type { PeerServer } from "../serving/peerServer.js";
 import type { ShareRegistry } from "../serving/shares.js";
+import type { TrackerClient } from "../tracker/trackerClient.js";
 import { pause } from "./pause.js";
 import { punchConnect } from "./punch.js";
 import { REVERSED_ALPN } from "./reversals.js";
 
 /** What answering signals needs from the client. */
 export interface SignalDeps {
-  tracker: {
-    call<T>(method: "GET", path: string, body?: unknown, opts?: { signal?: AbortSignal }): Promise<T>;
-    openRelay(relay: string, circuit: string, signal: AbortSignal): Promise<Duplex>;
-    callFresh<T>(
-      at: string,
-      method: "POST",
-      path: string,
-      body: unknown,
-    ): Promise<{ answer: T; localPort: number }>;
-    readonly localAddress: string | undefined;
-  };
+  tracker: Pick<TrackerClient, "call" | "openRelay" | "callFresh" | "localAddress">;
   shares: ShareRegistry;
   peerServer: PeerServer;
   identity: () => Promise<PeerIdentity>;
-  warn: (line: string) => void;
+  warn: (warning: SignalWarning) => void;
+}
+
+/** A signal this client could not answer (its downloader goes on to its next way of reaching us). */
+export interface SignalWarning {
+  kind: "signal-failed";
+  signal: Signal["kind"];
+  reason: string;
 }
 
 /** A downloader we dial back must have proved its key within this time. */
@@ -36,11 +33,6 @@ const DIAL_BACK_TIMEOUT_MS = 5_000;
 const RELAY_TIMEOUT_MS = 12_000;
 /** Our side of a hole punch connects within this time, or it failed (the downloader gives up sooner). */
 const PUNCH_TIMEOUT_MS = 4_000;
-const WHAT = {
-  reverse: "dial a downloader back",
-  relay: "join a relay",
-  punch: "punch through to a downloader",
-};
 /** Signals answered at once; more are dropped (their downloaders try the next path). */
 const MAX_ANSWERING = 16;
 /** An empty answer sooner than this is followed by a pause of this long. */
@@ -77,10 +69,9 @@ export class SignalListener {
     while (!this.#stop.signal.aborted) {
       const began = Date.now();
       try {
-        const { signals } = await this.#d.tracker.call<Answer<"signals">>(
-          "GET",
-          `/v1/signals?after=${after}`,
-          undefined,
+        const { signals } = await this.#d.tracker.call(
+          "signals",
+          { after: String(after) },
           { signal: this.#stop.signal },
         );
         retry = RETRY_MS;
@@ -109,7 +100,7 @@ export class SignalListener {
     run
       .catch((err: NodeJS.ErrnoException) => {
         if (!this.#stop.signal.aborted)
-          this.#d.warn(`info: could not ${WHAT[s.kind]}: ${err.code ?? err.message}`);
+          this.#d.warn({ kind: "signal-failed", signal: s.kind, reason: err.code ?? err.message });
       })
       .finally(() => this.#answering--);
   }
@@ -129,10 +120,10 @@ export class SignalListener {
   async #punch(s: Signal): Promise<void> {
     if (s.punch === undefined || s.tracker === undefined)
       throw new Error("a punch signal without its rendezvous");
-    const { answer, localPort } = await this.#d.tracker.callFresh<Answer<"punchAnswer">>(
+    const { answer, localPort } = await this.#d.tracker.callFresh(
       s.tracker,
-      "POST",
-      `/v1/punches/${s.punch}`,
+      "punchAnswer",
+      { punchId: s.punch },
       {},
     );
     const signal = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(PUNCH_TIMEOUT_MS)]);

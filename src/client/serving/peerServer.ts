@@ -54,11 +54,19 @@ const MAX_QUEUED_REQUESTS = 32;
  */
 const MIN_RENEWAL_GAP_MS = 1_000;
 
+/** What serving met that its user should hear of; serving goes on (or stops for that file). */
+export type ServingWarning =
+  | { kind: "peer-server"; message: string }
+  /** the shared file changed on disk, or is shorter than shared: no longer shared */
+  | { kind: "share-changed"; path: string }
+  | { kind: "share-shorter"; path: string }
+  | { kind: "serving-failed"; message: string };
+
 export interface PeerServerOptions {
   shares: ShareRegistry;
   /** The trackers' ticket-checking key; undefined until login (then every handshake is refused). */
   publicKey: () => KeyObject | undefined;
-  warn: (line: string) => void;
+  warn: (warning: ServingWarning) => void;
   now?: () => number;
   /** Downloads waiting to be dialled back: a connection offering REVERSED_ALPN goes to them, not to serving. */
   reversals?: Reversals;
@@ -106,7 +114,7 @@ export class PeerServer {
       this.#server.once("error", reject);
       this.#server.listen({ host, port, exclusive: true }, () => {
         this.#server.off("error", reject);
-        this.#server.on("error", (err) => this.#opts.warn(`warning: peer server: ${err.message}`));
+        this.#server.on("error", (err) => this.#opts.warn({ kind: "peer-server", message: err.message }));
         resolve();
       });
     });
@@ -405,7 +413,7 @@ class Connection {
   async #stillValid(file: SharedFile): Promise<boolean> {
     if (await this.#opts.shares.unchanged(file)) return true;
     if (this.#opts.shares.get(file.groupId, file.fileId) === file) {
-      this.#opts.warn(`warning: ${file.path} changed on disk since it was shared: no longer sharing it`);
+      this.#opts.warn({ kind: "share-changed", path: file.path });
       this.#opts.shares.remove(file.groupId, file.fileId);
     }
     this.#refuse(RejectCode.FILE_CHANGED, "file changed on disk");
@@ -452,7 +460,7 @@ class Connection {
         // the read took time: the ticket may have expired meanwhile
         if (this.#closed || !this.#authorized()) return;
         if (bytesRead !== m.length) {
-          this.#opts.warn(`warning: ${file.path} is shorter than shared: no longer sharing it`);
+          this.#opts.warn({ kind: "share-shorter", path: file.path });
           this.#opts.shares.remove(file.groupId, file.fileId);
           return;
         }
@@ -461,7 +469,7 @@ class Connection {
         await this.#wire.whenWritable();
       }
     } catch (err) {
-      if (!this.#closed) this.#opts.warn(`warning: serving a peer failed: ${(err as Error).message}`);
+      if (!this.#closed) this.#opts.warn({ kind: "serving-failed", message: (err as Error).message });
       this.#socket.destroy();
     } finally {
       this.#serving = false;

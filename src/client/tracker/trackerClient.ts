@@ -1,7 +1,19 @@
 import { request } from "node:http";
 import { isIP } from "node:net";
 import type { Duplex } from "node:stream";
-import { findRoute, RELAY_PATH, RELAY_PROTOCOL, type Route } from "../../shared/api.js";
+import {
+  type Answer,
+  type Body,
+  findRoute,
+  type Input,
+  type Params,
+  RELAY_PATH,
+  RELAY_PROTOCOL,
+  type Route,
+  type RouteName,
+  ROUTES,
+  routePath,
+} from "../../shared/api.js";
 import { HASHING_TIMEOUT_MS, SIGNAL_WAIT_MS, TRACKER_TIMEOUT_MS } from "../../shared/constants.js";
 import { GsError, isErrorCode } from "../../shared/errors.js";
 import { printable } from "../../shared/ids.js";
@@ -13,20 +25,38 @@ import { TrackerAgent } from "./trackerTls.js";
 /** The relay answers once the other member's leg has come (it waits for it 10 s at most). */
 const RELAY_JOIN_TIMEOUT_MS = 12_000;
 
-/** `/v1/groups/<g>/<tail>`, the id encoded. */
-export function groupPath(groupId: string, tail: string): string {
-  return `/v1/groups/${encodeURIComponent(groupId)}/${tail}`;
-}
-
-/** `/v1/groups/<g>/files/<name>/<tail>`, both encoded (names may hold spaces and more). */
-export function filePath(groupId: string, name: string, tail: string): string {
-  return groupPath(groupId, `files/${encodeURIComponent(name)}/${tail}`);
-}
-
 /** Largest tracker answer we read (a group's file list, a file's piece hashes). */
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 /** Longest tracker-sent message we print (a tracker's own are under 300 characters). */
 const MAX_MESSAGE_CHARS = 500;
+
+/** How long a call may take, and what ends it early (a long poll at logout). */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * The arguments of a call to route K, from the contract: its path parameters (and
+ * query) when it has any, its body when it takes one, then the call's options.
+ */
+export type CallArgs<K extends RouteName> = [
+  ...(Input<K> extends undefined ? [] : Params<K> extends undefined ? [query?: Input<K>] : [input: Input<K>]),
+  ...(Body<K> extends undefined ? [] : [body: Body<K>]),
+  opts?: CallOptions,
+];
+
+/** A call's arguments apart, by what route K takes. */
+function splitArgs<K extends RouteName>(
+  name: K,
+  args: CallArgs<K>,
+): { input: Input<K>; body: unknown; opts: CallOptions } {
+  const route: Route = ROUTES[name];
+  const list = args as unknown[];
+  let i = 0;
+  const input = (route.params || route.query ? list[i++] : undefined) as Input<K>;
+  const body = route.body ? list[i++] : undefined;
+  return { input, body, opts: (list[i] as CallOptions | undefined) ?? {} };
+}
 
 export interface TrackerClientOptions {
   trackers: TrackerAddress[];
@@ -172,11 +202,21 @@ export class TrackerClient {
     return this.trackers[this.#current]!;
   }
 
-  async call<T>(
+  /**
+   * Calls route `name` of the contract (shared/api.ts) and resolves with that route's
+   * answer, checked against its schema: `call("listFiles", { groupId })`.
+   */
+  call<K extends RouteName>(name: K, ...args: CallArgs<K>): Promise<Answer<K>> {
+    const { input, body, opts } = splitArgs(name, args);
+    return this.callPath<Answer<K>>(ROUTES[name].method, routePath(name, input), body, opts);
+  }
+
+  /** A call by method and path (encoded); the path must be one of the contract's routes. */
+  async callPath<T>(
     method: "GET" | "POST" | "DELETE",
     path: string,
     body?: unknown,
-    { signal }: { signal?: AbortSignal } = {},
+    { signal }: CallOptions = {},
   ): Promise<T> {
     const found = findRoute(method, path);
     if (!found) throw new Error(`no route ${method} ${path} in the API contract`);
@@ -267,12 +307,14 @@ export class TrackerClient {
    * which needs the local port the tracker saw. No failover: the port is this
    * connection's. Answer checked against the contract like every call.
    */
-  async callFresh<T>(
+  async callFresh<K extends "punch" | "punchAnswer">(
     at: string | undefined,
-    method: "POST",
-    path: string,
-    body: unknown,
-  ): Promise<{ answer: T; localPort: number }> {
+    name: K,
+    input: Input<K>,
+    body: Body<K>,
+  ): Promise<{ answer: Answer<K>; localPort: number }> {
+    const method = ROUTES[name].method;
+    const path = routePath(name, input);
     const index =
       at === undefined
         ? this.#current
@@ -300,7 +342,7 @@ export class TrackerClient {
         localAddress: local,
         agent,
       });
-      return { answer: this.#read<T>(r, t, method, found.route), localPort };
+      return { answer: this.#read<Answer<K>>(r, t, method, found.route), localPort };
     } finally {
       agent.destroy();
     }

@@ -1,3 +1,6 @@
+import { inFlight } from "../download/progress.js";
+import type { DownloadView } from "../engine/types.js";
+
 /** Human sizes: 1536 -> "1.5 KiB". */
 export function formatBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -20,17 +23,17 @@ export function formatRate(bytesPerSecond: number): string {
   return `${(bytesPerSecond / 1e6).toFixed(1)} MB/s`;
 }
 
-/** The phases of a download that is still going (not complete, failed or stopped). */
-export function inFlight(state: string): boolean {
-  return state === "starting" || state === "downloading" || state === "waiting" || state === "verifying";
+/** `14 s`, `3 min 20 s`, `2 h 5 min`; `?` while nothing arrives. */
+export function formatEta(seconds: number | null | undefined): string {
+  if (seconds == null || !Number.isFinite(seconds)) return "?";
+  const s = Math.ceil(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
 /** What the prompt's bar needs of a download. */
-export interface BarInput {
-  state: string;
-  /** verified bytes, the file's size (0 until the tracker told us) and bytes per second */
-  progress: { bytesDone: number; size: number; speed: number };
-}
+export type BarInput = Pick<DownloadView, "state" | "bytesDone" | "size" | "speedBps">;
 
 /**
  * `[#####-----] 48% 92.1 MB/s 2 downloads` over the downloads in flight, weighted
@@ -39,10 +42,10 @@ export interface BarInput {
 export function downloadBar(list: readonly BarInput[]): string {
   const active = list.filter((d) => inFlight(d.state));
   if (active.length === 0) return "";
-  const total = active.reduce((s, d) => s + d.progress.size, 0);
-  const done = active.reduce((s, d) => s + d.progress.bytesDone, 0);
+  const total = active.reduce((s, d) => s + d.size, 0);
+  const done = active.reduce((s, d) => s + d.bytesDone, 0);
   const frac = total > 0 ? done / total : 0;
-  const speed = active.reduce((s, d) => s + d.progress.speed, 0);
+  const speed = active.reduce((s, d) => s + d.speedBps, 0);
   const bar = "#".repeat(Math.floor(frac * 10)).padEnd(10, "-");
   const n = active.length > 1 ? ` ${active.length} downloads` : "";
   return `[${bar}] ${Math.floor(frac * 100)}% ${formatRate(speed)}${n}`;

@@ -1,0 +1,313 @@
+import type { KeyObject } from "node:crypto";
+import { stat } from "node:fs/promises";
+import { Bitfield } from "../../shared/bitfield.js";
+import { HEARTBEAT_INTERVAL_MS } from "../../shared/constants.js";
+import { GsError } from "../../shared/errors.js";
+import { fileIdOf } from "../../shared/fileId.js";
+import { publicKeyFromPem } from "../../shared/tickets.js";
+import type { DownloadManager } from "../download/manager.js";
+import { hashFile } from "../hashing/hasher.js";
+import type { PeerIdentity } from "../peerIdentity.js";
+import { SignalListener } from "../reach/signalListener.js";
+import type { PeerServer } from "../serving/peerServer.js";
+import { pieceCountOf, type ShareRegistry } from "../serving/shares.js";
+import { type ShareState, StateFile, type UserState } from "../state.js";
+import type { TrackerClient } from "../tracker/trackerClient.js";
+import type { EngineEmitter } from "./emitter.js";
+import type { LoginResult, LogoutResult, Role } from "./types.js";
+
+/** The parts a session works with. */
+export interface SessionParts {
+  tracker: TrackerClient;
+  shares: ShareRegistry;
+  downloads: DownloadManager;
+  peerServer: PeerServer;
+  events: EngineEmitter;
+  stateDir: string;
+  /** our peer address, as the tracker hands it to downloaders */
+  peerAddr: string;
+  identity: () => Promise<PeerIdentity>;
+}
+
+/** One login: whole from the moment it exists, gone at logout. */
+export interface LoggedIn {
+  readonly userId: string;
+  /** the tracker's key for tickets: what our peer server checks a downloader's ticket with */
+  readonly trackerKey: KeyObject;
+  readonly state: UserState;
+  readonly stateFile: StateFile;
+}
+
+interface Live extends LoggedIn {
+  readonly heartbeat: NodeJS.Timeout;
+  /** what the trackers ask of us for downloaders that cannot dial us */
+  readonly signals: SignalListener;
+  /** groups' roles and owned groups' requests at the last membership poll (see watchMembership) */
+  seen: { roles: Map<string, Role>; requests: Set<string> } | undefined;
+  /** set once the login is ending (logout, quit, a session that ended): it ends once */
+  ending?: Promise<number>;
+}
+
+/**
+ * The tracker session and what lives with it: login (shares and downloads taken up
+ * again from the user's state file), the heartbeat, the state file kept in step, and
+ * the ways a login ends (logout, quit, a session the tracker ended). The engine's
+ * operations reach the login through `current`, never before it is whole.
+ */
+export class Session {
+  readonly #p: SessionParts;
+  #login: Live | undefined;
+  #watchers = 0;
+
+  constructor(parts: SessionParts) {
+    this.#p = parts;
+  }
+
+  get current(): LoggedIn | undefined {
+    return this.#login;
+  }
+
+  async login(userId: string, password: string): Promise<LoginResult> {
+    if (this.#login) {
+      throw new GsError("BAD_REQUEST", `already logged in as ${this.#login.userId}: logout first`);
+    }
+    const p = this.#p;
+    const { token } = await p.tracker.call("login", {
+      userId,
+      password,
+      peerAddr: p.peerAddr,
+      peerKey: (await p.identity()).publicKey,
+    });
+    p.tracker.token = token;
+    const { publicKey } = await p.tracker.call("keys");
+    const trackerKey = publicKeyFromPem(publicKey);
+    const stateFile = new StateFile(p.stateDir, userId);
+    const state = await stateFile.load();
+    const heartbeat = setInterval(() => void this.#heartbeat(), HEARTBEAT_INTERVAL_MS);
+    const signals = new SignalListener({
+      tracker: p.tracker,
+      shares: p.shares,
+      peerServer: p.peerServer,
+      identity: p.identity,
+      warn: (warning) => p.events.emit({ type: "warning", warning }),
+    });
+    this.#login = { userId, trackerKey, state, stateFile, heartbeat, signals, seen: undefined };
+    p.events.emit({ type: "logged-in", userId });
+    // resumed first: the re-share saves the state, and a save keeps only the downloads it sees
+    const resumed = p.downloads.resumeAll(state.downloads);
+    const reshared = await this.#reshare(state);
+    return { userId, reshared, resumed };
+  }
+
+  /** Shares again what the user shared before, if each file is unchanged on disk; how many. */
+  async #reshare(state: UserState): Promise<number> {
+    const p = this.#p;
+    const kept: ShareState[] = [];
+    let shared = 0;
+    for (const s of state.shares) {
+      const skipped = (why: "changed" | "gone" | "refused" | "unavailable", message?: string) =>
+        p.events.emit({
+          type: "warning",
+          warning: { kind: "reshare-skipped", groupId: s.groupId, name: s.name, path: s.path, why, message },
+        });
+      let st: Awaited<ReturnType<typeof stat>> | undefined;
+      try {
+        st = await stat(s.path);
+      } catch {
+        st = undefined;
+      }
+      if (!st?.isFile() || st.size !== s.size || st.mtimeMs !== s.mtimeMs) {
+        skipped(st ? "changed" : "gone");
+        continue;
+      }
+      // a state file from before file ids: the id comes from the piece hashes, so hash once
+      s.fileId ??= await fileIdOfPath(s);
+      if (!s.fileId) {
+        skipped("changed");
+        continue;
+      }
+      try {
+        await p.tracker.call("announce", { groupId: s.groupId, name: s.name }, { complete: true });
+      } catch (err) {
+        if (err instanceof GsError && err.code === "TRACKER_UNAVAILABLE") {
+          // the tracker went away mid-login: keep it in the state, shared again at the next login
+          skipped("unavailable", err.message);
+          kept.push(s);
+          continue;
+        }
+        skipped("refused", (err as Error).message);
+        continue;
+      }
+      p.shares.add({
+        groupId: s.groupId,
+        fileId: s.fileId,
+        name: s.name,
+        sha1: s.sha1,
+        size: s.size,
+        path: s.path,
+        have: Bitfield.full(pieceCountOf(s.size)),
+        mtimeMs: s.mtimeMs,
+      });
+      kept.push(s);
+      shared++;
+    }
+    state.shares = kept;
+    await this.save();
+    return shared;
+  }
+
+  async #heartbeat(): Promise<void> {
+    const l = this.#login;
+    if (!l || l.ending) return;
+    try {
+      await this.#p.tracker.call("heartbeat", {});
+    } catch (err) {
+      // our own logout or quit ends the session too: that is no news, and it saves the state itself
+      if (err instanceof GsError && err.code === "UNAUTHORIZED" && this.#login === l && !l.ending) {
+        this.#p.events.emit({ type: "warning", warning: { kind: "session-ended" } });
+        await this.#endLogin("session-ended");
+      }
+      // a tracker outage is retried at the next beat; commands report it themselves
+      return;
+    }
+    if (this.#watchers > 0) await this.#pollMembership(l).catch(() => {});
+  }
+
+  /**
+   * While a front end watches (watchMembership), each heartbeat asks the tracker for
+   * the user's groups and the requests of those they own, and tells what is new: a
+   * join request, or a request of ours that was accepted. The first poll only learns
+   * what is there. The shell does not watch, so a shell costs the tracker nothing more.
+   */
+  async #pollMembership(l: Live): Promise<void> {
+    const tracker = this.#p.tracker;
+    const { groups } = await tracker.call("listGroups", {});
+    const roles = new Map<string, Role>();
+    for (const g of groups) if (g.role !== "none") roles.set(g.groupId, g.role);
+    const requests = new Set<string>();
+    const arrived = [];
+    for (const [groupId, role] of roles) {
+      if (role !== "owner") continue;
+      for (const r of (await tracker.call("listRequests", { groupId })).requests) {
+        const key = `${groupId}\0${r.userId}`;
+        requests.add(key);
+        if (l.seen && !l.seen.requests.has(key)) arrived.push({ groupId, ...r });
+      }
+    }
+    if (this.#login !== l || l.ending) return;
+    const before = l.seen;
+    l.seen = { roles, requests };
+    if (!before) return;
+    for (const request of arrived) this.#p.events.emit({ type: "join-request", request });
+    for (const [groupId, role] of roles) {
+      if (before.roles.get(groupId) === "pending" && role === "member")
+        this.#p.events.emit({ type: "request-accepted", groupId });
+    }
+  }
+
+  /** Join requests and accepted requests come as events while at least one watch is open; the stop function ends this one. */
+  watchMembership(): () => void {
+    this.#watchers++;
+    let open = true;
+    return () => {
+      if (!open) return;
+      open = false;
+      this.#watchers--;
+    };
+  }
+
+  /** Saves the login's state (shares, and the downloads as they are now); a failure is a warning. */
+  save(): Promise<void> {
+    const l = this.#login;
+    if (!l) return Promise.resolve();
+    l.state.downloads = this.#p.downloads.snapshot();
+    return l.stateFile.save(l.state).catch((err) => {
+      this.#p.events.emit({
+        type: "warning",
+        warning: { kind: "state-save-failed", path: l.stateFile.path, message: (err as Error).message },
+      });
+    });
+  }
+
+  /** A share that survives logout (an upload, a completed download), replacing one of the same name. */
+  remember(l: LoggedIn, s: ShareState): Promise<void> {
+    l.state.shares = l.state.shares.filter((x) => !(x.groupId === s.groupId && x.name === s.name));
+    l.state.shares.push(s);
+    return this.save();
+  }
+
+  /** Forgets the shares of a group, or one file of it. */
+  forget(l: LoggedIn, groupId: string, name?: string): void {
+    l.state.shares = l.state.shares.filter(
+      (s) => !(s.groupId === groupId && (name === undefined || s.name === name)),
+    );
+  }
+
+  /**
+   * Local side of logout: stop serving and downloading, keep the state on disk for
+   * the next login. Once per login, however many ways of leaving meet here (a
+   * quit, a signal, a heartbeat that hears the session ended): the state is saved
+   * while the downloads are still listed, and only then is anything forgotten.
+   * Resolves with how many files were being shared.
+   */
+  #endLogin(reason: "logout" | "quit" | "session-ended"): Promise<number> {
+    const l = this.#login;
+    if (!l) return Promise.resolve(0);
+    const p = this.#p;
+    l.ending ??= (async () => {
+      clearInterval(l.heartbeat);
+      l.signals.stop();
+      const n = p.shares.all().length;
+      // stopped downloads stay in the snapshot, to resume at login; one that completes
+      // meanwhile is recorded as a share (the login is still ours until the save)
+      await p.downloads.stopAll();
+      await this.save();
+      p.downloads.clear();
+      p.shares.clear();
+      this.#login = undefined;
+      p.tracker.token = undefined;
+      p.events.emit({ type: "logged-out", userId: l.userId, reason });
+      return n;
+    })();
+    return l.ending;
+  }
+
+  async logout(l: LoggedIn): Promise<LogoutResult> {
+    const token = this.#p.tracker.token;
+    const stoppedSharing = await this.#endLogin("logout");
+    const unheard = await this.#endSession(token);
+    return { userId: l.userId, stoppedSharing, ...(unheard !== undefined && { unheard }) };
+  }
+
+  /** Ends the session at the tracker (peers stop being handed our address); the reason it was not heard, if not. */
+  async #endSession(token: string | undefined): Promise<string | undefined> {
+    if (!token) return undefined;
+    const tracker = this.#p.tracker;
+    tracker.token = token;
+    try {
+      await tracker.call("logout");
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    } finally {
+      tracker.token = undefined;
+    }
+  }
+
+  /** quit, the end of input, a signal: the state saved first, then offline at the tracker. */
+  async close(): Promise<void> {
+    const token = this.#p.tracker.token;
+    await this.#endLogin("quit");
+    await this.#endSession(token);
+  }
+}
+
+/** The file id of a share saved without one, if the file still has its whole-file SHA1. */
+async function fileIdOfPath(s: ShareState): Promise<string | undefined> {
+  try {
+    const h = await hashFile(s.path);
+    return h.sha1 === s.sha1 && h.size === s.size ? fileIdOf(h.size, h.pieces) : undefined;
+  } catch {
+    return undefined;
+  }
+}
