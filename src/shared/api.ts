@@ -248,7 +248,10 @@ export const ROUTES = {
         members: {
           type: "array",
           maxItems: MAX_LISTED,
-          items: open({ userId: idOut, joinedAt: time }, ["userId", "joinedAt"]),
+          items: open(
+            { userId: idOut, joinedAt: time, role: { type: "string", enum: ["owner", "member"] } },
+            ["userId", "joinedAt", "role"],
+          ),
         },
       },
       ["members"],

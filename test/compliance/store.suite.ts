@@ -334,6 +334,19 @@ export function storeComplianceSuite(
           [own, mem, amy],
         );
         assert.equal(listed[2]!.joinedAt, T0 + 9);
+        assert.deepEqual(
+          listed.map((m) => m.role),
+          ["owner", "member", "member"],
+        );
+        // the owner leaves: the next member by joining owns it, and is listed first
+        await store.leaveGroup(t, own);
+        assert.deepEqual(
+          (await store.listMembers(t, amy)).map((m) => [m.userId, m.role]),
+          [
+            [mem, "owner"],
+            [amy, "member"],
+          ],
+        );
         await store.requestJoin(t, zed, T0);
         await rejectsWith(store.listMembers(t, zed), "NOT_MEMBER");
         await rejectsWith(store.listMembers(`${t}-nope`, own), "GROUP_NOT_FOUND");

@@ -58,6 +58,12 @@ const COMMANDS: Record<string, Command> = {
     "list_requests movies",
     say.requestLines,
   ),
+  list_members: command(
+    "listMembers",
+    "a group's members, the owner first (members only)",
+    "list_members movies",
+    say.memberLines,
+  ),
   accept_request: command(
     "acceptRequest",
     "accept a join request (owner only)",

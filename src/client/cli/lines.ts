@@ -13,6 +13,7 @@ import type {
   LeaveResult,
   LoginResult,
   LogoutResult,
+  MemberList,
   MemberView,
   RequestList,
   RequestRejected,
@@ -72,6 +73,10 @@ export function leaveLines(r: LeaveResult): string[] {
 export function requestLines(r: RequestList): string[] {
   if (r.requests.length === 0) return [`(no pending requests for ${r.groupId})`];
   return r.requests.map((q) => `${q.userId}  requested ${new Date(q.requestedAt).toISOString()}`);
+}
+
+export function memberLines(r: MemberList): string[] {
+  return r.members.map((m) => `${m.userId}  ${m.role}  joined ${new Date(m.joinedAt).toISOString()}`);
 }
 
 export function acceptedLines(r: MemberView): string[] {

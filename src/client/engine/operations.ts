@@ -26,6 +26,7 @@ import type {
   LeaveResult,
   LoginResult,
   LogoutResult,
+  MemberList,
   MemberView,
   RequestList,
   RequestRejected,
@@ -153,6 +154,11 @@ export const OPERATIONS = {
   listRequests: loggedIn(["group_id"], async (e, _l, [groupId]): Promise<RequestList> => {
     const { requests } = await e.tracker.call("listRequests", { groupId });
     return { groupId, requests: requests.map((r) => ({ groupId, ...r })) };
+  }),
+
+  listMembers: loggedIn(["group_id"], async (e, _l, [groupId]): Promise<MemberList> => {
+    const { members } = await e.tracker.call("listMembers", { groupId });
+    return { groupId, members };
   }),
 
   acceptRequest: loggedIn(["group_id", "user_id"], async (e, _l, [groupId, userId]): Promise<MemberView> => {

@@ -86,6 +86,12 @@ export interface MemberView {
   userId: string;
 }
 
+/** list_members: the owner first, then the members in the order they joined. */
+export interface MemberList {
+  groupId: string;
+  members: { userId: string; role: "owner" | "member"; joinedAt: number }[];
+}
+
 /** leave_group: either a request withdrawn, or a group left (and perhaps deleted or handed on). */
 export type LeaveResult =
   | { groupId: string; withdrawn: true }

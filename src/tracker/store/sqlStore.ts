@@ -226,11 +226,15 @@ export class SqlStore implements Store {
 
   async listMembers(groupId: string, userId: string): Promise<Member[]> {
     await assertMember(this.db, groupId, userId);
-    const rows = await this.db.all<{ user_id: string; joined_at: number }>(
-      "SELECT user_id, joined_at FROM members WHERE group_id = ? ORDER BY seq",
+    const rows = await this.db.all<{ user_id: string; joined_at: number; owner: string }>(
+      `SELECT m.user_id, m.joined_at, g.owner FROM members m JOIN user_groups g ON g.group_id = m.group_id
+       WHERE m.group_id = ? ORDER BY m.seq`,
       [groupId],
     );
-    return rows.map((r) => ({ userId: r.user_id, joinedAt: Number(r.joined_at) }));
+    const role = (r: { user_id: string; owner: string }) => (r.user_id === r.owner ? "owner" : "member");
+    return rows
+      .map((r) => ({ userId: r.user_id, joinedAt: Number(r.joined_at), role: role(r) }) as const)
+      .sort((a, b) => (a.role === b.role ? 0 : a.role === "owner" ? -1 : 1));
   }
 
   acceptRequest(groupId: string, ownerId: string, userId: string, now: number): Promise<void> {

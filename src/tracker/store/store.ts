@@ -58,6 +58,7 @@ export interface JoinRequest {
 export interface Member {
   userId: string;
   joinedAt: number;
+  role: "owner" | "member";
 }
 
 export interface LeaveResult {
