@@ -31,8 +31,9 @@ const addrOf = (t: TrackerAddress) => formatHostPort(t.host, t.port);
  * 5. else (the file's first use) whatever it presents, recorded: its key, or `ca`
  *    when a system CA vouched for it.
  *
- * A CA-issued certificate is enough only in 3, 4 and 5 when no key is pinned or
- * recorded: it never overrides a fingerprint the file pins or the client recorded.
+ * A CA-issued certificate is enough only where known_trackers records `ca` (3, 4) or
+ * nothing yet for the file (5): it never overrides a fingerprint the file pins or the
+ * client recorded.
  */
 export class TrackerTrust {
   readonly #trackers: readonly TrackerAddress[];
