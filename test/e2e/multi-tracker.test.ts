@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { Cluster } from "../helpers/procs.js";
 import { type FailoverRig, failoverScenario } from "./failover.scenario.js";
-import { tlsIdentity } from "../helpers/tls.js";
+import { TLS_VERSION } from "../../src/shared/tlsPolicy.js";
 
 async function sqliteRig(): Promise<FailoverRig> {
   const c = await Cluster.create(2);
@@ -69,8 +69,16 @@ describe("a tracker that dies or stalls in the middle of its answer: the client 
   const stalled: Socket[] = [];
   before(async () => {
     c = await Cluster.create(2);
-    // tracker 1's port: something that sends the headers of an answer, then cuts it short or goes quiet
-    fake = createServer(tlsIdentity("a tracker that fails mid-answer").server, (socket) => {
+    await withoutDbEnv(() => c.tracker(2));
+    // tracker 1's port: a tracker of the store (its key: clients require one key of every
+    // tracker of tracker_info.txt) that sends the headers of an answer, then cuts it short or goes quiet
+    const db = new Database(join(c.dir, "groupshare.db"), { readonly: true, fileMustExist: true });
+    const id = db.prepare("SELECT certificate, private_key FROM tls_identity").get() as {
+      certificate: string;
+      private_key: string;
+    };
+    db.close();
+    fake = createServer({ cert: id.certificate, key: id.private_key, ...TLS_VERSION }, (socket) => {
       let head = "";
       socket.on("data", (d) => {
         head += d.toString("latin1");
@@ -82,7 +90,6 @@ describe("a tracker that dies or stalls in the middle of its answer: the client 
       socket.on("error", () => {});
     });
     await new Promise<void>((res) => fake.listen(c.ports[0], "127.0.0.1", () => res()));
-    await withoutDbEnv(() => c.tracker(2));
   });
   after(async () => {
     await c.close();

@@ -3,7 +3,9 @@
  * presents one key and prints it; a client records it at first use, refuses another
  * one (sending the impostor nothing), accepts a legitimate change the documented
  * way, lets a fingerprint in tracker_info.txt win, and checks a CA-issued certificate
- * (--tls-cert/--tls-key) against its CAs.
+ * (--tls-cert/--tls-key) against its CAs. The trackers of one tracker_info.txt are one
+ * unit: once one is met, an impostor at another (reached by failover) is refused, and a
+ * CA-issued certificate never overrides a key recorded.
  */
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
@@ -15,26 +17,53 @@ import { certificateFingerprint, makeCertificate } from "../../src/shared/x509.j
 import { Cluster, freePort, Proc, ROOT } from "../helpers/procs.js";
 import { fails, ok } from "../helpers/say.js";
 import { refusesTls12, tlsIdentity } from "../helpers/tls.js";
+import { TLS_VERSION } from "../../src/shared/tlsPolicy.js";
 
-/** A TLS server with a key of its own at a tracker's address: counts handshakes and request bytes. */
+/** How long a client may take to reach an impostor by itself (a heartbeat comes every 10 s). */
+const REACH_WAIT_MS = 30_000;
+
+/**
+ * A TLS server with a key of its own (or a CA-issued certificate) at a tracker's
+ * address: counts connections and keeps every byte of a request it receives.
+ */
 class Impostor {
   readonly server: Server;
   /** TCP connections accepted */
   handshakes = 0;
-  requestBytes = 0;
+  readonly received: Buffer[] = [];
   readonly fingerprint: string;
+  readonly #reached: Promise<void>;
 
-  constructor() {
-    const id = tlsIdentity("impostor");
-    this.fingerprint = id.fingerprint;
-    this.server = createServer(id.server, (socket) => {
-      socket.on("data", (d: Buffer) => {
-        this.requestBytes += d.length;
-      });
+  constructor(identity: { cert: string; key: string } = tlsIdentity("impostor").server) {
+    this.fingerprint = certificateFingerprint(identity.cert);
+    this.server = createServer({ ...identity, ...TLS_VERSION }, (socket) => {
+      socket.on("data", (d: Buffer) => this.received.push(d));
       socket.on("error", () => {});
     });
+    this.#reached = new Promise((resolve) => this.server.once("connection", () => resolve()));
     this.server.on("connection", () => this.handshakes++);
     this.server.on("tlsClientError", () => {});
+  }
+
+  get requestBytes(): number {
+    return this.received.reduce((n, b) => n + b.length, 0);
+  }
+
+  /** What it received, for an assertion's message. */
+  get receivedText(): string {
+    return Buffer.concat(this.received).toString("utf8").slice(0, 500);
+  }
+
+  /** Resolves when a client first connects; rejects after `timeoutMs`. */
+  reached(timeoutMs = REACH_WAIT_MS): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no client reached the impostor in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    return Promise.race([this.#reached, late]).finally(() => clearTimeout(timer));
   }
 
   listen(port: number): Promise<void> {
@@ -109,8 +138,10 @@ describe("trust in trackers: first use, a changed key, pinning", () => {
     }
   });
 
-  it("refuses a changed key until its line is deleted from known_trackers, then records the new one", async () => {
+  it("refuses a re-keyed store until the lines its message names are deleted from known_trackers, then records the new key", async () => {
     const alice = c.procs.find((p) => p.label === "alice")!;
+    // the store's key changed: every tracker of the file presents the new one (tracker 2 stays down)
+    await c.procs.find((p) => p.label === "tracker2")!.kill();
     const dir = join(c.dir, "new-key");
     const key = generateKeyPairSync("ed25519");
     const certPath = `${dir}.crt`;
@@ -125,13 +156,17 @@ describe("trust in trackers: first use, a changed key, pinning", () => {
     const newKey = certificateFingerprint(await readFile(certPath));
     t1 = await c.tracker(1, ["--tls-cert", certPath, "--tls-key", keyPath]);
     assert.equal(c.fingerprint, newKey);
-    await fails(alice, "list_groups", new RegExp(`presented key ${newKey}`));
+    const line = await fails(alice, "list_groups", new RegExp(`presented key ${newKey}`));
+    // and tracker 2's line, when alice met it (her heartbeat fails over to it while tracker 1 is down)
     const known = await readFile(knownPath(c, "alice"), "utf8");
+    const met = c.ports.map((p) => `127.0.0.1:${p}`).filter((a) => known.includes(`${a} `));
+    const named = [...line.matchAll(/'(\S+) …'/g)].map((m) => m[1]!);
+    assert.deepEqual(named.sort(), met.sort(), line);
     await writeFile(
       knownPath(c, "alice"),
       known
         .split("\n")
-        .filter((l) => !l.startsWith(`127.0.0.1:${c.ports[0]} `))
+        .filter((l) => !named.some((a) => l.startsWith(`${a} `)))
         .join("\n"),
     );
     await ok(alice, "list_groups", /^\(no groups/);
@@ -167,33 +202,40 @@ describe("trust in trackers: first use, a changed key, pinning", () => {
   });
 });
 
+/**
+ * A test CA, trusted by a client started with NODE_EXTRA_CA_CERTS=`path`, and a
+ * certificate it issued for 127.0.0.1 with its key (as PEM, and as files for --tls-cert).
+ */
+async function testCa(dir: string) {
+  const ca = generateKeyPairSync("ed25519");
+  const leaf = generateKeyPairSync("ed25519");
+  const path = join(dir, "ca.pem");
+  await writeFile(
+    path,
+    makeCertificate({ publicKey: ca.publicKey, signingKey: ca.privateKey, commonName: "test CA", ca: true }),
+  );
+  const cert = makeCertificate({
+    publicKey: leaf.publicKey,
+    signingKey: ca.privateKey,
+    commonName: "tracker",
+    issuerName: "test CA",
+    ips: ["127.0.0.1"],
+  });
+  const key = leaf.privateKey.export({ type: "pkcs8", format: "pem" }) as string;
+  const files = { cert: join(dir, "t.crt"), key: join(dir, "t.key") };
+  await writeFile(files.cert, cert);
+  await writeFile(files.key, key, { mode: 0o600 });
+  return { path, leaf: { cert, key }, files };
+}
+
 describe("trust in trackers: a certificate from a CA", () => {
   let c: Cluster;
   let caPath: string;
   before(async () => {
     c = await Cluster.create(1);
-    const ca = generateKeyPairSync("ed25519");
-    const leaf = generateKeyPairSync("ed25519");
-    caPath = join(c.dir, "ca.pem");
-    await writeFile(
-      caPath,
-      makeCertificate({
-        publicKey: ca.publicKey,
-        signingKey: ca.privateKey,
-        commonName: "test CA",
-        ca: true,
-      }),
-    );
-    const cert = makeCertificate({
-      publicKey: leaf.publicKey,
-      signingKey: ca.privateKey,
-      commonName: "tracker",
-      issuerName: "test CA",
-      ips: ["127.0.0.1"],
-    });
-    await writeFile(join(c.dir, "t.crt"), cert);
-    await writeFile(join(c.dir, "t.key"), leaf.privateKey.export({ type: "pkcs8", format: "pem" }) as string);
-    await c.tracker(1, ["--tls-cert", join(c.dir, "t.crt"), "--tls-key", join(c.dir, "t.key")]);
+    const ca = await testCa(c.dir);
+    caPath = ca.path;
+    await c.tracker(1, ["--tls-cert", ca.files.cert, "--tls-key", ca.files.key]);
   });
   after(() => c.close());
 
@@ -217,5 +259,80 @@ describe("trust in trackers: a certificate from a CA", () => {
     } finally {
       await impostor.close();
     }
+  });
+});
+
+describe("trust in trackers: one key for every tracker of a tracker_info.txt", () => {
+  let c: Cluster;
+  before(async () => {
+    c = await Cluster.create(2); // no fingerprints in tracker_info.txt
+  });
+  after(() => c.close());
+
+  it("refuses an impostor at a tracker not met yet once another one of the file was: no byte of a request, no key recorded; the real one is accepted", async () => {
+    const t1 = await c.tracker(1);
+    const storeKey = c.fingerprint;
+    const alice = await c.client("alice");
+    await ok(alice, "create_user alice alice-pw", /^user alice created/);
+    await ok(alice, "login alice alice-pw", /^logged in as alice/);
+    await t1.kill();
+    const impostor = new Impostor();
+    await impostor.listen(c.ports[1]!);
+    try {
+      // the heartbeat and the long poll fail over to tracker 2 by themselves
+      await impostor.reached();
+      const line = await fails(alice, "list_groups", /presented key/);
+      assert.ok(line.includes(impostor.fingerprint) && line.includes(storeKey), line);
+      assert.ok(line.includes(`127.0.0.1:${c.ports[0]}`), line); // names the tracker whose key it records
+      await ok(alice, "logout", /^logged out alice/);
+      await fails(alice, "login alice alice-pw", /presented key/);
+      assert.equal(impostor.requestBytes, 0, `the impostor received: ${impostor.receivedText}`);
+      const known = await readFile(knownPath(c, "alice"), "utf8");
+      assert.ok(!known.includes(impostor.fingerprint), known);
+      assert.doesNotMatch(known, new RegExp(`:${c.ports[1]} `), known);
+    } finally {
+      await impostor.close();
+    }
+    await c.tracker(2);
+    assert.equal(c.fingerprint, storeKey);
+    await ok(alice, "login alice alice-pw", /^logged in as alice/);
+    await ok(alice, "list_groups", /^\(no groups/);
+    assert.match(
+      await readFile(knownPath(c, "alice"), "utf8"),
+      new RegExp(`:${c.ports[1]} ${storeKey}$`, "m"),
+    );
+  });
+});
+
+describe("trust in trackers: a CA-issued certificate does not override a recorded key", () => {
+  let c: Cluster;
+  before(async () => {
+    c = await Cluster.create(2);
+  });
+  after(() => c.close());
+
+  it("refuses a CA-valid impostor at the address whose key is recorded, and at another tracker of the file", async () => {
+    const ca = await testCa(c.dir);
+    const t1 = await c.tracker(1);
+    const storeKey = c.fingerprint;
+    const dave = await c.client("dave", { env: { NODE_EXTRA_CA_CERTS: ca.path } });
+    await ok(dave, "create_user dave dave-pw", /^user dave created/);
+    await t1.kill();
+    // the only one listening: the command reaches it whichever tracker the client tries first
+    for (const port of c.ports) {
+      const impostor = new Impostor(ca.leaf);
+      await impostor.listen(port);
+      try {
+        const line = await fails(dave, "login dave dave-pw", /presented key/);
+        assert.ok(line.includes(impostor.fingerprint) && line.includes(storeKey), line);
+        assert.ok(impostor.handshakes >= 1, "the client reached the impostor");
+        assert.equal(impostor.requestBytes, 0, `the impostor received: ${impostor.receivedText}`);
+      } finally {
+        await impostor.close();
+      }
+    }
+    const known = await readFile(knownPath(c, "dave"), "utf8");
+    assert.match(known, new RegExp(`:${c.ports[0]} ${storeKey}$`, "m"));
+    assert.doesNotMatch(known, new RegExp(`:${c.ports[1]} `), known);
   });
 });

@@ -11,7 +11,7 @@ import type { FastifyInstance } from "fastify";
 import { type Agent, request } from "node:http";
 import { KnownTrackers } from "../../src/client/tracker/knownTrackers.js";
 import { newPeerIdentity, type PeerIdentity } from "../../src/client/peerIdentity.js";
-import { TrackerAgent } from "../../src/client/tracker/trackerTls.js";
+import { TrackerAgent, TrackerTrust } from "../../src/client/tracker/trackerTls.js";
 import { TLS_VERSION } from "../../src/shared/tlsPolicy.js";
 import { certificateFingerprint, selfSignedCertificate } from "../../src/shared/x509.js";
 import { buildTrackerServer, type TrackerServerOptions } from "../../src/tracker/server.js";
@@ -103,7 +103,8 @@ export function pinOf(port: number): string {
 
 /** An agent for the tracker on 127.0.0.1:`port`, its key pinned; keep-alive. */
 export function trackerAgent(port: number, opts: { localAddress?: string; maxSockets?: number } = {}): Agent {
-  return new TrackerAgent({ no: 1, host: "127.0.0.1", port, fingerprint: pinOf(port) }, new KnownTrackers(), {
+  const tracker = { no: 1, host: "127.0.0.1", port, fingerprint: pinOf(port) };
+  return new TrackerAgent(tracker, new TrackerTrust([tracker], new KnownTrackers()), {
     keepAlive: true,
     maxSockets: opts.maxSockets ?? 4,
     ...(opts.localAddress && { localAddress: opts.localAddress }),

@@ -79,6 +79,7 @@ export class Session {
       peerKey: (await p.identity()).publicKey,
     });
     p.tracker.token = token;
+    // what tickets are checked against: like every answer, from a tracker TrackerTrust accepted
     const { publicKey } = await p.tracker.call("keys");
     const trackerKey = publicKeyFromPem(publicKey);
     const stateFile = new StateFile(p.stateDir, userId);

@@ -37,9 +37,9 @@ export class KnownTrackers {
     return known;
   }
 
-  /** The recorded key of the tracker at `addr` (`IP:PORT`), or CA_VERIFIED. */
-  get(addr: string): string | undefined {
-    return this.#read().get(addr);
+  /** The recorded key (or CA_VERIFIED) of each tracker met, by `IP:PORT`. */
+  all(): ReadonlyMap<string, string> {
+    return new Map(this.#read());
   }
 
   record(addr: string, key: string): void {

@@ -20,7 +20,7 @@ import { printable } from "../../shared/ids.js";
 import { validate } from "../../shared/schema.js";
 import { formatHostPort, type TrackerAddress } from "../../shared/trackerInfo.js";
 import { KnownTrackers } from "./knownTrackers.js";
-import { TrackerAgent } from "./trackerTls.js";
+import { TrackerAgent, TrackerTrust } from "./trackerTls.js";
 
 /** The relay answers once the other member's leg has come (it waits for it 10 s at most). */
 const RELAY_JOIN_TIMEOUT_MS = 12_000;
@@ -177,7 +177,7 @@ export class TrackerClient {
   readonly #timeoutMs: number;
   readonly #localAddress: string | undefined;
   readonly #agents: TrackerAgent[];
-  readonly #known: KnownTrackers;
+  readonly #trust: TrackerTrust;
   #current = 0;
   token: string | undefined;
 
@@ -186,10 +186,11 @@ export class TrackerClient {
     this.trackers = trackers;
     this.#timeoutMs = timeoutMs;
     this.#localAddress = localAddress;
-    const keys = known ?? new KnownTrackers();
-    this.#known = keys;
+    // every tracker of the list must present the key the first one met presented
+    const trust = new TrackerTrust(trackers, known ?? new KnownTrackers());
+    this.#trust = trust;
     // keep-alive: a command is one or two requests, a download's refresh one every few seconds
-    this.#agents = trackers.map((t) => new TrackerAgent(t, keys, { keepAlive: true, maxSockets: 8 }));
+    this.#agents = trackers.map((t) => new TrackerAgent(t, trust, { keepAlive: true, maxSockets: 8 }));
   }
 
   /** The local IP connections to trackers come from, when the peer server listens on one. */
@@ -324,7 +325,7 @@ export class TrackerClient {
     const found = findRoute(method, path);
     if (!found) throw new Error(`no route ${method} ${path} in the API contract`);
     let localPort = 0;
-    const agent = new TrackerAgent(t, this.#known, { keepAlive: false }, (tcp) => {
+    const agent = new TrackerAgent(t, this.#trust, { keepAlive: false }, (tcp) => {
       localPort = tcp.localPort ?? 0;
     });
     try {

@@ -11,76 +11,124 @@ import { CA_VERIFIED, type KnownTrackers } from "./knownTrackers.js";
 /** A tracker's TLS handshake must be over within this time. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
+const PIN_HOW =
+  "put its new fingerprint (./tracker prints it at start) as the line's third field in tracker_info.txt";
+
+const addrOf = (t: TrackerAddress) => formatHostPort(t.host, t.port);
+
 /**
- * Whether the tracker at the other end of `socket` is the one we mean, in order:
- * the fingerprint tracker_info.txt pins; a certificate a system CA issued for its
- * IP; the key recorded at first use (known_trackers). A tracker met for the first
- * time is trusted and recorded. Undefined when it passes, else the error.
+ * Which keys the trackers of one tracker_info.txt may present. The file is the unit of
+ * trust, not each address: every tracker of one store presents the store's key, so
+ * once any tracker of the file is met (or pinned), every other one must present that
+ * key, and an address first met after a failover is no first use. In order:
+ *
+ * 1. the fingerprint its own line pins;
+ * 2. else, when other lines pin fingerprints, one of those;
+ * 3. else what known_trackers records for its address (a key, or `ca`: a certificate
+ *    a system CA issued for its IP);
+ * 4. else, when known_trackers records keys for other trackers of the file, one of
+ *    those; when it records only `ca` for them, a CA-issued certificate;
+ * 5. else (the file's first use) whatever it presents, recorded: its key, or `ca`
+ *    when a system CA vouched for it.
+ *
+ * A CA-issued certificate is enough only where known_trackers records `ca` (3, 4) or
+ * nothing yet for the file (5): it never overrides a fingerprint the file pins or the
+ * client recorded.
  */
-export function judgeTracker(
-  t: TrackerAddress,
-  socket: TLSSocket,
-  known: KnownTrackers,
-): GsError | undefined {
-  const addr = formatHostPort(t.host, t.port);
-  const who = `tracker ${t.no} at ${addr}`;
-  const cert = socket.getPeerX509Certificate();
-  if (!cert) return new GsError("TRACKER_KEY_MISMATCH", `${who} presented no certificate`);
-  const seen = certificateFingerprint(cert);
-  // node checked the chain against the CAs and the certificate against t.host (passed to connect)
-  const byCa = socket.authorized;
-  const mismatch = (expected: string, where: string, accept: string) =>
-    new GsError(
-      "TRACKER_KEY_MISMATCH",
-      `${who} presented key ${seen}, but ${where} ${expected}: someone may be impersonating it, so nothing was sent. ` +
-        `If the tracker's key changed legitimately, ${accept}`,
-    );
-  const pinHow =
-    "put its new fingerprint (./tracker prints it at start) as the line's third field in tracker_info.txt";
-  if (t.fingerprint !== undefined) {
-    return seen === t.fingerprint ? undefined : mismatch(t.fingerprint, "tracker_info.txt pins", pinHow);
+export class TrackerTrust {
+  readonly #trackers: readonly TrackerAddress[];
+  readonly #known: KnownTrackers;
+
+  constructor(trackers: readonly TrackerAddress[], known: KnownTrackers) {
+    this.#trackers = trackers;
+    this.#known = known;
   }
-  const recorded = known.get(addr);
-  if (byCa) {
-    if (recorded === undefined) known.record(addr, CA_VERIFIED);
+
+  /** Undefined when the tracker `t` at the other end of `socket` passes, else the error. */
+  judge(t: TrackerAddress, socket: TLSSocket): GsError | undefined {
+    const addr = addrOf(t);
+    const who = `tracker ${t.no} at ${addr}`;
+    const cert = socket.getPeerX509Certificate();
+    if (!cert) return new GsError("TRACKER_KEY_MISMATCH", `${who} presented no certificate`);
+    const seen = certificateFingerprint(cert);
+    // node checked the chain against the CAs and the certificate against t.host (passed to connect)
+    const byCa = socket.authorized;
+    const mismatch = (expected: string, accept: string) =>
+      new GsError(
+        "TRACKER_KEY_MISMATCH",
+        `${who} presented key ${seen}, but ${expected}: someone may be impersonating it, so nothing was sent. ` +
+          `If the tracker's key changed legitimately, ${accept}`,
+      );
+    const oneKey = "(every tracker of one tracker_info.txt presents one key)";
+
+    if (t.fingerprint !== undefined)
+      return seen === t.fingerprint ? undefined : mismatch(`tracker_info.txt pins ${t.fingerprint}`, PIN_HOW);
+    const pinned = this.#trackers.filter((o) => o.fingerprint !== undefined);
+    if (pinned.length > 0) {
+      if (pinned.some((o) => o.fingerprint === seen)) return undefined;
+      const pins = pinned.map((o) => `${o.fingerprint} for tracker ${o.no}`).join(", ");
+      return mismatch(`tracker_info.txt pins ${pins} ${oneKey}`, PIN_HOW);
+    }
+
+    const known = this.#known.all();
+    const met = this.#trackers.flatMap((o) => {
+      const key = known.get(addrOf(o));
+      return key === undefined ? [] : [{ o, key }];
+    });
+    const file = this.#known.path ?? "this client's known trackers";
+    // a re-keyed store: every line of the file that records another key goes, and the next connection is a first use
+    const stale = met.filter((m) => m.key !== seen).map((m) => `'${addrOf(m.o)} …'`);
+    const deleteHow = `delete the line${stale.length > 1 ? "s" : ""} ${stale.join(", ")} from ${this.#known.path ?? "known_trackers"}, or ${PIN_HOW}`;
+    const own = known.get(addr);
+    if (own !== undefined) {
+      if (own === CA_VERIFIED ? byCa : own === seen) return undefined;
+      return mismatch(
+        own === CA_VERIFIED
+          ? `${file} records that it had a certificate from a trusted CA`
+          : `${file} records ${own}`,
+        deleteHow,
+      );
+    }
+    const keys = met.filter((m) => m.key !== CA_VERIFIED);
+    if (keys.length > 0) {
+      if (!keys.some((m) => m.key === seen)) {
+        const records = keys.map((m) => `${m.key} for tracker ${m.o.no} at ${addrOf(m.o)}`).join(", ");
+        return mismatch(`${file} records ${records} ${oneKey}`, deleteHow);
+      }
+    } else if (met.length > 0 && !byCa) {
+      const others = met.map((m) => `tracker ${m.o.no} at ${addrOf(m.o)}`).join(", ");
+      return mismatch(
+        `${file} records that ${others} had a certificate from a trusted CA, and so must every tracker of tracker_info.txt`,
+        deleteHow,
+      );
+    }
+    this.#known.record(addr, keys.length === 0 && byCa ? CA_VERIFIED : seen);
     return undefined;
   }
-  if (recorded === undefined) {
-    known.record(addr, seen);
-    return undefined;
-  }
-  if (recorded === seen) return undefined;
-  const where = `${known.path ?? "this client's known trackers"} records`;
-  const accept = `delete the line '${addr} …' from ${known.path ?? "known_trackers"}, or ${pinHow}`;
-  return mismatch(
-    recorded === CA_VERIFIED ? "a certificate from a trusted CA" : recorded,
-    recorded === CA_VERIFIED ? `${where} that it had` : where,
-    accept,
-  );
 }
 
 /**
  * An HTTP agent whose connections are TLS 1.3 to one tracker, each handed to HTTP
- * only once judgeTracker has passed it: a tracker that fails gets the handshake and
+ * only once TrackerTrust has passed it: a tracker that fails gets the handshake and
  * nothing else, not a byte of any request. A refusal is a TRACKER_KEY_MISMATCH error
  * on the request.
  */
 export class TrackerAgent extends Agent {
   readonly #tracker: TrackerAddress;
-  readonly #known: KnownTrackers;
+  readonly #trust: TrackerTrust;
 
   /** Told each connection's TCP socket once it is judged (a hole punch needs its local port). */
   readonly #onConnected: ((tcp: Socket) => void) | undefined;
 
   constructor(
     tracker: TrackerAddress,
-    known: KnownTrackers,
+    trust: TrackerTrust,
     opts: AgentOptions = {},
     onConnected?: (tcp: Socket) => void,
   ) {
     super(opts);
     this.#tracker = tracker;
-    this.#known = known;
+    this.#trust = trust;
     this.#onConnected = onConnected;
   }
 
@@ -96,7 +144,7 @@ export class TrackerAgent extends Agent {
     const socket = connect({
       socket: tcp,
       host: this.#tracker.host, // what a CA-issued certificate is checked against
-      rejectUnauthorized: false, // judgeTracker decides, before anything is sent
+      rejectUnauthorized: false, // TrackerTrust decides, before anything is sent
       ...TLS_VERSION,
     });
     const timer = setTimeout(
@@ -113,7 +161,7 @@ export class TrackerAgent extends Agent {
       socket.off("error", failed);
       let problem: GsError | undefined;
       try {
-        problem = judgeTracker(this.#tracker, socket, this.#known);
+        problem = this.#trust.judge(this.#tracker, socket);
       } catch (err) {
         problem = new GsError(
           "TRACKER_KEY_MISMATCH",
