@@ -1,15 +1,16 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { WebEvent } from "../../src/client/web/events.js";
 import type { RouteTable } from "../../src/client/web/routes.js";
 import { WebServer, type WebServerOptions } from "../../src/client/web/server.js";
 import { UI_DIR } from "../../src/client/web/staticFiles.js";
-import { newWebToken } from "../../src/client/web/token.js";
+import { loadWebTls, newWebToken } from "../../src/client/web/token.js";
 import { GsError } from "../../src/shared/errors.js";
-import { tlsIdentity } from "../helpers/tls.js";
 import { openEvents, WebLogLines, webCall } from "../helpers/web.js";
 
 // Attacks on the local web UI's server, each over a real socket: another site's page
@@ -119,7 +120,7 @@ describe("web UI server: security", { timeout: 60_000 }, () => {
       const r = await webCall(s.port, { path: "/" });
       assert.equal(r.status, 200);
       assert.match(r.headers["content-type"]!, /^text\/html; charset=utf-8$/);
-      assert.match(r.text, /<form id="login"/);
+      assert.match(r.text, /<script type="module" src="app.js"><\/script>/);
       const csp = String(r.headers["content-security-policy"] ?? "");
       assert.ok(csp, "no Content-Security-Policy");
       assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/);
@@ -487,8 +488,8 @@ describe("web UI server: security", { timeout: 60_000 }, () => {
     });
 
     it("serves HTTPS with a certificate, and says so with a warning off loopback", async () => {
-      const id = tlsIdentity("web");
-      const t = await start({ host: "0.0.0.0", tls: { cert: id.server.cert, key: id.server.key } });
+      const dir = await mkdtemp(join(tmpdir(), "gs-web-"));
+      const t = await start({ host: "0.0.0.0", tls: await loadWebTls(dir, "0.0.0.0") });
       try {
         const lines = t.web.startLines();
         assert.equal(lines.length, 2);
@@ -502,6 +503,7 @@ describe("web UI server: security", { timeout: 60_000 }, () => {
         await assert.rejects(webCall(t.port, { path: "/" }), "plain HTTP answered on the HTTPS port");
       } finally {
         await t.web.close();
+        await rm(dir, { recursive: true, force: true });
       }
     });
   });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,8 +8,15 @@ import { crossSite, HostRule, hostName, isLoopback } from "../../src/client/web/
 import { Router } from "../../src/client/web/routes.js";
 import { SlowDown } from "../../src/client/web/slowDown.js";
 import { readStatic } from "../../src/client/web/staticFiles.js";
-import { loadWebToken, rotateWebToken, tokensEqual, WEB_TOKEN_PATTERN } from "../../src/client/web/token.js";
-import { prepareStateDir, WEB_TOKEN_FILE } from "../../src/client/state.js";
+import {
+  loadWebTls,
+  loadWebToken,
+  rotateWebToken,
+  tokensEqual,
+  WEB_TOKEN_PATTERN,
+} from "../../src/client/web/token.js";
+import { certificateFingerprint } from "../../src/shared/x509.js";
+import { prepareStateDir, WEB_KEY_FILE, WEB_TOKEN_FILE } from "../../src/client/state.js";
 
 // The web server's decisions as pure functions: what each one lets through and why.
 
@@ -159,6 +167,23 @@ describe("web token", () => {
       await writeFile(join(dir, WEB_TOKEN_FILE), "x", { mode: 0o644 });
       await prepareStateDir(dir);
       assert.equal((await stat(join(dir, WEB_TOKEN_FILE))).mode & 0o777, 0o600);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the HTTPS key is P-256, owner-only and kept; the certificate names the bound address", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gs-web-"));
+    try {
+      const a = await loadWebTls(dir, "192.0.2.7");
+      assert.equal((await stat(join(dir, WEB_KEY_FILE))).mode & 0o777, 0o600);
+      const x = new X509Certificate(a.cert);
+      assert.equal(x.publicKey.asymmetricKeyDetails?.namedCurve, "prime256v1");
+      assert.equal(x.subjectAltName, "IP Address:192.0.2.7");
+      const b = await loadWebTls(dir, "0.0.0.0");
+      assert.equal(b.key, a.key);
+      assert.equal(certificateFingerprint(b.cert), certificateFingerprint(a.cert));
+      assert.equal(new X509Certificate(b.cert).subjectAltName, undefined);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -1,7 +1,17 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  timingSafeEqual,
+} from "node:crypto";
+import { chmod, mkdir, rename, writeFile } from "node:fs/promises";
+import { isIP } from "node:net";
 import { join } from "node:path";
-import { STATE_DIR_MODE, STATE_FILE_MODE, WEB_TOKEN_FILE } from "../state.js";
+import { makeCertificate } from "../../shared/x509.js";
+import { ownerOnlyFile, STATE_DIR_MODE, STATE_FILE_MODE, WEB_KEY_FILE, WEB_TOKEN_FILE } from "../state.js";
+import { isWildcard } from "./guard.js";
 
 /**
  * The web UI's token: 32 random bytes, base64url (43 characters). It is the whole of
@@ -25,26 +35,11 @@ export function tokensEqual(a: string, b: string): boolean {
 
 /** The token in `<stateDir>/web_token`, made (0600) at first use. */
 export async function loadWebToken(stateDir: string): Promise<string> {
-  const path = join(stateDir, WEB_TOKEN_FILE);
-  let text: string | undefined;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT")
-      throw new Error(`cannot read the web token ${path}: ${(err as Error).message}`);
-  }
-  if (text === undefined) {
-    await mkdir(stateDir, { recursive: true, mode: STATE_DIR_MODE });
-    // wx: two clients starting on one state folder at once keep one token
-    await writeFile(path, `${newWebToken()}\n`, { mode: STATE_FILE_MODE, flag: "wx" }).catch((err) => {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    });
-    text = await readFile(path, "utf8");
-  }
-  await chmod(path, STATE_FILE_MODE);
-  const token = text.trim();
+  const token = (await ownerOnlyFile(stateDir, WEB_TOKEN_FILE, () => `${newWebToken()}\n`)).trim();
   if (!WEB_TOKEN_PATTERN.test(token))
-    throw new Error(`${path} does not hold a web token: delete it and a new one is made`);
+    throw new Error(
+      `${join(stateDir, WEB_TOKEN_FILE)} does not hold a web token: delete it and a new one is made`,
+    );
   return token;
 }
 
@@ -61,4 +56,27 @@ export async function rotateWebToken(stateDir: string): Promise<string> {
   await chmod(tmp, STATE_FILE_MODE);
   await rename(tmp, path);
   return token;
+}
+
+/**
+ * The web UI's HTTPS identity off loopback: an ECDSA P-256 key kept in
+ * `<stateDir>/web_key.pem` (0600), and a self-signed certificate made at each start
+ * that names `host` when it is one address. Not the client's peer key: that one is
+ * Ed25519, whose certificates Chrome and Safari refuse in TLS.
+ */
+export async function loadWebTls(stateDir: string, host: string): Promise<{ key: string; cert: string }> {
+  const make = () =>
+    generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({
+      type: "pkcs8",
+      format: "pem",
+    }) as string;
+  const key = await ownerOnlyFile(stateDir, WEB_KEY_FILE, make);
+  const privateKey = createPrivateKey(key);
+  const cert = makeCertificate({
+    publicKey: createPublicKey(privateKey),
+    signingKey: privateKey,
+    commonName: "groupshare web UI",
+    ...(isIP(host) !== 0 && !isWildcard(host) && { ips: [host] }),
+  });
+  return { key, cert };
 }
