@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import type { WebEvent } from "../../src/client/web/events.js";
 import type { RouteTable } from "../../src/client/web/routes.js";
 import { WebServer, type WebServerOptions } from "../../src/client/web/server.js";
+import { startWeb } from "../../src/client/web/start.js";
 import { UI_DIR } from "../../src/client/web/staticFiles.js";
 import { loadWebTls, newWebToken } from "../../src/client/web/token.js";
 import { GsError } from "../../src/shared/errors.js";
@@ -485,6 +486,27 @@ describe("web UI server: security", { timeout: 60_000 }, () => {
 
     it("prints one line with the login link on loopback", () => {
       assert.deepEqual(s.web.startLines(), [`web UI: http://127.0.0.1:${s.port}/#token=${s.token}`]);
+    });
+
+    it("as the client starts it: the state folder's token, the same after a restart", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "gs-web-"));
+      try {
+        const o = { stateDir: dir, host: "127.0.0.1", port: 0, allowHosts: [], routes: [] };
+        const first = await startWeb(o);
+        const link = first.startLines();
+        await first.close();
+        const again = await startWeb(o);
+        try {
+          const token = /#token=([\w-]+)$/.exec(link[0]!)![1]!;
+          assert.equal(again.url.split("#")[1], `token=${token}`);
+          const r = await webCall(again.port, { path: "/api/v1/auth", token });
+          assert.deepEqual(r.body, { ok: true });
+        } finally {
+          await again.close();
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     });
 
     it("serves HTTPS with a certificate, and says so with a warning off loopback", async () => {

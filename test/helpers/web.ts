@@ -36,10 +36,11 @@ export interface WebRequestOptions {
 
 const MAX_ANSWER_BYTES = 1024 * 1024;
 
-/** Fails the test if an answer carries any Access-Control-* header. */
+/** Fails the test if an answer carries any Access-Control-* header, or sets a cookie. */
 export function assertNoCors(headers: IncomingHttpHeaders): void {
   const cors = Object.keys(headers).filter((h) => h.toLowerCase().startsWith("access-control-"));
   assert.deepEqual(cors, [], "the web server sent CORS headers");
+  assert.equal(headers["set-cookie"], undefined, "the web server set a cookie");
 }
 
 export function webCall(port: number, o: WebRequestOptions = {}): Promise<WebAnswer> {
