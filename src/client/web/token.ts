@@ -6,17 +6,17 @@ import {
   randomBytes,
   timingSafeEqual,
 } from "node:crypto";
-import { chmod, mkdir, rename, writeFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { makeCertificate } from "../../shared/x509.js";
-import { ownerOnlyFile, STATE_DIR_MODE, STATE_FILE_MODE, WEB_KEY_FILE, WEB_TOKEN_FILE } from "../state.js";
+import { ownerOnlyFile, WEB_KEY_FILE, WEB_TOKEN_FILE } from "../state.js";
 import { isWildcard } from "./guard.js";
 
 /**
  * The web UI's token: 32 random bytes, base64url (43 characters). It is the whole of
  * the API's authentication, for the page and for scripts alike, so it is kept in the
- * state folder (owner-only) and stays the same across restarts until rotated.
+ * state folder (owner-only) and stays the same across restarts. Deleting the file and
+ * restarting the client makes a new one: pages and scripts with the old one get 401.
  */
 export const WEB_TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
@@ -40,21 +40,6 @@ export async function loadWebToken(stateDir: string): Promise<string> {
     throw new Error(
       `${join(stateDir, WEB_TOKEN_FILE)} does not hold a web token: delete it and a new one is made`,
     );
-  return token;
-}
-
-/**
- * A new token in place of the old one (written beside it, then renamed: the file holds
- * the old token or the new one). Pages and scripts that used the old one get 401.
- */
-export async function rotateWebToken(stateDir: string): Promise<string> {
-  const path = join(stateDir, WEB_TOKEN_FILE);
-  const token = newWebToken();
-  await mkdir(stateDir, { recursive: true, mode: STATE_DIR_MODE });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${token}\n`, { mode: STATE_FILE_MODE });
-  await chmod(tmp, STATE_FILE_MODE);
-  await rename(tmp, path);
   return token;
 }
 
