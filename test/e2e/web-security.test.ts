@@ -5,7 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { WebEvent } from "../../src/client/web/events.js";
+import { EngineEmitter } from "../../src/client/engine/emitter.js";
 import type { RouteTable } from "../../src/client/web/routes.js";
 import { WebServer, type WebServerOptions } from "../../src/client/web/server.js";
 import { startWeb } from "../../src/client/web/start.js";
@@ -73,34 +73,17 @@ function dummyRoutes() {
   return { ran, routes };
 }
 
-/** A listener list standing in for the engine's events. */
-function eventSource() {
-  const listeners = new Set<(e: WebEvent) => void>();
-  return {
-    subscribe: (l: (e: WebEvent) => void) => {
-      listeners.add(l);
-      return () => listeners.delete(l);
-    },
-    emit: (e: WebEvent) => {
-      for (const l of listeners) l(e);
-    },
-    get listeners() {
-      return listeners.size;
-    },
-  };
-}
-
 async function start(extra: Partial<WebServerOptions> = {}) {
   const { ran, routes } = dummyRoutes();
   const logs = new WebLogLines();
   const token = newWebToken();
-  const events = eventSource();
+  const events = new EngineEmitter();
   const web = await WebServer.start({
     host: "127.0.0.1",
     port: 0,
     token,
     routes,
-    events: events.subscribe,
+    events: (l) => events.subscribe(l),
     log: logs.log,
     slowDown: { baseMs: FAIL_BASE_MS, maxMs: 2_000, maxHeld: 2, maxAddresses: 64, forgetMs: 60_000 },
     limits: { handlerTimeoutMs: 1_000 },
@@ -540,21 +523,21 @@ describe("web UI server: security", { timeout: 60_000 }, () => {
       assert.deepEqual(hello.data, { run: (hello.data as { run: string }).run, last: 0, resumed: false });
       assert.equal(stream.res.headers["content-type"], "text/event-stream; charset=utf-8");
       assert.equal(stream.res.headers["cache-control"], "no-store");
-      t.events.emit({ type: "download.progress", data: { name: "a", done: 1 } });
-      t.events.emit({ type: "download.done", data: { name: "a" } });
+      t.events.emit({ type: "logged-in", userId: "ann" });
+      t.events.emit({ type: "request-accepted", groupId: "g1" });
       await stream.frame(3);
       assert.deepEqual(
         stream.frames.slice(1).map((f) => [f.id, f.event, f.data]),
         [
-          ["1", "download.progress", { name: "a", done: 1 }],
-          ["2", "download.done", { name: "a" }],
+          ["1", "logged-in", { type: "logged-in", userId: "ann" }],
+          ["2", "request-accepted", { type: "request-accepted", groupId: "g1" }],
         ],
       );
       assert.equal(t.web.streams, 1);
       await t.web.close();
       await stream.ended;
       assert.equal(t.web.streams, 0);
-      assert.equal(t.events.listeners, 0, "the server still listens to the engine after close");
+      assert.equal(t.events.size, 0, "the server still listens to the engine after close");
     });
 
     it("a page that lost its stream resumes after its last event, or is told to fetch afresh", async () => {
@@ -563,16 +546,16 @@ describe("web UI server: security", { timeout: 60_000 }, () => {
         const first = await openEvents(t.port, t.token);
         await first.frame(1);
         const run = (first.frames[0]!.data as { run: string }).run;
-        t.events.emit({ type: "a", data: 1 });
+        t.events.emit({ type: "hashing", name: "f", done: 1, total: 3 });
         await first.frame(2);
         first.close();
-        t.events.emit({ type: "b", data: 2 });
-        t.events.emit({ type: "c", data: 3 });
+        t.events.emit({ type: "hashing", name: "f", done: 2, total: 3 });
+        t.events.emit({ type: "hashing", name: "f", done: 3, total: 3 });
         const again = await openEvents(t.port, t.token, `/api/v1/events?run=${run}&after=1`);
         await again.frame(3);
         assert.deepEqual(again.frames[0]!.data, { run, last: 3, resumed: true });
         assert.deepEqual(
-          again.frames.slice(1).map((f) => f.data),
+          again.frames.slice(1).map((f) => (f.data as { done: number }).done),
           [2, 3],
         );
         again.close();
@@ -606,7 +589,7 @@ describe("web UI server: security", { timeout: 60_000 }, () => {
         // one event at a time, once the page that reads has it: loopback socket buffers
         // hold a few MiB for the slow one before the server's queue grows at all
         for (let i = 0; i < 2000 && !t.logs.lines.slice(from).some((l) => /dropped/.test(l)); i++) {
-          t.events.emit({ type: "big", data: chunk });
+          t.events.emit({ type: "hashing", name: chunk, done: i, total: 2000 });
           sent++;
           await other.frame(1 + sent);
         }
@@ -621,6 +604,30 @@ describe("web UI server: security", { timeout: 60_000 }, () => {
         assert.equal(t.web.streams, 1);
         await other.frame(1 + sent);
         other.close();
+      } finally {
+        await t.web.close();
+      }
+    });
+
+    it("drops an event it cannot send whole (a name with a line break, not JSON, too big), and logs it", async () => {
+      const t = await start({ eventOptions: { maxEventBytes: 1024 } });
+      try {
+        const stream = await openEvents(t.port, t.token);
+        await stream.frame(1);
+        const from = t.logs.lines.length;
+        const raw = t.events as unknown as { emit(e: object): void };
+        raw.emit({ type: "logged-in\ndata: {}", userId: "x" });
+        raw.emit({ type: "hashing", name: "f", done: 1n, total: 2 });
+        raw.emit({ type: "hashing", name: "x".repeat(2000), done: 1, total: 2 });
+        t.events.emit({ type: "logged-in", userId: "ann" });
+        await stream.frame(2);
+        assert.deepEqual(
+          stream.frames.slice(1).map((f) => [f.id, f.event]),
+          [["1", "logged-in"]],
+        );
+        const errors = t.logs.lines.slice(from).filter((l) => l.startsWith("error: web event"));
+        assert.equal(errors.length, 3, errors.join("\n"));
+        stream.close();
       } finally {
         await t.web.close();
       }

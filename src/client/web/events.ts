@@ -2,13 +2,18 @@ import { randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import { GsError } from "../../shared/errors.js";
 
-/** One change the engine reports: `type` names it (the SSE event name), `data` is JSON. */
+/**
+ * One change the engine reports (an EngineEvent): `type` names it and is the SSE event
+ * name; the whole object, `type` included, is the event's data, as JSON.
+ */
 export interface WebEvent {
-  type: string;
-  data: unknown;
+  readonly type: string;
 }
 
-/** How the server hears of the engine's events: returns the way to stop hearing them. */
+/**
+ * How the server hears of the engine's events, e.g. `(l) => engine.events.subscribe(l)`:
+ * returns the way to stop hearing them.
+ */
 export type Subscribe = (listener: (e: WebEvent) => void) => () => void;
 
 export interface EventOptions {
@@ -117,7 +122,7 @@ export class EventHub {
     }
     let data: string;
     try {
-      data = JSON.stringify(e.data ?? null);
+      data = JSON.stringify(e);
     } catch (err) {
       this.#log("error", `error: web event ${e.type} is not JSON: ${(err as Error).message}`);
       return;
