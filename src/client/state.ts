@@ -9,10 +9,13 @@ export const STATE_FILE_MODE = 0o600;
 export const KNOWN_TRACKERS_FILE = "known_trackers";
 /** The file, in the state folder, of this client's own private key (peerIdentity.ts). */
 export const PEER_KEY_FILE = "peer_key.pem";
+/** The files, in the state folder, of the web UI's token and HTTPS key (web/token.ts). */
+export const WEB_TOKEN_FILE = "web_token";
+export const WEB_KEY_FILE = "web_key.pem";
 
 /**
  * Creates the state folder, or tightens an existing one: the folder and users/
- * become 0700, and the files the client writes there (history, known_trackers, peer_key.pem, users/*.json and
+ * become 0700, and the files the client writes there (history, known_trackers, peer_key.pem, web_token, web_key.pem, users/*.json and
  * their temporary files) 0600, whatever the umask or an older client left. Only
  * those: a state folder given on the command line may be a folder with other files
  * (a home directory). Returns what could not be tightened, for a warning.
@@ -32,13 +35,27 @@ export async function prepareStateDir(dir: string): Promise<string[]> {
   };
   await tighten(dir, STATE_DIR_MODE);
   await tighten(join(dir, "users"), STATE_DIR_MODE);
-  for (const file of ["history", KNOWN_TRACKERS_FILE, PEER_KEY_FILE])
+  for (const file of ["history", KNOWN_TRACKERS_FILE, PEER_KEY_FILE, WEB_TOKEN_FILE, WEB_KEY_FILE])
     await tighten(join(dir, file), STATE_FILE_MODE);
   for (const name of await readdir(join(dir, "users"))) {
     if (name.endsWith(".json") || name.endsWith(".tmp"))
       await tighten(join(dir, "users", name), STATE_FILE_MODE);
   }
   return problems;
+}
+
+/**
+ * The text of `<stateDir>/<name>`, a secret: made with `make()` at first use, owner-only
+ * (0600) whatever the umask. Two clients starting on one state folder at once keep one.
+ */
+export async function ownerOnlyFile(stateDir: string, name: string, make: () => string): Promise<string> {
+  const path = join(stateDir, name);
+  await mkdir(stateDir, { recursive: true, mode: STATE_DIR_MODE });
+  await writeFile(path, make(), { mode: STATE_FILE_MODE, flag: "wx" }).catch((err) => {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  });
+  await chmod(path, STATE_FILE_MODE);
+  return await readFile(path, "utf8");
 }
 
 /** What the client shares, kept across logout, login and restarts. */

@@ -45,6 +45,13 @@ export const ERRORS = {
   DISK_FULL: { status: 507, hint: "free some space, then download again" },
   DOWNLOAD_FAILED: { status: 500, hint: "the message says why; download again to retry" },
   NO_ROUTE: { status: 404, hint: "see the API routes in src/shared/api.ts" },
+  HOST_NOT_ALLOWED: {
+    status: 403,
+    hint: "open the address the client printed, or allow the name with --web-allow-host",
+  },
+  CROSS_SITE: { status: 403, hint: "open the web UI from the link the client printed" },
+  METHOD_NOT_ALLOWED: { status: 405, hint: "see the web API's routes in the README" },
+  NOT_JSON: { status: 415, hint: "send the body as application/json" },
   INTERNAL: { status: 500, hint: "see the tracker's log" },
 } as const;
 

@@ -3,7 +3,7 @@ import { isIPv4, isIPv6 } from "node:net";
 
 /**
  * A minimal DER encoder for X.509 v3 certificates signed with Ed25519 (RFC 5280,
- * RFC 8410): what a tracker or a client needs to present a key over TLS. Node can
+ * RFC 8410) or ECDSA P-256 (RFC 5758): what a tracker or a client needs to present a key over TLS. Node can
  * parse certificates but not make them. Trust never rests on anything in these
  * certificates but their public key (see spkiFingerprint), except for the CA and
  * address extensions, which are here so tests can build a chain the system way.
@@ -23,6 +23,20 @@ function tlv(tag: number, ...parts: Buffer[]): Buffer {
 
 const seq = (...parts: Buffer[]) => tlv(0x30, ...parts);
 const ED25519 = seq(Buffer.from([0x06, 0x03, 0x2b, 0x65, 0x70])); // 1.3.101.112, no parameters
+// 1.2.840.10045.4.3.2, no parameters (RFC 5758 3.2)
+const ECDSA_SHA256 = seq(Buffer.from([0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]));
+
+/**
+ * How `key` signs: Ed25519, or ECDSA P-256 with SHA-256, which browsers take where
+ * they take no Ed25519 certificate (the web UI's HTTPS). Node's ECDSA signature is DER,
+ * as X.509 wants it.
+ */
+function signatureAlgorithm(key: KeyObject): { id: Buffer; hash: string | null } {
+  if (key.asymmetricKeyType === "ed25519") return { id: ED25519, hash: null };
+  if (key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1")
+    return { id: ECDSA_SHA256, hash: "sha256" };
+  throw new Error(`certificates are signed with Ed25519 or ECDSA P-256, not ${key.asymmetricKeyType}`);
+}
 const COMMON_NAME = Buffer.from([0x06, 0x03, 0x55, 0x04, 0x03]); // 2.5.4.3
 const BASIC_CONSTRAINTS = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x13]); // 2.5.29.19
 const SUBJECT_ALT_NAME = Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x11]); // 2.5.29.17
@@ -67,18 +81,19 @@ export interface CertificateOptions {
   notAfter?: Date;
 }
 
-/** A certificate as PEM, signed with Ed25519. */
+/** A certificate as PEM, signed with Ed25519 or ECDSA P-256 (the signing key's kind). */
 export function makeCertificate(o: CertificateOptions): string {
   const extensions: Buffer[] = [];
   if (o.ca) extensions.push(seq(BASIC_CONSTRAINTS, TRUE, tlv(0x04, seq(TRUE))));
   if (o.ips?.length)
     extensions.push(seq(SUBJECT_ALT_NAME, tlv(0x04, seq(...o.ips.map((ip) => tlv(0x87, ipBytes(ip)))))));
+  const alg = signatureAlgorithm(o.signingKey);
   const serial = randomBytes(16);
   serial[0] = (serial[0]! & 0x7f) | 0x01; // positive, and no leading zero byte
   const tbs = seq(
     tlv(0xa0, tlv(0x02, Buffer.from([2]))), // v3
     tlv(0x02, serial),
-    ED25519,
+    alg.id,
     name(o.issuerName ?? o.commonName),
     seq(
       time(new Date(Date.now() - 86_400_000)),
@@ -88,8 +103,8 @@ export function makeCertificate(o: CertificateOptions): string {
     o.publicKey.export({ type: "spki", format: "der" }),
     ...(extensions.length ? [tlv(0xa3, seq(...extensions))] : []),
   );
-  const signature = sign(null, tbs, o.signingKey);
-  const der = seq(tbs, ED25519, tlv(0x03, Buffer.from([0]), signature));
+  const signature = sign(alg.hash, tbs, o.signingKey);
+  const der = seq(tbs, alg.id, tlv(0x03, Buffer.from([0]), signature));
   const lines = der.toString("base64").match(/.{1,64}/g)!;
   return `-----BEGIN CERTIFICATE-----\n${lines.join("\n")}\n-----END CERTIFICATE-----\n`;
 }

@@ -8,7 +8,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { type AddressInfo, connect as netConnect } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import type { FastifyInstance } from "fastify";
-import { type Agent, request } from "node:http";
+import { type Agent, type ClientRequest, type IncomingMessage, request } from "node:http";
 import { KnownTrackers } from "../../src/client/tracker/knownTrackers.js";
 import { newPeerIdentity, type PeerIdentity } from "../../src/client/peerIdentity.js";
 import { TrackerAgent, TrackerTrust } from "../../src/client/tracker/trackerTls.js";
@@ -137,6 +137,37 @@ export interface TrackerRequest {
 }
 
 /**
+ * An answer's body, whole, and parsed if it is JSON, with the registry code of an error
+ * answer. Past `maxBytes` the request is destroyed (its 'error' reports it) and this never settles.
+ */
+export function readAnswer(
+  req: ClientRequest,
+  res: IncomingMessage,
+  maxBytes: number,
+): Promise<Omit<TrackerAnswer, "status">> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    res.on("data", (c: Buffer) => {
+      total += c.length;
+      if (total > maxBytes) req.destroy(new Error(`answer over ${maxBytes} bytes`));
+      else chunks.push(c);
+    });
+    res.on("end", () => {
+      const text = Buffer.concat(chunks).toString("utf8");
+      let body: unknown;
+      try {
+        body = text === "" ? undefined : JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
+      const code = (body as { error?: { code?: string } } | undefined)?.error?.code;
+      resolve({ text, body, ...(code && { code }) });
+    });
+  });
+}
+
+/**
  * One request to the tracker on 127.0.0.1:`port`, bounded in time and size. Sent once
  * more on a new connection when a kept-alive one turns out closed before any answer,
  * as the client does (the tracker closes idle connections after 30 s).
@@ -197,24 +228,9 @@ function trackerCallOnce(port: number, r: TrackerRequest): Promise<TrackerAnswer
     });
     req.on("response", (res) => {
       answered = true;
-      const chunks: Buffer[] = [];
-      let total = 0;
-      res.on("data", (c: Buffer) => {
-        total += c.length;
-        if (total > maxBytes) req.destroy(new Error(`answer over ${maxBytes} bytes`));
-        else chunks.push(c);
-      });
-      res.on("end", () => {
+      void readAnswer(req, res, maxBytes).then((a) => {
         clearTimeout(timer);
-        const text = Buffer.concat(chunks).toString("utf8");
-        let body: unknown;
-        try {
-          body = text === "" ? undefined : JSON.parse(text);
-        } catch {
-          body = undefined;
-        }
-        const code = (body as { error?: { code?: string } } | undefined)?.error?.code;
-        resolve({ status: res.statusCode ?? 0, text, body, ...(code && { code }) });
+        resolve({ status: res.statusCode ?? 0, ...a });
       });
     });
     req.end(payload);

@@ -27,6 +27,21 @@ describe("x509: certificates made with node:crypto", () => {
     );
   });
 
+  it("signs with ECDSA P-256 too (browsers take no Ed25519 certificate), and no other key", () => {
+    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const pem = makeCertificate({ publicKey, signingKey: privateKey, commonName: "web", ips: ["127.0.0.1"] });
+    const x = new X509Certificate(pem);
+    assert.ok(x.verify(publicKey));
+    assert.ok(x.checkPrivateKey(privateKey));
+    assert.equal(x.subjectAltName, "IP Address:127.0.0.1");
+    assert.equal(x.publicKey.asymmetricKeyType, "ec");
+    for (const other of [
+      generateKeyPairSync("ec", { namedCurve: "P-384" }),
+      generateKeyPairSync("rsa", { modulusLength: 1024 }),
+    ])
+      assert.throws(() => selfSignedCertificate(other.privateKey, "x"), /Ed25519 or ECDSA P-256/);
+  });
+
   it("the fingerprint is the key's, not the certificate's: a re-issued certificate keeps it", () => {
     const { privateKey, publicKey } = generateKeyPairSync("ed25519");
     const a = selfSignedCertificate(privateKey, "a");
