@@ -109,7 +109,7 @@ function asTyped(raw: string, value: string, folder: boolean): string {
 }
 
 /** Entries of the folder being typed whose names begin with what is typed; folders end with "/". */
-async function pathCandidates(typed: string): Promise<{ path: string; folder: boolean }[]> {
+export async function pathCandidates(typed: string): Promise<{ path: string; folder: boolean }[]> {
   if (typed === "~") return [{ path: "~/", folder: true }];
   const slash = typed.lastIndexOf("/");
   const folderTyped = slash >= 0 ? typed.slice(0, slash + 1) : "";

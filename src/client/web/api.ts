@@ -1,0 +1,140 @@
+import { GsError } from "../../shared/errors.js";
+import type { Engine } from "../engine/engine.js";
+import { pathCandidates } from "../cli/completion.js";
+import type { RouteTable, WebRequest } from "./routes.js";
+
+/** What the API needs beyond the engine's operations. */
+export interface ApiContext {
+  engine: Engine;
+  /** The peer server's IP:PORT, shown on the page. */
+  peerAddr: string;
+  /** Whether this device keeps a remembered login for the user now logged in. */
+  remembered(): boolean;
+  /** A login, remembered on this device when asked (the shell's `remember_login` does the same). */
+  login(userId: string, password: string, remember: boolean): Promise<object>;
+}
+
+/** A body's field as text; BAD_REQUEST names it when it is missing or not a string. */
+function text(body: unknown, field: string, optional = false): string {
+  const v = (body as Record<string, unknown> | undefined)?.[field];
+  if (v === undefined && optional) return "";
+  if (typeof v !== "string") throw new GsError("BAD_REQUEST", `the body needs '${field}' as a string`);
+  return v;
+}
+
+function flag(body: unknown, field: string): boolean {
+  const v = (body as Record<string, unknown> | undefined)?.[field];
+  if (v === undefined) return false;
+  if (typeof v !== "boolean") throw new GsError("BAD_REQUEST", `'${field}' is true or false`);
+  return v;
+}
+
+/**
+ * The JSON API: each route is one engine operation (the same checks, login and ids, as
+ * the shell's commands), its answer the operation's typed result as JSON.
+ */
+export function apiRoutes(c: ApiContext): RouteTable {
+  const e = c.engine;
+  const session = () => ({
+    loggedIn: e.userId !== undefined,
+    userId: e.userId ?? null,
+    peerAddr: c.peerAddr,
+    remembered: e.userId !== undefined && c.remembered(),
+  });
+  const p = (r: WebRequest, name: string) => r.params[name] ?? "";
+  return [
+    { method: "GET", path: "/api/v1/session", handler: async () => session() },
+    {
+      method: "POST",
+      path: "/api/v1/session",
+      handler: async (r) => {
+        const result = await c.login(text(r.body, "userId"), text(r.body, "password"), flag(r.body, "remember"));
+        return { ...session(), ...result };
+      },
+    },
+    { method: "DELETE", path: "/api/v1/session", handler: () => e.call("logout", []) },
+    {
+      method: "POST",
+      path: "/api/v1/users",
+      status: 201,
+      handler: (r) => e.call("createUser", [text(r.body, "userId"), text(r.body, "password")]),
+    },
+    {
+      method: "GET",
+      path: "/api/v1/groups",
+      handler: (r) => e.call("listGroups", r.query.prefix ? [r.query.prefix] : []),
+    },
+    {
+      method: "POST",
+      path: "/api/v1/groups",
+      status: 201,
+      handler: (r) => e.call("createGroup", [text(r.body, "groupId")]),
+    },
+    { method: "POST", path: "/api/v1/groups/:groupId/join", handler: (r) => e.call("joinGroup", [p(r, "groupId")]) },
+    { method: "POST", path: "/api/v1/groups/:groupId/leave", handler: (r) => e.call("leaveGroup", [p(r, "groupId")]) },
+    {
+      method: "GET",
+      path: "/api/v1/groups/:groupId/requests",
+      handler: (r) => e.call("listRequests", [p(r, "groupId")]),
+    },
+    {
+      method: "POST",
+      path: "/api/v1/groups/:groupId/requests/:userId/accept",
+      handler: (r) => e.call("acceptRequest", [p(r, "groupId"), p(r, "userId")]),
+    },
+    {
+      method: "POST",
+      path: "/api/v1/groups/:groupId/requests/:userId/reject",
+      handler: (r) => e.call("rejectRequest", [p(r, "groupId"), p(r, "userId")]),
+    },
+    {
+      method: "GET",
+      path: "/api/v1/groups/:groupId/members",
+      handler: (r) => e.call("listMembers", [p(r, "groupId")]),
+    },
+    {
+      method: "DELETE",
+      path: "/api/v1/groups/:groupId/members/:userId",
+      handler: (r) => e.call("removeMember", [p(r, "groupId"), p(r, "userId")]),
+    },
+    {
+      method: "GET",
+      path: "/api/v1/groups/:groupId/files",
+      handler: (r) => e.call("listFiles", [p(r, "groupId")]),
+    },
+    { method: "GET", path: "/api/v1/shares", handler: async () => ({ shares: await e.call("showShares", []) }) },
+    {
+      method: "POST",
+      path: "/api/v1/shares",
+      status: 201,
+      handler: (r) => e.call("uploadFile", [text(r.body, "path"), text(r.body, "groupId")]),
+    },
+    {
+      method: "DELETE",
+      path: "/api/v1/shares/:groupId/:name",
+      handler: (r) => e.call("stopShare", [p(r, "groupId"), p(r, "name")]),
+    },
+    { method: "GET", path: "/api/v1/downloads", handler: async () => ({ downloads: e.downloads() }) },
+    {
+      method: "POST",
+      path: "/api/v1/downloads",
+      status: 201,
+      handler: (r) =>
+        e.call("downloadFile", [text(r.body, "groupId"), text(r.body, "name"), text(r.body, "destination")]),
+    },
+    {
+      method: "DELETE",
+      path: "/api/v1/downloads/:groupId/:name",
+      handler: (r) => e.call("cancelDownload", [p(r, "groupId"), p(r, "name")]),
+    },
+    {
+      method: "GET",
+      path: "/api/v1/paths",
+      handler: async (r) => {
+        if (e.userId === undefined) throw new GsError("UNAUTHORIZED", "not logged in");
+        const found = await pathCandidates(r.query.prefix ?? "");
+        return { entries: found.map((f) => ({ path: f.path, dir: f.folder })) };
+      },
+    },
+  ];
+}
