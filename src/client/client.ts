@@ -19,7 +19,7 @@ import { reachingDialer } from "./reach/reachingDialer.js";
 import { Reversals } from "./reach/reversals.js";
 import { SignalListener } from "./reach/signalListener.js";
 import { PeerServer } from "./serving/peerServer.js";
-import { pieceCountOf, ShareRegistry } from "./serving/shares.js";
+import { identityOf, pieceCountOf, ShareRegistry } from "./serving/shares.js";
 import { localPath, makeDestinationFolders } from "./paths.js";
 import { prepareStateDir, savedDownloads, type ShareState, StateFile, type UserState } from "./state.js";
 import { quoteWord } from "./tokenize.js";
@@ -225,6 +225,8 @@ export class GroupshareClient {
         sha1: s.sha1,
         size: s.size,
         path: s.path,
+        // the file checked just now: its size and mtime are the ones shared
+        identity: identityOf(st),
         have: Bitfield.full(pieceCountOf(s.size)),
         mtimeMs: s.mtimeMs,
       });
@@ -455,6 +457,7 @@ export class GroupshareClient {
       sha1: hashes.sha1,
       size: hashes.size,
       path,
+      identity: hashes.identity,
       have: Bitfield.full(pieceCountOf(hashes.size)),
       mtimeMs: hashes.mtimeMs,
     });

@@ -2,7 +2,7 @@ import { Bitfield } from "../../shared/bitfield.js";
 import { SHA1_LENGTH, TICKET_REFRESH_MS } from "../../shared/constants.js";
 import { GsError } from "../../shared/errors.js";
 import { fileIdOf } from "../../shared/fileId.js";
-import { pieceCountOf, pieceLength, type ShareRegistry } from "../serving/shares.js";
+import { type FileIdentity, pieceCountOf, pieceLength, type ShareRegistry } from "../serving/shares.js";
 import type { DownloadState, ShareState } from "../state.js";
 import { type Clock, systemClock, type Timer, Wakeup } from "./clock.js";
 import { byPath, type Dialer } from "./dialer.js";
@@ -213,6 +213,7 @@ export class Download {
       partPath: this.partPath,
       have: part.written.toBase64(),
       mtimeMs: part.mtimeMs,
+      partIdentity: part.identity,
     };
   }
 
@@ -223,8 +224,13 @@ export class Download {
     await this.done;
     if (discard && this.#phase !== "complete") {
       this.#c.shares.remove(this.groupId, this.fileIdHex);
-      await removePart(this.partPath, this.#c.files);
+      await removePart(this.partPath, this.#partIdentity, this.#c.files);
     }
+  }
+
+  /** The partial file this download created: only it is ever removed (not what another user put at its path). */
+  get #partIdentity(): FileIdentity | undefined {
+    return this.#part?.identity ?? this.#resume?.partIdentity;
   }
 
   async #run(): Promise<void> {
@@ -272,7 +278,7 @@ export class Download {
       this.error = (err as Error).message;
       this.#c.shares.remove(this.groupId, this.fileIdHex);
       await this.#part?.close();
-      if (this.sha1) await removePart(this.partPath, this.#c.files);
+      await removePart(this.partPath, this.#partIdentity, this.#c.files);
       this.#c.notices.event(this.#say.failed(this.error));
       // the tracker listed us as a partial sharer: peers must not be sent to a file we deleted
       if (this.#announced) await this.#c.tracker.removeSharer().catch(() => {});
@@ -340,9 +346,15 @@ export class Download {
       throw new Error("the tracker's file id does not match the piece hashes it sent");
     }
     const r = this.#resume;
-    const same =
-      r && r.sha1 === file.sha1 && r.size === file.size && (r.fileId ?? this.fileIdHex) === this.fileIdHex;
-    const part = await PartFile.open(this.partPath, hashes, file.size, same ? r : undefined, {
+    // any saved state is this download's, which may own a partial file at partPath
+    const saved = r && {
+      have: r.have,
+      mtimeMs: r.mtimeMs,
+      identity: r.partIdentity,
+      sameFile:
+        r.sha1 === file.sha1 && r.size === file.size && (r.fileId ?? this.fileIdHex) === this.fileIdHex,
+    };
+    const part = await PartFile.open(this.partPath, this.target, hashes, file.size, saved, {
       fs: this.#c.files,
       onRoom: () => this.#swarm?.fillAll(),
       stopped: () => this.#stopping,
@@ -459,6 +471,7 @@ export class Download {
       sha1: this.sha1,
       size: this.size,
       path: this.partPath,
+      identity: this.#part!.identity,
       have: new Bitfield(this.pieceCount, this.#swarm!.have.bytes),
       mtimeMs: undefined,
     });
@@ -470,7 +483,8 @@ export class Download {
   /** Whole-file SHA1, then the partial file goes under the final name, never over an existing file. */
   async #finish(): Promise<void> {
     this.#setPhase("verifying");
-    const mtimeMs = await this.#part!.finish(this.sha1, this.target);
+    const part = this.#part!;
+    const mtimeMs = await part.finish(this.sha1);
     // it may have been shared already (partial); it may be a 0-byte file with no piece
     if (!this.#c.shares.get(this.groupId, this.fileIdHex)) {
       this.#c.shares.add({
@@ -480,11 +494,14 @@ export class Download {
         sha1: this.sha1,
         size: this.size,
         path: this.target,
+        identity: part.identity,
         have: Bitfield.full(this.pieceCount),
         mtimeMs,
       });
     }
     this.#c.shares.completed(this.groupId, this.fileIdHex, this.target, mtimeMs);
+    // only now: until completed, peers are served from the partial name
+    await part.dropPartName();
     this.#setPhase("complete");
     this.#c.onComplete({
       groupId: this.groupId,
