@@ -278,7 +278,8 @@ export class Download {
       this.error = (err as Error).message;
       this.#c.shares.remove(this.groupId, this.fileIdHex);
       await this.#part?.close();
-      await removePart(this.partPath, this.#partIdentity, this.#c.files);
+      // only a partial file this run opened: one refused at open is left as it is
+      if (this.sha1) await removePart(this.partPath, this.#part?.identity, this.#c.files);
       this.#c.notices.event(this.#say.failed(this.error));
       // the tracker listed us as a partial sharer: peers must not be sent to a file we deleted
       if (this.#announced) await this.#c.tracker.removeSharer().catch(() => {});
