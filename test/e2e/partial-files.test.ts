@@ -82,6 +82,7 @@ describe("partial files in a folder another local user can write", {
 
   /** alice shares a new file; alice is then frozen, to be let run in bursts. */
   async function frozenShare(name: string): Promise<MadeFile> {
+    alice.child.kill("SIGCONT"); // left frozen by a test that failed midway
     const f = await randomFile(join(c.dir, "alice", name), SIZE);
     await ok(alice, `upload_file ${f.path} g`, new RegExp(`^uploaded ${name.replace(".", "\\.")} to g`));
     alice.child.kill("SIGSTOP");
