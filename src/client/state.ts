@@ -1,5 +1,6 @@
 import { chmod, lstat, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { FileIdentity } from "./serving/shares.js";
 
 /** The state folder and its sub-folders: the owner's only (they hold what you share and where). */
 export const STATE_DIR_MODE = 0o700;
@@ -86,6 +87,11 @@ export interface DownloadState {
   have: string;
   /** partial file's mtime after our last write, to notice changes behind our back */
   mtimeMs: number;
+  /**
+   * the partial file's device and inode once created: a file found at partPath at
+   * resume is used only if it is this one (absent in states saved by older clients)
+   */
+  partIdentity?: FileIdentity;
 }
 
 export interface UserState {

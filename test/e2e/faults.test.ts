@@ -11,19 +11,17 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { copyFile, mkdir, open, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as delay } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { PIECE_SIZE } from "../../src/shared/constants.js";
 import { sha1File, writeRandomFile } from "../helpers/files.js";
 import { Cluster, type Proc } from "../helpers/procs.js";
+import { type Progress, progressOf, stepToPercent, until } from "./sharing.helpers.js";
 
 const run = promisify(execFile);
 
 /** Each test file here is 32 pieces: enough that one short burst of the seeder cannot finish it. */
 const FILE_SIZE = 32 * PIECE_SIZE - 12_345;
-/** How long a frozen seeder may run per step. */
-const BURST_MS = 10;
 /** Generous bound on a download that has a sharer, or waits for one (retry schedule up to 15 s). */
 const DONE_MS = 60_000;
 
@@ -67,66 +65,12 @@ async function validPieces(partial: string, original: string): Promise<number[]>
   return good;
 }
 
-interface Progress {
-  complete: boolean;
-  percent: number;
-  line: string;
-}
-
-/** One show_downloads line for [g] name. */
-async function progressOf(p: Proc, name: string): Promise<Progress> {
-  const line = await p.run(
-    "show_downloads",
-    new RegExp(`^\\[[DC]\\] \\[g\\] ${name.replace(".", "\\.")}(\\s|$)`),
-  );
-  const m = /\s(\d+(?:\.\d+)?)%/.exec(line);
-  return { complete: line.startsWith("[C]"), percent: m ? Number(m[1]) : 0, line };
-}
-
 /** The served= counter of show_shares for [g] name. */
 async function servedBy(p: Proc, name: string): Promise<number> {
   const line = await p.run("show_shares", new RegExp(`^\\[g\\] ${name.replace(".", "\\.")} `));
   const m = /served=(?:\S+ \S+ \((\d+) bytes\)|(\d+) B)/.exec(line);
   assert.ok(m, line);
   return Number(m[1] ?? m[2]);
-}
-
-/**
- * Lets a SIGSTOPped seeder run in short bursts until `done` holds; leaves it stopped.
- * Bounded by a step count, not by speed: a slow machine just takes more steps.
- */
-async function stepUntil(seeder: Proc, done: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 1_500; i++) {
-    seeder.child.kill("SIGCONT");
-    await delay(BURST_MS);
-    seeder.child.kill("SIGSTOP");
-    if (await done()) return;
-  }
-  throw new Error(`${seeder.label}: never reached ${what}`);
-}
-
-/** Steps the seeder until the download holds at least `min` percent, and checks it is not complete. */
-async function stepToPercent(seeder: Proc, downloader: Proc, name: string, min: number): Promise<Progress> {
-  let last: Progress | undefined;
-  await stepUntil(
-    seeder,
-    async () => {
-      last = await progressOf(downloader, name);
-      return last.complete || last.percent >= min;
-    },
-    `${min}% of ${name}`,
-  );
-  assert.ok(!last!.complete, `${name} finished within one ${BURST_MS} ms burst: nothing was mid-download`);
-  return last!;
-}
-
-/** Polls a condition on something that prints nothing (a file on disk), bounded. */
-async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await delay(50);
-  }
 }
 
 describe("faults: nothing lost, every fault ends byte-identical or with a clear error", () => {

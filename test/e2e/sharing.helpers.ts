@@ -8,6 +8,7 @@ import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
+import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
 import { PIECE_SIZE } from "../../src/shared/constants.js";
 import { type Cluster, type Proc, WAIT_MS } from "../helpers/procs.js";
@@ -203,4 +204,66 @@ export async function restoreMtime(path: string, mtimeNs: bigint): Promise<void>
   const secs = mtimeNs / 1_000_000_000n;
   const ns = String(mtimeNs % 1_000_000_000n).padStart(9, "0");
   await promisify(execFile)("touch", ["-m", "-d", `@${secs}.${ns}`, path], { timeout: WAIT_MS });
+}
+
+/** How long a frozen seeder may run per step. */
+const BURST_MS = 10;
+
+export interface Progress {
+  complete: boolean;
+  percent: number;
+  line: string;
+}
+
+/** One show_downloads line for [g] name. */
+export async function progressOf(p: Proc, name: string): Promise<Progress> {
+  const line = await p.run(
+    "show_downloads",
+    new RegExp(`^\\[[DC]\\] \\[g\\] ${name.replace(".", "\\.")}(\\s|$)`),
+  );
+  const m = /\s(\d+(?:\.\d+)?)%/.exec(line);
+  return { complete: line.startsWith("[C]"), percent: m ? Number(m[1]) : 0, line };
+}
+
+/**
+ * Lets a SIGSTOPped seeder run in short bursts until `done` holds; leaves it stopped.
+ * Bounded by a step count, not by speed: a slow machine just takes more steps.
+ */
+export async function stepUntil(seeder: Proc, done: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 1_500; i++) {
+    seeder.child.kill("SIGCONT");
+    await delay(BURST_MS);
+    seeder.child.kill("SIGSTOP");
+    if (await done()) return;
+  }
+  throw new Error(`${seeder.label}: never reached ${what}`);
+}
+
+/** Steps the seeder until the download holds at least `min` percent, and checks it is not complete. */
+export async function stepToPercent(
+  seeder: Proc,
+  downloader: Proc,
+  name: string,
+  min: number,
+): Promise<Progress> {
+  let last: Progress | undefined;
+  await stepUntil(
+    seeder,
+    async () => {
+      last = await progressOf(downloader, name);
+      return last.complete || last.percent >= min;
+    },
+    `${min}% of ${name}`,
+  );
+  assert.ok(!last!.complete, `${name} finished within one ${BURST_MS} ms burst: nothing was mid-download`);
+  return last!;
+}
+
+/** Polls a condition on something that prints nothing (a file on disk), bounded. */
+export async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await delay(50);
+  }
 }

@@ -19,6 +19,7 @@ function share(groupId: string, fileId: string, path: string) {
     sha1: SHA1,
     size: 1_000,
     path,
+    identity: { dev: 1, ino: 1 },
     have: Bitfield.full(1),
     mtimeMs: undefined,
   };

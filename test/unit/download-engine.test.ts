@@ -141,8 +141,8 @@ describe("download engine, in memory", () => {
     const dir = await freshDir();
     const fullDisk: PartFileSystem = {
       ...nodeFiles,
-      open: async (path, flags) => {
-        const fh = await open(path, flags);
+      open: async (path, flags, mode) => {
+        const fh = await open(path, flags, mode);
         const enospc = Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" });
         (fh as { write: unknown }).write = async () => {
           throw enospc;

@@ -165,6 +165,7 @@ describe("PartFile: pieces waiting for the hashing thread are bounded", () => {
     const pieces = 2 * MAX_HASHING;
     const part = await PartFile.open(
       join(dir, "bound.gspart"),
+      join(dir, "bound"),
       Buffer.alloc(20 * pieces),
       pieces * PIECE_SIZE,
       undefined,

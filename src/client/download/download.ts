@@ -2,7 +2,7 @@ import { Bitfield } from "../../shared/bitfield.js";
 import { SHA1_LENGTH, TICKET_REFRESH_MS } from "../../shared/constants.js";
 import { GsError } from "../../shared/errors.js";
 import { fileIdOf } from "../../shared/fileId.js";
-import { pieceCountOf, pieceLength, type ShareRegistry } from "../serving/shares.js";
+import { type FileIdentity, pieceCountOf, pieceLength, type ShareRegistry } from "../serving/shares.js";
 import type { DownloadState, ShareState } from "../state.js";
 import { type Clock, systemClock, type Timer, Wakeup } from "./clock.js";
 import { byPath, type Dialer } from "./dialer.js";
@@ -227,6 +227,7 @@ export class Download {
       partPath: this.partPath,
       have: o.part.written.toBase64(),
       mtimeMs: o.part.mtimeMs,
+      partIdentity: o.part.identity,
     };
   }
 
@@ -237,8 +238,13 @@ export class Download {
     await this.done;
     if (discard && this.#phase !== "complete") {
       if (this.#opened) this.#c.shares.remove(this.groupId, this.#opened.file.fileIdHex);
-      await removePart(this.partPath, this.#c.files);
+      await removePart(this.partPath, this.#partIdentity, this.#c.files);
     }
+  }
+
+  /** The partial file this download created: only it is ever removed (not what another user put at its path). */
+  get #partIdentity(): FileIdentity | undefined {
+    return this.#opened?.part.identity ?? this.#resume?.partIdentity;
   }
 
   async #run(): Promise<void> {
@@ -291,7 +297,8 @@ export class Download {
       this.#setPhase("failed");
       if (o) this.#c.shares.remove(this.groupId, o.file.fileIdHex);
       await o?.part.close();
-      if (described) await removePart(this.partPath, this.#c.files);
+      // only a partial file this run opened: one refused at open is left as it is
+      if (described) await removePart(this.partPath, o?.part.identity, this.#c.files);
       this.#c.news({ type: "failed", failure });
       // the tracker listed us as a partial sharer: peers must not be sent to a file we deleted
       if (this.#announced) await this.#c.tracker.removeSharer().catch(() => {});
@@ -365,9 +372,15 @@ export class Download {
       );
     }
     const r = this.#resume;
-    const same =
-      r && r.sha1 === file.sha1 && r.size === file.size && (r.fileId ?? file.fileIdHex) === file.fileIdHex;
-    const part = await PartFile.open(this.partPath, hashes, file.size, same ? r : undefined, {
+    // any saved state is this download's, which may own a partial file at partPath
+    const saved = r && {
+      have: r.have,
+      mtimeMs: r.mtimeMs,
+      identity: r.partIdentity,
+      sameFile:
+        r.sha1 === file.sha1 && r.size === file.size && (r.fileId ?? file.fileIdHex) === file.fileIdHex,
+    };
+    const part = await PartFile.open(this.partPath, this.target, hashes, file.size, saved, {
       fs: this.#c.files,
       onRoom: () => this.#opened?.swarm.fillAll(),
       stopped: () => this.#stopping,
@@ -494,6 +507,7 @@ export class Download {
       sha1: file.sha1,
       size: file.size,
       path: this.partPath,
+      identity: o.part.identity,
       have: new Bitfield(file.pieceCount, o.swarm.have.bytes),
       mtimeMs: undefined,
     });
@@ -509,7 +523,7 @@ export class Download {
   async #finish(o: Opened): Promise<void> {
     const { file } = o;
     this.#setPhase("verifying");
-    const mtimeMs = await o.part.finish(file.sha1, this.target);
+    const mtimeMs = await o.part.finish(file.sha1);
     // it may have been shared already (partial); it may be a 0-byte file with no piece
     if (!this.#c.shares.get(this.groupId, file.fileIdHex)) {
       this.#c.shares.add({
@@ -519,11 +533,14 @@ export class Download {
         sha1: file.sha1,
         size: file.size,
         path: this.target,
+        identity: o.part.identity,
         have: Bitfield.full(file.pieceCount),
         mtimeMs,
       });
     }
     this.#c.shares.completed(this.groupId, file.fileIdHex, this.target, mtimeMs);
+    // only now: until completed, peers are served from the partial name
+    await o.part.dropPartName();
     this.#setPhase("complete");
     this.#c.onComplete({
       groupId: this.groupId,

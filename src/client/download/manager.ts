@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import { access, stat } from "node:fs/promises";
+import { access, lstat, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { GsError } from "../../shared/errors.js";
 import type { ShareRegistry } from "../serving/shares.js";
@@ -198,6 +198,13 @@ async function resolveTarget(name: string, destination: string): Promise<string>
     throw new GsError("BAD_REQUEST", `${target} exists; not overwritten: choose another destination`);
   if (await stat(target).catch(() => undefined)) {
     throw new GsError("BAD_REQUEST", `${target} exists; not overwritten: choose another destination`);
+  }
+  // not ours to use (another user's, or a link to a file of ours): the partial file refuses it too, at open
+  if (await lstat(`${target}.gspart`).catch(() => undefined)) {
+    throw new GsError(
+      "BAD_REQUEST",
+      `${target}.gspart exists; not overwritten: remove it or choose another destination`,
+    );
   }
   const dir = dirname(target);
   // access() alone passes a regular file for root: the partial file could then not be created

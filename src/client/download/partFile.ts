@@ -1,9 +1,11 @@
 import { createHash } from "node:crypto";
-import { type FileHandle, link, open, stat, unlink } from "node:fs/promises";
+import { constants, type Stats } from "node:fs";
+import { type FileHandle, link, lstat, open, unlink } from "node:fs/promises";
 import { Bitfield } from "../../shared/bitfield.js";
 import { PIECE_SIZE, SHA1_LENGTH } from "../../shared/constants.js";
+import { GsError } from "../../shared/errors.js";
 import { type MakeHasher, type StreamHasher, threadHasher } from "../hashing/sha1Thread.js";
-import { pieceLength } from "../serving/shares.js";
+import { type FileIdentity, identityOf, pieceLength, sameIdentity } from "../serving/shares.js";
 import { MAX_HELD, WholeHash } from "./wholeHash.js";
 
 /**
@@ -30,15 +32,29 @@ export const MAX_HASHING = 8;
 const SYNC_EVERY_BYTES = 4 * 1024 * 1024;
 const SYNC_GAP_MS = 1_000;
 
+/** A partial file until it is complete and checked: its owner's only, so no other local user reads or writes it. */
+export const PART_MODE = 0o600;
+/**
+ * A complete download: its owner's to write, readable by others as the umask allows
+ * (what `cp` gives a new file, without the group or world write a loose umask adds).
+ */
+export const DONE_MODE = 0o644;
+
+const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+/** an existing partial file: never through a symbolic link (ELOOP) */
+const REOPEN = O_RDWR | O_NOFOLLOW;
+/** a new one: only if nothing, not even a dangling link, holds the name (EEXIST) */
+const CREATE = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW;
+
 /** The file operations a partial file uses: node:fs/promises, or a test's stand-in (a full disk). */
 export interface PartFileSystem {
-  open(path: string, flags: "r+" | "w+"): Promise<FileHandle>;
-  stat(path: string): Promise<{ isFile(): boolean; size: number; mtimeMs: number; dev: number; ino: number }>;
+  open(path: string, flags: number, mode?: number): Promise<FileHandle>;
+  lstat(path: string): Promise<Stats>;
   link(existing: string, created: string): Promise<void>;
   unlink(path: string): Promise<void>;
 }
 
-export const nodeFiles: PartFileSystem = { open, stat, link, unlink };
+export const nodeFiles: PartFileSystem = { open, lstat, link, unlink };
 
 /** What a saved state says of the partial file. */
 export interface SavedPart {
@@ -46,6 +62,10 @@ export interface SavedPart {
   have: string;
   /** the partial file's mtime when the bitfield was saved */
   mtimeMs: number;
+  /** the partial file's device and inode; undefined in a state saved before they were recorded */
+  identity: FileIdentity | undefined;
+  /** the state is of this same file (size and piece hashes): its pieces may be kept */
+  sameFile: boolean;
 }
 
 /** A saved bitfield, or undefined when it does not fit the file (a hand-edited state file). */
@@ -64,8 +84,12 @@ function savedBits(pieceCount: number, base64: string): Bitfield | undefined {
  */
 export class PartFile {
   readonly path: string;
+  /** the final name, linked to this file once it checks */
+  readonly target: string;
   readonly size: number;
   readonly pieceCount: number;
+  /** the device and inode of the file this object writes: what is checked, published and served */
+  readonly identity: FileIdentity;
   readonly #hashes: Buffer;
   readonly #fs: PartFileSystem;
   readonly #onRoom: () => void;
@@ -88,7 +112,7 @@ export class PartFile {
   readonly #now: () => number;
 
   private constructor(
-    path: string,
+    at: { path: string; target: string; fh: FileHandle; identity: FileIdentity },
     hashes: Buffer,
     size: number,
     fs: PartFileSystem,
@@ -98,7 +122,10 @@ export class PartFile {
   ) {
     this.#now = now;
     this.#syncedAt = now();
-    this.path = path;
+    this.path = at.path;
+    this.target = at.target;
+    this.#fh = at.fh;
+    this.identity = at.identity;
     this.size = size;
     this.pieceCount = hashes.length / SHA1_LENGTH;
     this.#hashes = hashes;
@@ -114,18 +141,19 @@ export class PartFile {
   }
 
   /**
-   * Opens the partial file for a file of these piece hashes. With `resume` (a saved
-   * state of this same file) an existing partial file of the right size is kept:
-   * as we left it, the saved bitfield is trusted; touched since (a crash after the
-   * last save, or someone else), every piece is re-hashed and those that check are
-   * kept. Otherwise it is created, or truncated (a stale one we cannot vouch for).
-   * `onRoom`: the disk caught up after MAX_UNWRITTEN held requests back.
+   * Opens the partial file `<target>.gspart` for a file of these piece hashes (see
+   * openPart: one this download left there, checked, or a new one). Kept with the
+   * same file's pieces: as we left it (same mtime), the saved bitfield is trusted;
+   * touched since (a crash after the last save), every piece is re-hashed and those
+   * that check are kept. `onRoom`: the disk caught up after MAX_UNWRITTEN held
+   * requests back.
    */
   static async open(
     path: string,
+    target: string,
     hashes: Buffer,
     size: number,
-    resume: SavedPart | undefined,
+    saved: SavedPart | undefined,
     options: {
       fs?: PartFileSystem;
       /** default: a hashing thread */
@@ -135,17 +163,19 @@ export class PartFile {
       now: () => number;
     },
   ): Promise<PartFile> {
+    const fs = options.fs ?? nodeFiles;
+    const { fh, st, kept } = await openPart(fs, path, target, size, saved);
     const part = new PartFile(
-      path,
+      { path, target, fh, identity: identityOf(st) },
       hashes,
       size,
-      options.fs ?? nodeFiles,
+      fs,
       options.onRoom,
       options.now,
       options.hasher ?? threadHasher,
     );
     try {
-      await part.#openFile(resume, options.stopped);
+      await part.#start(kept ? saved : undefined, st.mtimeMs, options.stopped);
     } catch (err) {
       await part.close();
       throw err;
@@ -153,20 +183,12 @@ export class PartFile {
     return part;
   }
 
-  /** Opens, reopens or creates the file (see open) and starts the whole file's SHA1. */
-  async #openFile(resume: SavedPart | undefined, stopped: () => boolean): Promise<void> {
-    if (resume) {
-      const st = await this.#fs.stat(this.path).catch(() => undefined);
-      if (st?.isFile() && st.size === this.size) {
-        this.#fh = await this.#fs.open(this.path, "r+");
-        this.#written =
-          (st.mtimeMs === resume.mtimeMs && savedBits(this.pieceCount, resume.have)) ||
-          (await this.#rehash(stopped));
-      }
-    }
-    if (!this.#fh) {
-      this.#fh = await this.#fs.open(this.path, "w+");
-      await this.#fh.truncate(this.size);
+  /** Which pieces the file holds (see open), then the whole file's SHA1 follows them. */
+  async #start(saved: SavedPart | undefined, mtimeMs: number, stopped: () => boolean): Promise<void> {
+    if (saved) {
+      this.#written =
+        (mtimeMs === saved.mtimeMs && savedBits(this.pieceCount, saved.have)) ||
+        (await this.#rehash(stopped));
     }
     this.#whole = new WholeHash(
       this.pieceCount,
@@ -263,34 +285,64 @@ export class PartFile {
   }
 
   /**
-   * Durable, checked against the whole file's SHA1, then linked under `target`
-   * (never over an existing file) and the partial name removed. Returns the
-   * target's mtime. The SHA1 has followed the writes (WholeHash): what is left of
-   * it here is the pieces it had not reached, read back beside the fsync.
+   * Durable, checked against the whole file's SHA1, made DONE_MODE (minus the umask),
+   * then linked under the final name (never over an existing file). Returns the
+   * file's mtime. The SHA1 has followed the writes (WholeHash): what is left of it
+   * here is the pieces it had not reached, read back beside the fsync. The partial
+   * name stays until dropPartName.
    */
-  async finish(sha1: string, target: string): Promise<number> {
+  async finish(sha1: string): Promise<number> {
     const fh = this.#fh!;
     await this.#syncing;
     const [whole] = await Promise.all([this.#whole.digest(), fh.sync()]);
     if (whole !== sha1) {
       throw new Error("the whole file's SHA1 does not match (the partial file was changed on disk?)");
     }
+    await fh.chmod(DONE_MODE & ~process.umask());
+    const { mtimeMs } = await fh.stat();
+    await this.#publish();
     await this.close();
+    return mtimeMs;
+  }
+
+  /**
+   * Links the checked file under the target. link(2) takes a path, not our
+   * descriptor (and does not follow /proc/self/fd/N): so the partial name must
+   * still be our file before the link, and the target must be after it; a name
+   * swapped in between is taken back and nothing is published.
+   */
+  async #publish(): Promise<void> {
+    const replaced = () =>
+      new Error(`${this.path} was replaced on disk (by another user?): not linked to ${this.target}`);
+    if (!(await this.#names(this.path))) throw replaced();
     try {
-      await this.#fs.link(this.path, target); // fails with EEXIST instead of overwriting
+      await this.#fs.link(this.path, this.target); // fails with EEXIST instead of overwriting
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       // our own link, made just before a crash that left the partial file and the saved state
-      if (e.code !== "EEXIST" || !(await this.#sameFile(target))) {
+      if (e.code !== "EEXIST" || !(await this.#names(this.target))) {
         throw new Error(
           e.code === "EEXIST"
-            ? `${target} appeared meanwhile; not overwritten`
-            : `cannot create ${target}: ${e.code}`,
+            ? `${this.target} appeared meanwhile; not overwritten`
+            : `cannot create ${this.target}: ${e.code}`,
         );
       }
+      return;
     }
-    await this.#fs.unlink(this.path).catch(() => {});
-    return (await this.#fs.stat(target)).mtimeMs;
+    if (!(await this.#names(this.target))) {
+      await this.#fs.unlink(this.target).catch(() => {});
+      throw replaced();
+    }
+  }
+
+  /** Does `path` name this file (not a link to it: the same device and inode)? */
+  #names(path: string): Promise<boolean> {
+    return namesFile(this.#fs, path, this.identity);
+  }
+
+  /** Removes the partial name once the file is published under the target (and shared there). */
+  async dropPartName(): Promise<void> {
+    await removePart(this.path, this.identity, this.#fs);
   }
 
   async close(): Promise<void> {
@@ -312,18 +364,104 @@ export class PartFile {
     }
     return have;
   }
+}
 
-  /** Are the partial file and `other` links to one file (same device and inode)? */
-  async #sameFile(other: string): Promise<boolean> {
-    const [x, y] = await Promise.all([
-      this.#fs.stat(this.path).catch(() => undefined),
-      this.#fs.stat(other).catch(() => undefined),
-    ]);
-    return x !== undefined && y !== undefined && x.dev === y.dev && x.ino === y.ino;
+/** Does `path` itself (never a link's target) name the file of this identity? */
+async function namesFile(fs: PartFileSystem, path: string, identity: FileIdentity): Promise<boolean> {
+  const st = await fs.lstat(path).catch(() => undefined);
+  return st?.isFile() === true && sameIdentity(identityOf(st), identity);
+}
+
+/** An existing partial file this download does not use or touch. */
+function refused(path: string, why: string): GsError {
+  return new GsError("BAD_REQUEST", `${path} ${why}: left alone; remove it or choose another destination`);
+}
+
+/**
+ * Why a file found at the partial path is not the one this download left there, or
+ * undefined when it is. Another local user who can write the folder could have put
+ * it there: to own what we download (their file, which they could rewrite after our
+ * checks) or to have us overwrite a file of ours (a link to it).
+ */
+async function notOurs(
+  fs: PartFileSystem,
+  st: Stats,
+  saved: SavedPart,
+  target: string,
+): Promise<string | undefined> {
+  const uid = process.getuid?.();
+  if (!st.isFile()) return "is not a regular file";
+  if (uid !== undefined && st.uid !== uid) return `belongs to another user (uid ${st.uid})`;
+  if (st.mode & 0o022) return "is writable by other users";
+  const identity = identityOf(st);
+  // absent from a state saved by an older client: the checks above must do
+  if (saved.identity && !sameIdentity(identity, saved.identity)) {
+    return "is not the partial file this client left there (replaced since?)";
+  }
+  // one name; two when a crash came between linking the final name and removing this one
+  const crashedAtLink = st.nlink === 2 && saved.sameFile && (await namesFile(fs, target, identity));
+  if (st.nlink > 1 && !crashedAtLink) return "has other names (hard links)";
+  return undefined;
+}
+
+/**
+ * The partial file's descriptor: the one this download left at `path` (`saved`,
+ * checked by notOurs, never through a symbolic link), or a new one created
+ * PART_MODE where nothing holds the name. Anything else at the path is refused and
+ * left as it is. `kept`: it holds the same file's pieces, to check; a stale one of
+ * ours (another file's bytes) starts over empty.
+ */
+async function openPart(
+  fs: PartFileSystem,
+  path: string,
+  target: string,
+  size: number,
+  saved: SavedPart | undefined,
+): Promise<{ fh: FileHandle; st: Stats; kept: boolean }> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await fs.open(path, REOPEN);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT")
+      throw refused(path, code === "ELOOP" ? "is a symbolic link" : `cannot be opened (${code})`);
+  }
+  let kept = false;
+  if (fh) {
+    try {
+      const st = await fh.stat();
+      const why = saved ? await notOurs(fs, st, saved, target) : "exists";
+      if (why) throw refused(path, why);
+      // left group- or world-readable by an older client under a looser umask
+      if (st.mode & 0o077) await fh.chmod(PART_MODE);
+      kept = saved!.sameFile && st.size === size;
+      if (!kept) await fh.truncate(0);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      throw err;
+    }
+  } else {
+    try {
+      fh = await fs.open(path, CREATE, PART_MODE);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") throw refused(path, "appeared meanwhile");
+      throw err;
+    }
+  }
+  try {
+    if (!kept) await fh.truncate(size);
+    return { fh, st: await fh.stat(), kept };
+  } catch (err) {
+    await fh.close().catch(() => {});
+    throw err;
   }
 }
 
-/** Removes a partial file, if there is one. */
-export async function removePart(path: string, fs: PartFileSystem = nodeFiles): Promise<void> {
-  await fs.unlink(path).catch(() => {});
+/** Removes a partial file, if the path still names the one of this identity (not whatever replaced it). */
+export async function removePart(
+  path: string,
+  identity: FileIdentity | undefined,
+  fs: PartFileSystem = nodeFiles,
+): Promise<void> {
+  if (identity && (await namesFile(fs, path, identity))) await fs.unlink(path).catch(() => {});
 }

@@ -295,6 +295,7 @@ async function upload(e: EngineParts, l: LoggedIn, filePath: string, groupId: st
     sha1: hashes.sha1,
     size: hashes.size,
     path,
+    identity: hashes.identity,
     have: Bitfield.full(pieceCount),
     mtimeMs: hashes.mtimeMs,
   });

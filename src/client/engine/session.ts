@@ -10,7 +10,7 @@ import { hashFile } from "../hashing/hasher.js";
 import type { PeerIdentity } from "../peerIdentity.js";
 import { SignalListener } from "../reach/signalListener.js";
 import type { PeerServer } from "../serving/peerServer.js";
-import { pieceCountOf, type ShareRegistry } from "../serving/shares.js";
+import { identityOf, pieceCountOf, type ShareRegistry } from "../serving/shares.js";
 import { type ShareState, StateFile, type UserState } from "../state.js";
 import type { TrackerClient } from "../tracker/trackerClient.js";
 import type { EngineEmitter } from "./emitter.js";
@@ -146,6 +146,8 @@ export class Session {
         sha1: s.sha1,
         size: s.size,
         path: s.path,
+        // the file checked just now: its size and mtime are the ones shared
+        identity: identityOf(st),
         have: Bitfield.full(pieceCountOf(s.size)),
         mtimeMs: s.mtimeMs,
       });

@@ -2,6 +2,7 @@ import { createHash, type Hash } from "node:crypto";
 import { open } from "node:fs/promises";
 import { PIECE_SIZE, SHA1_LENGTH } from "../../shared/constants.js";
 import { readAhead } from "../serving/readAhead.js";
+import { type FileIdentity, identityOf } from "../serving/shares.js";
 import { wholeFileSha1 } from "./wholeSha1.js";
 
 export interface FileHashes {
@@ -11,6 +12,8 @@ export interface FileHashes {
   /** every piece's SHA1, concatenated */
   pieces: Buffer;
   mtimeMs: number;
+  /** the file that was hashed (what its shares may serve) */
+  identity: FileIdentity;
 }
 
 /** Reads of this many bytes at a time: a few pieces, so syscalls stay rare and memory stays small. */
@@ -60,7 +63,7 @@ export async function hashFile(
     const after = await fh.stat();
     if (after.size !== size || after.mtimeMs !== st.mtimeMs)
       throw new Error(`${path} changed while it was being hashed`);
-    return { size, sha1: await whole, pieces, mtimeMs: st.mtimeMs };
+    return { size, sha1: await whole, pieces, mtimeMs: st.mtimeMs, identity: identityOf(st) };
   } finally {
     await fh.close();
   }

@@ -1,4 +1,5 @@
 import type { KeyObject } from "node:crypto";
+import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { createSecureContext, type SecureContext, TLSSocket } from "node:tls";
@@ -11,7 +12,7 @@ import { byPath, type PathKind } from "../download/dialer.js";
 import { REVERSED_ALPN, type Reversals } from "../reach/reversals.js";
 import { shareFor } from "./access.js";
 import type { PeerIdentity } from "../peerIdentity.js";
-import { pieceLength, type ShareRegistry, type SharedFile } from "./shares.js";
+import { identityOf, pieceLength, type ShareRegistry, type SharedFile, sameIdentity } from "./shares.js";
 
 /**
  * Served slots: connections whose handshake carried a valid ticket for a file we
@@ -270,7 +271,8 @@ class Connection {
   /** Refuses the connection when its ticket expires without a renewal. */
   #expiry: NodeJS.Timeout | undefined;
   #lastRenewal = 0;
-  #fh: Promise<FileHandle> | undefined;
+  /** the shared file, opened once and checked to be the one verified (undefined: it was not) */
+  #fh: Promise<FileHandle | undefined> | undefined;
   #queue: RequestMessage[] = [];
   #serving = false;
   #closed = false;
@@ -409,15 +411,22 @@ class Connection {
     return false;
   }
 
-  /** A changed file stops being shared, with a warning: it would serve pieces that fail their SHA1. */
+  /**
+   * A changed or replaced file stops being shared, with a warning: it would serve
+   * pieces that fail their SHA1, or another file's bytes.
+   */
   async #stillValid(file: SharedFile): Promise<boolean> {
     if (await this.#opts.shares.unchanged(file)) return true;
+    this.#replaced(file);
+    return false;
+  }
+
+  #replaced(file: SharedFile): void {
     if (this.#opts.shares.get(file.groupId, file.fileId) === file) {
       this.#opts.warn({ kind: "share-changed", path: file.path });
       this.#opts.shares.remove(file.groupId, file.fileId);
     }
     this.#refuse(RejectCode.FILE_CHANGED, "file changed on disk");
-    return false;
   }
 
   #request(m: RequestMessage): void {
@@ -447,8 +456,9 @@ class Connection {
           continue;
         }
         if (!(await this.#stillValid(file))) return;
-        this.#fh ??= open(file.path, "r");
+        this.#fh ??= openVerified(file);
         const fh = await this.#fh;
+        if (!fh) return this.#replaced(file);
         // a fresh buffer per piece: the socket may hold it after we move on, and
         // backpressure below bounds how many are alive per connection (about two)
         const data = Buffer.allocUnsafe(m.length);
@@ -491,11 +501,26 @@ class Connection {
     clearTimeout(this.#expiry);
     this.#opts.shares.off("have", this.#onHave);
     this.#opts.shares.off("removed", this.#onRemoved);
-    void this.#fh?.then((fh) => fh.close()).catch(() => {});
+    void this.#fh?.then((fh) => fh?.close()).catch(() => {});
     this.#fh = undefined;
     if (this.#closed) return;
     this.#closed = true;
     this.#queue = [];
     this.#wire.destroy();
   }
+}
+
+/**
+ * The shared file opened for reading, if the descriptor is the file that was
+ * verified: a path replaced since (by a rename, or another user in a folder they
+ * can write) opens another file, and none of its bytes are served. Reads then come
+ * from this descriptor, whatever the path names later.
+ */
+async function openVerified(file: SharedFile): Promise<FileHandle | undefined> {
+  // O_NONBLOCK: a FIFO put at the path must not hold a thread waiting for a writer
+  const fh = await open(file.path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const st = await fh.stat().catch(() => undefined);
+  if (st?.isFile() && sameIdentity(identityOf(st), file.identity)) return fh;
+  await fh.close().catch(() => {});
+  return undefined;
 }

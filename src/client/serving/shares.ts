@@ -3,6 +3,20 @@ import { stat } from "node:fs/promises";
 import type { Bitfield } from "../../shared/bitfield.js";
 import { PIECE_SIZE } from "../../shared/constants.js";
 
+/** Which file a path named when it was checked: a file replaced under the same name has another. */
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+export function identityOf(st: { dev: number; ino: number }): FileIdentity {
+  return { dev: st.dev, ino: st.ino };
+}
+
+export function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
 /**
  * A file this client serves in one group: complete (an upload or a finished
  * download) or partial. The same bytes shared in two groups are two of these;
@@ -19,6 +33,12 @@ export interface SharedFile {
   size: number;
   pieceCount: number;
   path: string;
+  /**
+   * the file that was verified (hashed at upload, or the partial file a download
+   * wrote and checked): pieces are served only from it, never from another file
+   * put at its path since
+   */
+  identity: FileIdentity;
   /** verified pieces; complete files have every bit set */
   have: Bitfield;
   /** mtime of a complete file when it was verified; serving stops if it changes */
@@ -84,7 +104,7 @@ export class ShareRegistry extends EventEmitter<ShareEvents> {
     return entry;
   }
 
-  /** A partial download became complete at its final path. */
+  /** A partial download became complete at its final path (a link to the same file). */
   completed(groupId: string, fileId: string, path: string, mtimeMs: number): void {
     const e = this.get(groupId, fileId);
     if (!e) return;
@@ -124,15 +144,18 @@ export class ShareRegistry extends EventEmitter<ShareEvents> {
   }
 
   /**
-   * Is a complete share still the file we verified (same size and mtime)? Partial
-   * files are ours to write, so they are not checked. Cached for RECHECK_MS.
+   * Is a share's path still the file we verified (same device and inode), and a
+   * complete one unchanged (same size and mtime)? A partial file's bytes are ours
+   * to write, so only its identity is checked. Cached for RECHECK_MS.
    */
   unchanged(f: SharedFile, now = Date.now()): Promise<boolean> {
-    if (f.mtimeMs === undefined) return Promise.resolve(true);
     const c = this.#checked.get(f);
     if (c && now - c.at < RECHECK_MS) return c.ok;
     const ok = stat(f.path).then(
-      (st) => st.isFile() && st.size === f.size && st.mtimeMs === f.mtimeMs,
+      (st) =>
+        st.isFile() &&
+        sameIdentity(identityOf(st), f.identity) &&
+        (f.mtimeMs === undefined || (st.size === f.size && st.mtimeMs === f.mtimeMs)),
       () => false,
     );
     this.#checked.set(f, { at: now, ok });
