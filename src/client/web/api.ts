@@ -48,7 +48,11 @@ export function apiRoutes(c: ApiContext): RouteTable {
       method: "POST",
       path: "/api/v1/session",
       handler: async (r) => {
-        const result = await c.login(text(r.body, "userId"), text(r.body, "password"), flag(r.body, "remember"));
+        const result = await c.login(
+          text(r.body, "userId"),
+          text(r.body, "password"),
+          flag(r.body, "remember"),
+        );
         return { ...session(), ...result };
       },
     },
@@ -70,8 +74,16 @@ export function apiRoutes(c: ApiContext): RouteTable {
       status: 201,
       handler: (r) => e.call("createGroup", [text(r.body, "groupId")]),
     },
-    { method: "POST", path: "/api/v1/groups/:groupId/join", handler: (r) => e.call("joinGroup", [p(r, "groupId")]) },
-    { method: "POST", path: "/api/v1/groups/:groupId/leave", handler: (r) => e.call("leaveGroup", [p(r, "groupId")]) },
+    {
+      method: "POST",
+      path: "/api/v1/groups/:groupId/join",
+      handler: (r) => e.call("joinGroup", [p(r, "groupId")]),
+    },
+    {
+      method: "POST",
+      path: "/api/v1/groups/:groupId/leave",
+      handler: (r) => e.call("leaveGroup", [p(r, "groupId")]),
+    },
     {
       method: "GET",
       path: "/api/v1/groups/:groupId/requests",
@@ -102,7 +114,11 @@ export function apiRoutes(c: ApiContext): RouteTable {
       path: "/api/v1/groups/:groupId/files",
       handler: (r) => e.call("listFiles", [p(r, "groupId")]),
     },
-    { method: "GET", path: "/api/v1/shares", handler: async () => ({ shares: await e.call("showShares", []) }) },
+    {
+      method: "GET",
+      path: "/api/v1/shares",
+      handler: async () => ({ shares: await e.call("showShares", []) }),
+    },
     {
       method: "POST",
       path: "/api/v1/shares",
