@@ -204,14 +204,21 @@ export class Cluster {
    */
   async client(
     name: string,
-    opts: { stateDir?: string; port?: number; separateStderr?: boolean; env?: NodeJS.ProcessEnv } = {},
+    opts: {
+      stateDir?: string;
+      port?: number;
+      separateStderr?: boolean;
+      env?: NodeJS.ProcessEnv;
+      /** more options after the seed's arguments (--web 0, --headless) */
+      args?: string[];
+    } = {},
   ): Promise<Proc & { port: number }> {
     const port = opts.port ?? (await freePort());
     const stateDir = opts.stateDir ?? join(this.dir, `state-${name}`);
     const p = new Proc(
       name,
       join(ROOT, "client"),
-      [`127.0.0.1:${port}`, this.infoPath, "--state-dir", stateDir],
+      [`127.0.0.1:${port}`, this.infoPath, "--state-dir", stateDir, ...(opts.args ?? [])],
       {
         mergeStderr: !opts.separateStderr,
         env: opts.env,

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { type IncomingHttpHeaders, type IncomingMessage, request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { WebLog } from "../../src/client/web/server.js";
+import { type Cluster, freePort, type Proc } from "./procs.js";
 import { readAnswer } from "./tls.js";
 
 export interface WebAnswer {
@@ -199,4 +200,19 @@ export class WebLogLines {
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve) => this.#waiters.push({ re, resolve }));
   }
+}
+
+/** A client with the web UI on a free port: its process, port and token (from the line it printed). */
+export async function webClient(
+  c: Cluster,
+  name: string,
+  extra: string[] = [],
+): Promise<{ proc: Proc; port: number; token: string; url: string }> {
+  const port = await freePort();
+  const proc = await c.client(name, { args: ["--web", String(port), ...extra] });
+  const line = await proc.expect(/^web UI: http:\/\/127\.0\.0\.1:\d+\/#token=/);
+  const url = line.slice("web UI: ".length);
+  const token = /#token=([A-Za-z0-9_-]+)$/.exec(url)?.[1];
+  assert.ok(token, line);
+  return { proc, port, token, url };
 }

@@ -1,0 +1,180 @@
+/**
+ * The web UI in a real browser (Debian's Chromium, headless), against two real clients
+ * started with `--web` and a real tracker: each control is found by its role and
+ * accessible name, as a screen reader would find it. Screenshots go to the run's folder,
+ * or to $GS_SCREENSHOTS when set.
+ */
+import assert from "node:assert/strict";
+import { mkdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { Browser, Page } from "playwright-core";
+import { haveChromium, launchBrowser } from "../helpers/browser.js";
+import { Cluster } from "../helpers/procs.js";
+import { webClient } from "../helpers/web.js";
+import { assertSameFile, randomFile, stepUntil } from "./sharing.helpers.js";
+
+const UI_MS = 30_000;
+
+describe("the web UI in a real browser", { timeout: 300_000 }, () => {
+  if (!haveChromium()) {
+    it("needs Chromium", (t) => t.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)"));
+    return;
+  }
+  let c: Cluster;
+  let browser: Browser;
+  let alice: Awaited<ReturnType<typeof webClient>>;
+  let bob: Awaited<ReturnType<typeof webClient>>;
+  let pa: Page;
+  let pb: Page;
+  let shots: string;
+
+  before(async () => {
+    c = await Cluster.create();
+    await c.tracker();
+    alice = await webClient(c, "alice");
+    bob = await webClient(c, "bob");
+    browser = await launchBrowser();
+    // two browsers' worth of storage: each page keeps its own token
+    pa = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+    pb = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+    for (const p of [pa, pb]) {
+      p.on("pageerror", (e) => assert.fail(`the page threw: ${e.message}`));
+      p.on("dialog", (d) => void d.accept());
+    }
+    shots = process.env.GS_SCREENSHOTS ?? join(c.dir, "screenshots");
+    await mkdir(shots, { recursive: true });
+  });
+  after(async () => {
+    if (alice?.proc.alive) alice.proc.child.kill("SIGCONT");
+    await browser?.close();
+    await c?.close();
+  });
+
+  async function signUp(p: Page, url: string, user: string, password: string): Promise<void> {
+    await p.goto(url);
+    // the token left the address bar at once
+    assert.doesNotMatch(p.url(), /token/);
+    await p.getByLabel("New user id").fill(user);
+    await p.getByLabel("New password").fill(password);
+    await p.getByRole("button", { name: "Create account" }).click();
+    await p.getByText(`Account ${user} created`).waitFor({ timeout: UI_MS });
+    await p.getByLabel("Password", { exact: true }).fill(password);
+    await p.getByRole("button", { name: "Log in" }).click();
+    await p.getByText(`Signed in as ${user}`).waitFor({ timeout: UI_MS });
+  }
+
+  /** The download's progress bar as the page shows it now. */
+  async function percentShown(p: Page, name: string, group: string): Promise<number> {
+    const bar = p.getByRole("progressbar", { name: `Progress of ${name} in ${group}` });
+    if ((await bar.count()) === 0) return 0;
+    return Number((await bar.getAttribute("value")) ?? 0);
+  }
+
+  it("two members sign up, form a group, share, and download with progress seen live", async () => {
+    await signUp(pa, alice.url, "alice", "pw-alice");
+    // a login in the page is the shell's login too
+    alice.proc.send("list_groups");
+    await alice.proc.expect(/^\(no groups yet/);
+    await pa.getByLabel("New group id").fill("films");
+    await pa.getByRole("button", { name: "Create group" }).click();
+    await pa.getByRole("heading", { name: "films" }).waitFor({ timeout: UI_MS });
+
+    await signUp(pb, bob.url, "bob", "pw-bob");
+    await pb.getByLabel("Search groups").fill("fil");
+    await pb.getByRole("button", { name: "Join films" }).click();
+    await pb.getByText("Asked to join films").waitFor({ timeout: UI_MS });
+
+    // the owner hears of the request without reloading, and accepts it
+    await pa.getByText("bob asks to join films").waitFor({ timeout: UI_MS });
+    await pa.getByRole("button", { name: "Accept bob" }).click();
+    await pb.getByText("You are now a member of films").waitFor({ timeout: UI_MS });
+    await pa.getByRole("button", { name: "Remove bob" }).waitFor({ timeout: UI_MS });
+
+    const file = await randomFile(join(c.dir, "holiday clip.bin"), 48 * 1024 * 1024 + 5);
+    await pa.getByLabel("File to share (path on this computer)").fill(file.path);
+    await pa.getByRole("button", { name: "Share file" }).click();
+    await pa.getByText("Sharing holiday clip.bin in films").waitFor({ timeout: UI_MS });
+    await pa.screenshot({ path: join(shots, "group-owner.png") });
+
+    await pb.getByRole("button", { name: "Open films" }).click();
+    await pb.getByRole("button", { name: "Download holiday clip.bin" }).click();
+    const dest = join(c.dir, "bob-dl");
+    await mkdir(dest);
+    await pb.getByLabel("Destination folder").fill(dest);
+    // the sharer runs in short bursts from here, so the download is seen under way
+    alice.proc.child.kill("SIGSTOP");
+    await pb.getByRole("button", { name: "Start download" }).click();
+    await pb.getByRole("tab", { name: /Downloads/ }).click();
+    let first = 0;
+    await stepUntil(
+      alice.proc,
+      async () => {
+        first = await percentShown(pb, "holiday clip.bin", "films");
+        return first > 0;
+      },
+      "a first piece shown",
+    );
+    let later = first;
+    await stepUntil(
+      alice.proc,
+      async () => {
+        later = await percentShown(pb, "holiday clip.bin", "films");
+        return later > first;
+      },
+      "the progress moving on",
+    );
+    assert.ok(first < later && later < 100, `progress seen: ${first}% then ${later}%`);
+    await pb.getByRole("table", { name: "Peers of holiday clip.bin in films" }).waitFor({ timeout: UI_MS });
+    await pb.screenshot({ path: join(shots, "downloading.png") });
+    alice.proc.child.kill("SIGCONT");
+    await pb.getByText(`Saved to ${join(dest, "holiday clip.bin")}`).waitFor({ timeout: 60_000 });
+    await assertSameFile(join(dest, "holiday clip.bin"), file);
+
+    // what was served shows on the sharer's Shares tab
+    await pa.getByRole("tab", { name: /Shares/ }).click();
+    await pa
+      .getByRole("button", { name: "Stop sharing holiday clip.bin in films" })
+      .waitFor({ timeout: UI_MS });
+    await pa.screenshot({ path: join(shots, "shares.png") });
+  });
+
+  it("cancels a download, and its partial file goes", async () => {
+    const file = await randomFile(join(c.dir, "second.bin"), 24 * 1024 * 1024);
+    await pa.getByRole("tab", { name: "Groups" }).click();
+    await pa.getByLabel("File to share (path on this computer)").fill(file.path);
+    await pa.getByRole("button", { name: "Share file" }).click();
+    await pa.getByText("Sharing second.bin in films").waitFor({ timeout: UI_MS });
+
+    await pb.getByRole("tab", { name: "Groups" }).click();
+    await pb.getByRole("button", { name: "Open films" }).click();
+    await pb.getByRole("button", { name: "Download second.bin" }).click();
+    const dest = join(c.dir, "bob-dl");
+    await pb.getByLabel("Destination folder").fill(dest);
+    alice.proc.child.kill("SIGSTOP");
+    try {
+      await pb.getByRole("button", { name: "Start download" }).click();
+      await pb.getByRole("tab", { name: /Downloads/ }).click();
+      await pb.getByRole("button", { name: "Cancel download of second.bin" }).click();
+      await pb.getByText("Cancelled the download of second.bin").waitFor({ timeout: UI_MS });
+      await pb
+        .getByRole("listitem", { name: "second.bin in films" })
+        .waitFor({ state: "detached", timeout: UI_MS });
+    } finally {
+      alice.proc.child.kill("SIGCONT");
+    }
+    await assert.rejects(stat(join(dest, "second.bin.gspart")), { code: "ENOENT" });
+    await assert.rejects(stat(join(dest, "second.bin")), { code: "ENOENT" });
+  });
+
+  it("reads on a narrow window", async () => {
+    await pb.setViewportSize({ width: 400, height: 800 });
+    await pb.getByRole("tab", { name: "Groups" }).click();
+    await pb.getByRole("button", { name: "Open films" }).click();
+    await pb.getByRole("button", { name: "Download second.bin" }).waitFor({ timeout: UI_MS });
+    // nothing wider than the window: no sideways scrolling
+    const overflow = await pb.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 400 px window`);
+    await pb.screenshot({ path: join(shots, "narrow.png"), fullPage: true });
+  });
+});
