@@ -633,6 +633,25 @@ describe("web UI server: security", { timeout: 60_000 }, () => {
       }
     });
 
+    it("keeps an idle stream alive with comment lines", async () => {
+      const t = await start({ eventOptions: { heartbeatMs: 20 } });
+      try {
+        const stream = await openEvents(t.port, t.token);
+        await stream.frame(1);
+        // a keep-alive is a comment: then an event still comes as the next frame
+        await new Promise<void>((resolve) => {
+          const check = () => (stream.comments() >= 2 ? resolve() : stream.res.once("data", check));
+          check();
+        });
+        t.events.emit({ type: "logged-in", userId: "ann" });
+        await stream.frame(2);
+        assert.equal(stream.frames[1]!.event, "logged-in");
+        stream.close();
+      } finally {
+        await t.web.close();
+      }
+    });
+
     it("takes only GET, with the token", async () => {
       const none = await webCall(s.port, { path: "/api/v1/events" });
       assert.equal(none.code, "UNAUTHORIZED");

@@ -99,6 +99,8 @@ export interface EventStreamReader {
   res: IncomingMessage;
   /** Frames received so far, parsed: {event, id, data}. */
   frames: { event: string; id?: string; data: unknown }[];
+  /** Comment lines received so far (the server's keep-alives). */
+  comments: () => number;
   /** Resolves once `count` frames have come (rejects if the stream ends first). */
   frame(count: number): Promise<void>;
   /** Resolves when the body ends cleanly; rejects if the connection breaks instead. */
@@ -128,6 +130,7 @@ export function openEvents(port: number, token: string, path = "/api/v1/events")
       const waiters: { count: number; resolve: () => void; reject: (e: Error) => void }[] = [];
       let buf = "";
       let over = false;
+      let comments = 0;
       const settle = () => {
         for (const w of [...waiters]) {
           if (frames.length >= w.count) w.resolve();
@@ -144,7 +147,10 @@ export function openEvents(port: number, token: string, path = "/api/v1/events")
           buf = buf.slice(i + 2);
           const f: Record<string, string> = {};
           for (const line of block.split("\n")) {
-            if (line.startsWith(":")) continue;
+            if (line.startsWith(":")) {
+              comments++;
+              continue;
+            }
             const at = line.indexOf(": ");
             f[line.slice(0, at)] = line.slice(at + 2);
           }
@@ -166,6 +172,7 @@ export function openEvents(port: number, token: string, path = "/api/v1/events")
       resolve({
         res,
         frames,
+        comments: () => comments,
         frame: (count) =>
           new Promise<void>((ok, fail) => {
             waiters.push({ count, resolve: ok, reject: fail });

@@ -92,6 +92,7 @@ export class EventHub {
       if (this.#streams.size === 0) this.#stopHeartbeat();
       this.#log("info", `info: event stream closed (${this.#streams.size} open)`);
     });
+    this.#log("info", `info: event stream opened (${this.#streams.size} open)`);
     res.write(`event: hello\ndata: ${JSON.stringify({ run: this.run, last: this.#last, resumed })}\n\n`);
     if (resumed) for (const e of this.#recent) if (e.id > resume.after) this.#send(res, e.frame);
     this.#heartbeat ??= setInterval(() => {
