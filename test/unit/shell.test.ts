@@ -424,7 +424,12 @@ describe("completion", () => {
 
   it("completes a command with a space after it", async () => {
     assert.deepEqual(await complete("acc", source), [["accept_request "], "acc"]);
-    assert.deepEqual((await complete("list_", source))[0], ["list_files ", "list_groups ", "list_members ", "list_requests "]);
+    assert.deepEqual((await complete("list_", source))[0], [
+      "list_files ",
+      "list_groups ",
+      "list_members ",
+      "list_requests ",
+    ]);
     assert.deepEqual(await complete("help down", source), [["download_file "], "down"]);
   });
 
