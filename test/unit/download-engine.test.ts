@@ -155,6 +155,7 @@ describe("download engine, in memory", () => {
     await d.start();
     assert.equal(d.phase, "failed");
     assert.equal(d.error?.message, "disk full");
+    assert.equal(d.error?.code, "DISK_FULL");
     assert.ok(lines.includes("download failed: [g] f.bin: disk full"), lines.join("\n"));
     assert.deepEqual(await readdir(dir), [], "nothing left behind");
     assert.equal(d.snapshot(), undefined, "not resumed at the next login");
@@ -171,6 +172,7 @@ describe("download engine, in memory", () => {
     await d.start();
     assert.equal(d.phase, "failed");
     assert.match(d.error?.message ?? "", /whole file's SHA1 does not match/);
+    assert.equal(d.error?.code, "DOWNLOAD_FAILED");
     assert.ok(
       lines.some((l) => /^download failed: \[g\] f\.bin: the whole file's SHA1/.test(l)),
       lines.join("\n"),
@@ -198,6 +200,7 @@ describe("download engine, in memory", () => {
     await done;
     assert.equal(d.phase, "failed");
     assert.match(d.error?.message ?? "", /no sharer had the missing pieces for 10 minutes/);
+    assert.equal(d.error?.code, "DOWNLOAD_STALLED");
     assert.ok(lines.some((l) => l.startsWith("download failed: [g] f.bin: no sharer")));
     assert.ok(calls.filter((c) => c === "peers").length > 5, "the tracker was asked again meanwhile");
     assert.deepEqual(await readdir(dir), []);

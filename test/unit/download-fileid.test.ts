@@ -50,6 +50,7 @@ describe("a download names its file by the pieces it was sent", () => {
       await d.start();
       assert.equal(d.phase, "failed");
       assert.match(d.error?.message ?? "", /file id does not match/);
+      assert.equal(d.error?.code, "BAD_TRACKER_ANSWER");
       assert.ok(
         lines.some((l) => /^download failed: \[g\] f\.bin: .*file id/.test(l)),
         lines.join("\n"),

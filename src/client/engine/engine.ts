@@ -83,9 +83,14 @@ export class Engine {
     return this.#p.downloads.whenIdle();
   }
 
-  /** join-request and request-accepted events, while the returned stop function is not called (see Session). */
+  /** join-request and request-accepted events at each heartbeat, until the returned function is called (see Session). */
   watchMembership(): () => void {
     return this.#p.session.watchMembership();
+  }
+
+  /** Polls for join requests and accepted requests now (they come as events); nothing before login. */
+  pollMembership(): Promise<void> {
+    return this.#p.session.pollMembership();
   }
 
   /** Group ids that start with `prefix`, yours first, for completion ([] before login or for a bad prefix). */

@@ -44,6 +44,8 @@ interface Live extends LoggedIn {
   readonly signals: SignalListener;
   /** groups' roles and owned groups' requests at the last membership poll (see watchMembership) */
   seen: { roles: Map<string, Role>; requests: Set<string> } | undefined;
+  /** the membership poll in flight */
+  polling?: Promise<void>;
   /** set once the login is ending (logout, quit, a session that ended): it ends once */
   ending?: Promise<number>;
 }
@@ -84,7 +86,7 @@ export class Session {
     const trackerKey = publicKeyFromPem(publicKey);
     const stateFile = new StateFile(p.stateDir, userId);
     const state = await stateFile.load();
-    const heartbeat = setInterval(() => void this.#heartbeat(), HEARTBEAT_INTERVAL_MS);
+    const heartbeat = setInterval(() => void this.heartbeat(), HEARTBEAT_INTERVAL_MS);
     const signals = new SignalListener({
       tracker: p.tracker,
       shares: p.shares,
@@ -159,7 +161,8 @@ export class Session {
     return shared;
   }
 
-  async #heartbeat(): Promise<void> {
+  /** Every HEARTBEAT_INTERVAL_MS while logged in: tells the tracker we are here, and polls for a watching front end. */
+  async heartbeat(): Promise<void> {
     const l = this.#login;
     if (!l || l.ending) return;
     try {
@@ -173,14 +176,27 @@ export class Session {
       // a tracker outage is retried at the next beat; commands report it themselves
       return;
     }
-    if (this.#watchers > 0) await this.#pollMembership(l).catch(() => {});
+    if (this.#watchers > 0) await this.pollMembership().catch(() => {});
   }
 
   /**
-   * While a front end watches (watchMembership), each heartbeat asks the tracker for
-   * the user's groups and the requests of those they own, and tells what is new: a
-   * join request, or a request of ours that was accepted. The first poll only learns
-   * what is there. The shell does not watch, so a shell costs the tracker nothing more.
+   * Asks the tracker now what the watch asks at each heartbeat (a front end's refresh;
+   * the heartbeat's own). One poll at a time: a call during one waits for it.
+   */
+  pollMembership(): Promise<void> {
+    const l = this.#login;
+    if (!l) return Promise.resolve();
+    l.polling ??= this.#pollMembership(l).finally(() => {
+      l.polling = undefined;
+    });
+    return l.polling;
+  }
+
+  /**
+   * The user's groups and the requests of those they own, against the last poll's:
+   * what is new is told (a join request; a request of ours accepted). The first poll
+   * of a login only learns what is there. Groups beyond LIST_GROUPS_LIMIT are not
+   * seen (yours come first).
    */
   async #pollMembership(l: Live): Promise<void> {
     const tracker = this.#p.tracker;
@@ -208,7 +224,11 @@ export class Session {
     }
   }
 
-  /** Join requests and accepted requests come as events while at least one watch is open; the stop function ends this one. */
+  /**
+   * join-request and request-accepted events: while at least one watch is open, each
+   * heartbeat polls for them (pollMembership). The shell does not watch, so a shell
+   * costs the tracker nothing more. The returned function ends this watch.
+   */
   watchMembership(): () => void {
     this.#watchers++;
     let open = true;

@@ -1,4 +1,4 @@
-import { ERRORS } from "../../shared/errors.js";
+import { ERRORS, GsError } from "../../shared/errors.js";
 import type { Download } from "../download/download.js";
 import type { DownloadFailure, DownloadNews } from "../download/events.js";
 import type { PeerServer } from "../serving/peerServer.js";
@@ -8,6 +8,15 @@ import type { DownloadView, EngineError, EngineEvent, ShareView } from "./types.
 /** A failure with its registry hint. */
 export function engineError(f: DownloadFailure): EngineError {
   return { code: f.code, message: f.message, hint: ERRORS[f.code].hint };
+}
+
+/**
+ * What Engine.call threw, as a value for a front end: a GsError keeps its code; any
+ * other error is a bug here, INTERNAL, with its message.
+ */
+export function errorValue(err: unknown): EngineError {
+  if (err instanceof GsError) return engineError(err);
+  return engineError({ code: "INTERNAL", message: err instanceof Error ? err.message : String(err) });
 }
 
 /** A download as front ends see it, now. */
