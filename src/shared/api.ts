@@ -6,10 +6,14 @@
  * answer against it. Types of requests and answers are derived from the schemas.
  */
 import {
+  DEVICE_ID_PATTERN,
+  DEVICE_SECRET_PATTERN,
   ID_PATTERN,
   ID_PREFIX_PATTERN,
   LIST_GROUPS_LIMIT,
   MAX_FILE_NAME_LENGTH,
+  MAX_DEVICE_NAME_LENGTH,
+  MAX_DEVICES_PER_USER,
   MAX_FILE_SIZE,
   MAX_PASSWORD_LENGTH,
   MAX_PIECES,
@@ -25,12 +29,10 @@ import { type Infer, open, type Schema, strict } from "./schema.js";
 const id = { type: "string", minLength: 1, maxLength: 256 } as const;
 const fileName = { type: "string", minLength: 1, maxLength: MAX_FILE_NAME_LENGTH } as const;
 const idOut = { type: "string", pattern: ID_PATTERN.source } as const;
-const fileNameOut = {
-  type: "string",
-  minLength: 1,
-  maxLength: MAX_FILE_NAME_LENGTH,
-  pattern: `^[^${HOSTILE_CHAR_CLASS.slice(1, -1)}]*$`,
-} as const;
+/** Text that is printed: none of the characters that could rewrite a terminal. */
+const printable = (maxLength: number) =>
+  ({ type: "string", minLength: 1, maxLength, pattern: `^[^${HOSTILE_CHAR_CLASS.slice(1, -1)}]*$` }) as const;
+const fileNameOut = printable(MAX_FILE_NAME_LENGTH);
 const password = { type: "string", minLength: 1, maxLength: MAX_PASSWORD_LENGTH } as const;
 const hex40 = { type: "string", pattern: "^[0-9a-f]{40}$" } as const;
 const time = { type: "integer", minimum: 0 } as const;
@@ -44,6 +46,17 @@ const addrOut = {
   pattern: "^(?:[0-9.]{7,15}|\\[[0-9a-fA-F:.]{2,45}\\]):[0-9]{1,5}$",
 } as const;
 const size = { type: "integer", minimum: 0, maximum: MAX_FILE_SIZE } as const;
+/** loose: the service's peerKeyProblem answers with the rule */
+const peerKeyIn = { type: "string", maxLength: 200 } as const;
+/** A remembered device: its id (128 random bits, hex) and secret (256 random bits, base64url). */
+const deviceId = { type: "string", pattern: DEVICE_ID_PATTERN } as const;
+const deviceSecret = { type: "string", pattern: DEVICE_SECRET_PATTERN } as const;
+/** A device's name is listed back to its user: printable, both ways. */
+const deviceName = printable(MAX_DEVICE_NAME_LENGTH);
+const session = open({ token: { type: "string", minLength: 1, maxLength: 256 }, userId: idOut }, [
+  "token",
+  "userId",
+]);
 
 const noBody = { type: "object", properties: {}, additionalProperties: false, maxProperties: 0 } as const;
 const ok = open({ ok: { type: "boolean" } }, ["ok"]);
@@ -152,23 +165,77 @@ export const ROUTES = {
     public: true,
     hashes: true,
   },
+  /**
+   * A password login. With `remember`, the answer also carries a new device credential
+   * (`device`) that logs this user in again with deviceLogin, until revoked.
+   */
   login: {
     method: "POST",
     path: "/v1/sessions",
-    body: strict({ userId: id, password, peerAddr: addr, peerKey: { type: "string", maxLength: 200 } }, [
-      "userId",
-      "password",
-      "peerAddr",
-      "peerKey",
-    ]),
-    response: open({ token: { type: "string", minLength: 1, maxLength: 256 }, userId: idOut }, [
-      "token",
-      "userId",
-    ]),
+    body: strict(
+      {
+        userId: id,
+        password,
+        peerAddr: addr,
+        peerKey: peerKeyIn,
+        remember: strict({ name: deviceName }, ["name"]),
+      },
+      ["userId", "password", "peerAddr", "peerKey"],
+    ),
+    response: open(
+      { ...session.properties, device: open({ deviceId, secret: deviceSecret }, ["deviceId", "secret"]) },
+      session.required,
+    ),
     public: true,
     hashes: true,
   },
-  logout: { method: "DELETE", path: "/v1/sessions", response: ok },
+  /** A login with a device credential instead of the password: the same session, the same throttle. */
+  deviceLogin: {
+    method: "POST",
+    path: "/v1/sessions/device",
+    body: strict({ userId: id, deviceId, secret: deviceSecret, peerAddr: addr, peerKey: peerKeyIn }, [
+      "userId",
+      "deviceId",
+      "secret",
+      "peerAddr",
+      "peerKey",
+    ]),
+    response: session,
+    public: true,
+  },
+  /** Ends the session; `device` also revokes that device credential of the user (a logout that forgets the device). */
+  logout: {
+    method: "DELETE",
+    path: "/v1/sessions",
+    query: strict({ device: deviceId }, []),
+    response: ok,
+  },
+  /** The user's remembered devices, so that a lost one can be revoked. */
+  listDevices: {
+    method: "GET",
+    path: "/v1/devices",
+    response: open(
+      {
+        devices: {
+          type: "array",
+          maxItems: MAX_DEVICES_PER_USER,
+          items: open({ deviceId, name: deviceName, createdAt: time, lastUsed: time }, [
+            "deviceId",
+            "name",
+            "createdAt",
+            "lastUsed",
+          ]),
+        },
+      },
+      ["devices"],
+    ),
+  },
+  revokeDevice: {
+    method: "DELETE",
+    path: "/v1/devices/:deviceId",
+    params: strict({ deviceId }, ["deviceId"]),
+    response: ok,
+  },
   heartbeat: { method: "POST", path: "/v1/heartbeat", body: noBody, response: ok },
   listGroups: {
     method: "GET",

@@ -22,6 +22,19 @@ export const ID_PATTERN = /^[A-Za-z0-9_.-]{1,32}$/;
 export const ID_PREFIX_PATTERN = /^[A-Za-z0-9_.-]{0,32}$/;
 export const ID_RULE = "1-32 characters: letters, digits, '_', '-' or '.'";
 
+/**
+ * A remembered device (a login's `remember`): its id, 128 random bits in hex, and its
+ * secret, 256 random bits in base64url. The tracker keeps only the secret's SHA-256.
+ */
+export const DEVICE_ID_PATTERN = "^[0-9a-f]{32}$";
+export const DEVICE_SECRET_PATTERN = "^[A-Za-z0-9_-]{43}$";
+export const MAX_DEVICE_NAME_LENGTH = 64;
+/**
+ * Remembered devices one user may have at once: a minting loop cannot grow the store,
+ * and the list a user reads to revoke a lost device stays short.
+ */
+export const MAX_DEVICES_PER_USER = 20;
+
 /** Passwords: 1..128 characters, anything printable but they may not be empty. */
 export const MAX_PASSWORD_LENGTH = 128;
 

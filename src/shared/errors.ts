@@ -11,6 +11,11 @@ export const ERRORS = {
   BODY_TOO_LARGE: { status: 413, hint: "send a smaller request" },
   UNAUTHORIZED: { status: 401, hint: "log in first" },
   WRONG_PASSWORD: { status: 401, hint: "check the user id and password" },
+  DEVICE_REFUSED: {
+    status: 401,
+    hint: "the remembered login was revoked or is not this user's: log in with the password",
+  },
+  DEVICE_NOT_FOUND: { status: 404, hint: "see the list of your remembered devices (GET /v1/devices)" },
   TOO_MANY_ATTEMPTS: { status: 429, hint: "wait, then try again" },
   RATE_LIMITED: { status: 429, hint: "wait, then try again" },
   BUSY: { status: 503, hint: "the tracker is under load: try again in a few seconds" },

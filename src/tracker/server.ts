@@ -72,11 +72,34 @@ function handlers(service: TrackerService): Handlers {
       return { userId: body.userId };
     },
     login: async ({ body, ip }) => ({
-      token: await service.login(body.userId, body.password, body.peerAddr, ip, body.peerKey),
+      ...(await service.login(
+        body.userId,
+        body.password,
+        body.peerAddr,
+        ip,
+        body.peerKey,
+        body.remember?.name,
+      )),
       userId: body.userId,
     }),
-    logout: async ({ token }) => {
-      await service.logout(token);
+    deviceLogin: async ({ body, ip }) => ({
+      token: await service.deviceLogin(
+        body.userId,
+        body.deviceId,
+        body.secret,
+        body.peerAddr,
+        ip,
+        body.peerKey,
+      ),
+      userId: body.userId,
+    }),
+    logout: async ({ token, userId, query }) => {
+      await service.logout(token, userId, query.device);
+      return { ok: true };
+    },
+    listDevices: async ({ userId }) => ({ devices: await service.listDevices(userId) }),
+    revokeDevice: async ({ userId, params }) => {
+      await service.revokeDevice(userId, params.deviceId);
       return { ok: true };
     },
     heartbeat: async ({ token }) => {

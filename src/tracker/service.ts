@@ -1,7 +1,15 @@
-import { createHash, generateKeyPairSync, type KeyObject, createPrivateKey, randomBytes } from "node:crypto";
+import {
+  createHash,
+  createPrivateKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  timingSafeEqual,
+} from "node:crypto";
 import type { Answer, Signal } from "../shared/api.js";
 import {
   LIST_GROUPS_LIMIT,
+  MAX_DEVICES_PER_USER,
   MAX_PASSWORD_LENGTH,
   SESSION_IDLE_MS,
   SIGNAL_TTL_MS,
@@ -24,7 +32,7 @@ import { Relay, type RelayLimits } from "./relay.js";
 import { SignalHub } from "./signals.js";
 import { type BucketRule, GLOBAL, PER_ADDRESS, RegistrationLimiter } from "./registrations.js";
 import type { FileMeta, PeerRecord, Store, TlsIdentity } from "./store/store.js";
-import { loginKeys, TRUST_MS, TRUSTED_PER_USER } from "./throttle.js";
+import { type LoginKeys, loginKeys, TRUST_MS, TRUSTED_PER_USER } from "./throttle.js";
 
 export type DownloadGrant = Answer<"peers">;
 
@@ -48,8 +56,18 @@ const SESSION_CACHE_MS = 1_000;
 /** Sessions cached at once (the oldest goes first). */
 const SESSION_CACHE_SIZE = 10_000;
 
+/** Session tokens and device secrets are 256 random bits: SHA-256 is all they need, no salt or stretching. */
 function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
+}
+
+/** What a login with no such device is compared against: no secret hashes to it. */
+const NO_DEVICE_HASH = "00".repeat(32);
+
+/** A remembered device's credential, answered once when it is made. */
+export interface DeviceCredential {
+  deviceId: string;
+  secret: string;
 }
 
 /** The tracker's limits; tests shrink them, the tracker runs with the defaults. */
@@ -150,7 +168,8 @@ export class TrackerService {
 
   /**
    * `claimedAddr` is the client's peer server as it sees it; downloaders are handed
-   * its port at `clientAddr`, the IP the login came from.
+   * its port at `clientAddr`, the IP the login came from. `remember` names this device:
+   * the answer then carries a new device credential for deviceLogin.
    *
    * The attempt is counted in the store before the hash; an unknown user is hashed
    * against DUMMY_HASH, so both failures cost one hash and give one answer.
@@ -161,27 +180,16 @@ export class TrackerService {
     claimedAddr: string,
     clientAddr: string,
     peerKey: string,
-  ): Promise<string> {
+    remember?: string,
+  ): Promise<{ token: string; device?: DeviceCredential }> {
     checkId("user id", userId);
     checkPassword_(password);
-    const keyProblem = peerKeyProblem(peerKey);
-    if (keyProblem) throw new GsError("BAD_REQUEST", `peerKey: ${keyProblem}`);
-    const { peerAddr, claimed } = this.#peerAddress(claimedAddr, clientAddr);
+    const addr = this.#sessionAddress(claimedAddr, clientAddr, peerKey);
     const pass = this.#hashGate.enter("login");
-    let user: Awaited<ReturnType<Store["getUser"]>>;
-    let keys: ReturnType<typeof loginKeys>;
+    let keys: LoginKeys;
     try {
-      const now = this.#now();
-      const trusted = await this.#store.isTrustedAddress(userId, clientAddr, now - TRUST_MS);
-      keys = loginKeys(userId, clientAddr, trusted);
-      const wait = await this.#store.admitAttempt(keys.rules, now);
-      if (wait > 0) {
-        throw new GsError(
-          "TOO_MANY_ATTEMPTS",
-          `too many failed logins: try again in ${Math.ceil(wait / 1000)} s`,
-        );
-      }
-      user = await this.#store.getUser(userId);
+      keys = await this.#admit(userId, clientAddr);
+      const user = await this.#store.getUser(userId);
       await pass.ready;
       const ok = await checkPassword(password, user?.passwordHash ?? DUMMY_HASH);
       // the same answer for an unknown user and a wrong password: ids are not probed this way
@@ -192,9 +200,98 @@ export class TrackerService {
     } finally {
       pass.release();
     }
+    await this.#succeeded(userId, clientAddr, keys);
+    // before the session: a device refused (too many) leaves the user's current session alone
+    const device = remember === undefined ? undefined : await this.#remember(userId, remember);
+    const token = await this.#openSession(userId, addr, peerKey);
+    return { token, ...(device && { device }) };
+  }
+
+  /**
+   * A login with a remembered device's secret instead of the password: counted by the
+   * same throttle and opening the same session. An unknown device, another user's, a
+   * revoked one and a wrong secret get one answer, after one constant-time comparison.
+   */
+  async deviceLogin(
+    userId: string,
+    deviceId: string,
+    secret: string,
+    claimedAddr: string,
+    clientAddr: string,
+    peerKey: string,
+  ): Promise<string> {
+    checkId("user id", userId);
+    const addr = this.#sessionAddress(claimedAddr, clientAddr, peerKey);
+    const keys = await this.#admit(userId, clientAddr);
+    const device = await this.#store.getDevice(userId, deviceId);
+    const given = Buffer.from(hashToken(secret), "hex");
+    const matches = timingSafeEqual(given, Buffer.from(device?.secretHash ?? NO_DEVICE_HASH, "hex"));
+    if (!device || !matches || !(await this.#store.useDevice(userId, deviceId, this.#now()))) {
+      throw new GsError("DEVICE_REFUSED", "this remembered login was revoked, or is not one of this user's");
+    }
+    await this.#succeeded(userId, clientAddr, keys);
+    return this.#openSession(userId, addr, peerKey);
+  }
+
+  /** The user's remembered devices, so a lost one can be revoked. */
+  listDevices(userId: string) {
+    return this.#store.listDevices(userId);
+  }
+
+  async revokeDevice(userId: string, deviceId: string): Promise<void> {
+    if (!(await this.#store.revokeDevice(userId, deviceId))) {
+      throw new GsError("DEVICE_NOT_FOUND", "you have no remembered device by that id");
+    }
+  }
+
+  /** A new device credential of the user: the secret is answered once and only its hash kept. */
+  async #remember(userId: string, name: string): Promise<DeviceCredential> {
+    const deviceId = randomBytes(16).toString("hex");
+    const secret = randomBytes(32).toString("base64url");
+    await this.#store.addDevice(
+      userId,
+      { deviceId, secretHash: hashToken(secret), name, createdAt: this.#now() },
+      MAX_DEVICES_PER_USER,
+    );
+    return { deviceId, secret };
+  }
+
+  /** A login's peer key and the address it hands out, checked before its proof. */
+  #sessionAddress(claimedAddr: string, clientAddr: string, peerKey: string) {
+    const keyProblem = peerKeyProblem(peerKey);
+    if (keyProblem) throw new GsError("BAD_REQUEST", `peerKey: ${keyProblem}`);
+    return this.#peerAddress(claimedAddr, clientAddr);
+  }
+
+  /** Counts a login attempt in the store's throttle before its proof is checked; TOO_MANY_ATTEMPTS. */
+  async #admit(userId: string, clientAddr: string): Promise<LoginKeys> {
+    const now = this.#now();
+    const trusted = await this.#store.isTrustedAddress(userId, clientAddr, now - TRUST_MS);
+    const keys = loginKeys(userId, clientAddr, trusted);
+    const wait = await this.#store.admitAttempt(keys.rules, now);
+    if (wait > 0) {
+      throw new GsError(
+        "TOO_MANY_ATTEMPTS",
+        `too many failed logins: try again in ${Math.ceil(wait / 1000)} s`,
+      );
+    }
+    return keys;
+  }
+
+  /** A login proved: the throttle forgives it and the address becomes trusted for the user. */
+  async #succeeded(userId: string, clientAddr: string, keys: LoginKeys): Promise<void> {
     const now = this.#now();
     await this.#store.attemptSucceeded(keys.reset, keys.refund, now);
     await this.#store.trustAddress(userId, clientAddr, now, TRUSTED_PER_USER);
+  }
+
+  /** The user's new session, which replaces any other; returns its token. */
+  async #openSession(
+    userId: string,
+    { peerAddr, claimed }: { peerAddr: string; claimed: string },
+    peerKey: string,
+  ): Promise<string> {
+    const now = this.#now();
     const token = randomBytes(32).toString("base64url");
     await this.#store.createSession(hashToken(token), userId, peerAddr, now, claimed, peerKey);
     this.#forgetUser(userId);
@@ -263,7 +360,9 @@ export class TrackerService {
     this.#sweep(now);
   }
 
-  async logout(token: string): Promise<void> {
+  /** Ends the session; with `device`, that remembered device of the user is revoked first. */
+  async logout(token: string, userId: string, device?: string): Promise<void> {
+    if (device !== undefined) await this.#store.revokeDevice(userId, device);
     this.#sessions.delete(hashToken(token));
     await this.#store.deleteSession(hashToken(token));
   }

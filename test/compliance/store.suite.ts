@@ -231,6 +231,81 @@ export function storeComplianceSuite(
       });
     });
 
+    describe("remembered devices", () => {
+      const device = (deviceId: string, createdAt = T0) => ({
+        deviceId,
+        secretHash: `hash-of-${deviceId}`,
+        name: `laptop ${deviceId}`,
+        createdAt,
+      });
+
+      it("keeps a user's devices, lists them oldest first without their hashes, and records each use", async () => {
+        const t = tag();
+        const [ann, bob] = [`${t}-ann`, `${t}-bob`];
+        await users(ann, bob);
+        await store.addDevice(ann, device("d2", T0 + 5), 20);
+        await store.addDevice(ann, device("d1", T0 + 9), 20);
+        assert.deepEqual(await store.getDevice(ann, "d2"), {
+          deviceId: "d2",
+          secretHash: "hash-of-d2",
+          name: "laptop d2",
+          createdAt: T0 + 5,
+          lastUsed: T0 + 5,
+        });
+        assert.equal(await store.useDevice(ann, "d2", T0 + 100), true);
+        assert.deepEqual(await store.listDevices(ann), [
+          { deviceId: "d2", name: "laptop d2", createdAt: T0 + 5, lastUsed: T0 + 100 },
+          { deviceId: "d1", name: "laptop d1", createdAt: T0 + 9, lastUsed: T0 + 9 },
+        ]);
+        // a device is its user's alone: another user neither finds nor uses it by its id
+        assert.equal(await store.getDevice(bob, "d2"), undefined);
+        assert.equal(await store.useDevice(bob, "d2", T0 + 200), false);
+        assert.deepEqual(await store.listDevices(bob), []);
+        assert.equal((await store.getDevice(ann, "d2"))?.lastUsed, T0 + 100);
+      });
+
+      it("bounds the devices of one user; USER_NOT_FOUND for nobody", async () => {
+        const t = tag();
+        const [ann, bob] = [`${t}-ann`, `${t}-bob`];
+        await users(ann, bob);
+        await store.addDevice(ann, device("a1"), 2);
+        await store.addDevice(ann, device("a2"), 2);
+        await rejectsWith(store.addDevice(ann, device("a3"), 2), "QUOTA_EXCEEDED");
+        await store.addDevice(bob, device("b1"), 2); // another user's bound is their own
+        assert.equal(await store.revokeDevice(ann, "a1"), true);
+        await store.addDevice(ann, device("a3"), 2);
+        assert.deepEqual(
+          (await store.listDevices(ann)).map((d) => d.deviceId),
+          ["a2", "a3"],
+        );
+        await rejectsWith(store.addDevice(`${t}-nobody`, device("n1"), 2), "USER_NOT_FOUND");
+      });
+
+      it("a revoked device is gone for good, and only its own user revokes it", async () => {
+        const t = tag();
+        const [ann, bob] = [`${t}-ann`, `${t}-bob`];
+        await users(ann, bob);
+        await store.addDevice(ann, device("d"), 20);
+        assert.equal(await store.revokeDevice(bob, "d"), false);
+        assert.ok(await store.getDevice(ann, "d"));
+        assert.equal(await store.revokeDevice(ann, "d"), true);
+        assert.equal(await store.revokeDevice(ann, "d"), false);
+        assert.equal(await store.getDevice(ann, "d"), undefined);
+        assert.equal(await store.useDevice(ann, "d", T0 + 1), false);
+        assert.deepEqual(await store.listDevices(ann), []);
+      });
+
+      it("a device outlives logins, logouts and expired sessions", async () => {
+        const u = `${tag()}-ann`;
+        await users(u);
+        await store.addDevice(u, device("d"), 20);
+        await store.deleteSession(await login(u));
+        await login(u);
+        await store.expireSessions(T0 + 1);
+        assert.equal((await store.getDevice(u, "d"))?.deviceId, "d");
+      });
+    });
+
     describe("groups", () => {
       it("refuses a taken group id; the creator owns it and is a member", async () => {
         const t = tag();
@@ -766,6 +841,19 @@ export function storeComplianceSuite(
           "REQUEST_NOT_FOUND",
         );
         assert.equal((await groupAs(own, t))?.members, 2);
+      });
+
+      it("addDevice: racing adds never pass the bound", async () => {
+        const u = `${tag()}-ann`;
+        await users(u);
+        const results = await race((s, i) =>
+          s.addDevice(u, { deviceId: `d${i}`, secretHash: "h", name: "n", createdAt: T0 }, 3),
+        );
+        assert.equal(results.filter((r) => r.status === "fulfilled").length, 3);
+        for (const r of results) {
+          if (r.status === "rejected") assert.equal((r.reason as GsError).code, "QUOTA_EXCEEDED");
+        }
+        assert.equal((await store.listDevices(u)).length, 3);
       });
 
       it("createSession: one session survives", async () => {

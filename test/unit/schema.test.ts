@@ -75,9 +75,12 @@ describe("route contract", () => {
     assert.equal(findRoute("DELETE", "/v1/groups/g/files/x/shares")?.name, "stopShare");
     assert.equal(findRoute("GET", "/v1/groups/g/files/x/shares"), undefined);
     assert.equal(findRoute("GET", "/v1/groups/g/extra/files"), undefined);
+    assert.equal(findRoute("POST", "/v1/sessions/device")?.name, "deviceLogin");
+    assert.equal(findRoute("DELETE", `/v1/sessions?device=${"a".repeat(32)}`)?.name, "logout");
+    assert.equal(findRoute("DELETE", `/v1/devices/${"a".repeat(32)}`)?.name, "revokeDevice");
   });
 
-  it("declares one route per method and path, and only health, keys, create user and login public", () => {
+  it("declares one route per method and path, and only health, keys, create user and the logins public", () => {
     const seen = new Set<string>();
     for (const r of Object.values(ROUTES)) {
       const key = `${r.method} ${r.path}`;
@@ -88,6 +91,6 @@ describe("route contract", () => {
       .filter(([, r]) => "public" in r && r.public)
       .map(([n]) => n)
       .sort();
-    assert.deepEqual(open, ["createUser", "health", "keys", "login"]);
+    assert.deepEqual(open, ["createUser", "deviceLogin", "health", "keys", "login"]);
   });
 });

@@ -5,13 +5,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import Database from "better-sqlite3";
-import { MAX_BODY_BYTES } from "../../src/shared/constants.js";
+import { MAX_BODY_BYTES, MAX_DEVICES_PER_USER } from "../../src/shared/constants.js";
 import { ERRORS, type ErrorCode, isErrorCode } from "../../src/shared/errors.js";
 import { type TrackerLimits, TrackerService } from "../../src/tracker/service.js";
 import { ADDRESS_MAX_BLOCK_MS, USER_MAX_BLOCK_MS } from "../../src/tracker/throttle.js";
 import { openStore, type Store } from "../../src/tracker/store/index.js";
 import { ROOT } from "../helpers/procs.js";
-import { serveTracker, trackerCall } from "../helpers/tls.js";
+import { serveTracker, TEST_PEER, trackerCall } from "../helpers/tls.js";
 
 // The tracker's HTTP API in-process over a real SQLite file, with real HTTP on
 // 127.0.0.1: bad input is a 4xx with a registry code, never a crash.
@@ -337,6 +337,250 @@ describe("tracker API: login throttle limits", () => {
   });
 });
 
+describe("tracker API: remembered devices", () => {
+  let t: Awaited<ReturnType<typeof startTracker>>;
+  let clock = Date.UTC(2030, 0, 1);
+  before(async () => {
+    t = await startTracker(() => clock);
+    for (const u of ["alice", "bob", "carol", "dave", "erin"]) {
+      assert.equal((await t.call("POST", "/v1/users", { userId: u, password: `pw-${u}` })).status, 201);
+    }
+  });
+  after(() => t.close());
+
+  interface Device {
+    deviceId: string;
+    secret: string;
+  }
+
+  /** A password login that asks to remember the device: its token and credential. */
+  async function remember(userId: string, name = "nas"): Promise<{ token: string; device: Device }> {
+    const r = await t.call("POST", "/v1/sessions", {
+      userId,
+      password: `pw-${userId}`,
+      peerAddr: "127.0.0.1:6001",
+      remember: { name },
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body as { token: string; device: Device };
+  }
+
+  const deviceLogin = (userId: string, d: Device, from = "127.0.0.1:6002") =>
+    t.call("POST", "/v1/sessions/device", {
+      userId,
+      deviceId: d.deviceId,
+      secret: d.secret,
+      peerAddr: from,
+      peerKey: TEST_PEER.publicKey,
+    });
+
+  /** The same refusal whatever was wrong: nothing tells a guesser which part was. */
+  function assertRefused(r: Answer): void {
+    assertError(r, "DEVICE_REFUSED");
+    assert.equal(
+      (r.body as { error: { message: string } }).error.message,
+      "this remembered login was revoked, or is not one of this user's",
+    );
+  }
+
+  it("answers a login that asks to be remembered with a credential that logs in again without the password", async () => {
+    const { token, device } = await remember("alice", "living-room NAS");
+    assert.match(device.deviceId, /^[0-9a-f]{32}$/);
+    assert.match(device.secret, /^[A-Za-z0-9_-]{43}$/);
+    const created = clock;
+    clock += 60_000;
+    const r = await deviceLogin("alice", device, "127.0.0.1:7007");
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const again = r.body as { token: string; userId: string };
+    assert.equal(again.userId, "alice");
+    // a session like a password login's: it replaced the earlier one
+    assert.equal((await t.call("GET", "/v1/groups", undefined, bearer(again.token))).status, 200);
+    assertError(await t.call("GET", "/v1/groups", undefined, bearer(token)), "UNAUTHORIZED");
+    const listed = await t.call("GET", "/v1/devices", undefined, bearer(again.token));
+    assert.deepEqual(listed.body, {
+      devices: [{ deviceId: device.deviceId, name: "living-room NAS", createdAt: created, lastUsed: clock }],
+    });
+    // a plain login remembers nothing
+    const plain = await t.call("POST", "/v1/sessions", {
+      userId: "alice",
+      password: "pw-alice",
+      peerAddr: "127.0.0.1:6001",
+    });
+    assert.equal((plain.body as { device?: unknown }).device, undefined);
+    const after = await t.call(
+      "GET",
+      "/v1/devices",
+      undefined,
+      bearer((plain.body as { token: string }).token),
+    );
+    assert.equal((after.body as { devices: unknown[] }).devices.length, 1);
+  });
+
+  it("refuses a wrong secret, an unknown device and another user's credential with one answer", async () => {
+    const { device } = await remember("bob");
+    const { device: carols } = await remember("carol");
+    const wrong = {
+      ...device,
+      secret: `${device.secret.slice(0, -1)}${device.secret.endsWith("A") ? "B" : "A"}`,
+    };
+    assertRefused(await deviceLogin("bob", wrong));
+    assertRefused(await deviceLogin("bob", { ...device, deviceId: "0".repeat(32) }));
+    // bob's credential names bob: it logs in as nobody else
+    assertRefused(await deviceLogin("carol", device));
+    assertRefused(await deviceLogin("carol", { ...carols, secret: device.secret }));
+    assertRefused(await deviceLogin("nobody", device));
+    assert.equal((await deviceLogin("bob", device)).status, 200);
+    assert.equal((await deviceLogin("carol", carols)).status, 200);
+  });
+
+  it("refuses a revoked device: revoked by its id, or by a logout that forgets it", async () => {
+    const first = await remember("dave", "old laptop");
+    const second = await remember("dave", "new laptop");
+    const token = second.token;
+    // another user cannot revoke dave's device, nor learn it exists
+    const eve = await remember("erin");
+    assertError(
+      await t.call("DELETE", `/v1/devices/${first.device.deviceId}`, undefined, bearer(eve.token)),
+      "DEVICE_NOT_FOUND",
+    );
+    assert.equal(
+      (await t.call("DELETE", `/v1/devices/${first.device.deviceId}`, undefined, bearer(token))).status,
+      200,
+    );
+    assertError(
+      await t.call("DELETE", `/v1/devices/${first.device.deviceId}`, undefined, bearer(token)),
+      "DEVICE_NOT_FOUND",
+    );
+    assertRefused(await deviceLogin("dave", first.device));
+    // the logout that forgets this device: the session ends and the credential is refused
+    const d = await deviceLogin("dave", second.device);
+    const devToken = (d.body as { token: string }).token;
+    assert.equal(
+      (await t.call("DELETE", `/v1/sessions?device=${second.device.deviceId}`, undefined, bearer(devToken)))
+        .status,
+      200,
+    );
+    assertError(await t.call("GET", "/v1/groups", undefined, bearer(devToken)), "UNAUTHORIZED");
+    assertRefused(await deviceLogin("dave", second.device));
+    // a logout that names another user's device revokes nothing of theirs
+    const daveAgain = await remember("dave");
+    assert.equal(
+      (
+        await t.call(
+          "DELETE",
+          `/v1/sessions?device=${eve.device.deviceId}`,
+          undefined,
+          bearer(daveAgain.token),
+        )
+      ).status,
+      200,
+    );
+    assert.equal((await deviceLogin("erin", eve.device)).status, 200);
+    // and a plain logout keeps the device: quitting a headless client is not forgetting it
+    const e = await deviceLogin("erin", eve.device);
+    assert.equal(
+      (await t.call("DELETE", "/v1/sessions", undefined, bearer((e.body as { token: string }).token))).status,
+      200,
+    );
+    assert.equal((await deviceLogin("erin", eve.device)).status, 200);
+  });
+
+  it("makes no device from a device's session: a stolen credential cannot outlive its revocation", async () => {
+    const { device } = await remember("alice");
+    const r = await deviceLogin("alice", device);
+    const token = (r.body as { token: string }).token;
+    assertError(await t.call("POST", "/v1/devices", { name: "spare" }, bearer(token)), "NO_ROUTE");
+    // nor does the device login take a `remember`
+    assertError(
+      await t.call("POST", "/v1/sessions/device", {
+        userId: "alice",
+        ...device,
+        peerAddr: "127.0.0.1:1",
+        peerKey: TEST_PEER.publicKey,
+        remember: { name: "spare" },
+      }),
+      "BAD_REQUEST",
+    );
+  });
+
+  it("throttles device logins as it does password logins", async () => {
+    const { device } = await remember("carol");
+    // from an address carol never logged in from: the throttle's rules for strangers
+    const stranger = (path: string, body: object) =>
+      trackerCall(t.port, { method: "POST", path, body, localAddress: "127.0.9.9", timeoutMs: 15_000 });
+    const guess = (d: Device) =>
+      stranger("/v1/sessions/device", {
+        userId: "carol",
+        ...d,
+        peerAddr: "127.0.9.9:1",
+        peerKey: TEST_PEER.publicKey,
+      });
+    for (let i = 0; i < 5; i++) {
+      const r = await guess({ ...device, deviceId: i.toString(16).repeat(32) });
+      assert.equal(r.code, "DEVICE_REFUSED", r.text);
+    }
+    const blocked = await guess(device);
+    assert.equal(blocked.code, "TOO_MANY_ATTEMPTS", blocked.text);
+    // the guesses count against carol's password logins from strangers too
+    const pw = await stranger("/v1/sessions", {
+      userId: "carol",
+      password: "pw-carol",
+      peerAddr: "127.0.9.9:1",
+    });
+    assert.equal(pw.code, "TOO_MANY_ATTEMPTS", pw.text);
+    clock += 60_000;
+    const later = await guess(device);
+    assert.equal(later.status, 200, later.text);
+  });
+
+  it(`keeps at most ${MAX_DEVICES_PER_USER} devices a user; a refused one leaves the session alone`, async () => {
+    const u = "bob";
+    const listed = async (token: string) =>
+      ((await t.call("GET", "/v1/devices", undefined, bearer(token))).body as { devices: unknown[] }).devices;
+    let { token } = await remember(u);
+    for (let n = (await listed(token)).length; n < MAX_DEVICES_PER_USER; n++)
+      token = (await remember(u)).token;
+    const over = await t.call("POST", "/v1/sessions", {
+      userId: u,
+      password: `pw-${u}`,
+      peerAddr: "127.0.0.1:6001",
+      remember: { name: "one too many" },
+    });
+    assertError(over, "QUOTA_EXCEEDED");
+    assert.equal((await t.call("GET", "/v1/groups", undefined, bearer(token))).status, 200);
+    assert.equal((await listed(token)).length, MAX_DEVICES_PER_USER);
+  });
+
+  it("refuses malformed device requests with 400", async () => {
+    const { token, device } = await remember("erin");
+    const body = { userId: "erin", ...device, peerAddr: "127.0.0.1:1", peerKey: TEST_PEER.publicKey };
+    for (const bad of [
+      { ...body, deviceId: "NOT-HEX".padEnd(32, "x") },
+      { ...body, secret: "short" },
+      { ...body, secret: undefined },
+      { ...body, password: "pw-erin" },
+    ]) {
+      assertError(await t.call("POST", "/v1/sessions/device", bad), "BAD_REQUEST");
+    }
+    for (const name of ["", "x".repeat(65), "evil\u001b[2Jname", "rtl\u202eman"]) {
+      assertError(
+        await t.call("POST", "/v1/sessions", {
+          userId: "erin",
+          password: "pw-erin",
+          peerAddr: "127.0.0.1:1",
+          remember: { name },
+        }),
+        "BAD_REQUEST",
+      );
+    }
+    assertError(await t.call("DELETE", "/v1/devices/nothex", undefined, bearer(token)), "BAD_REQUEST");
+    assertError(
+      await t.call("DELETE", "/v1/sessions?device=nothex", undefined, bearer(token)),
+      "BAD_REQUEST",
+    );
+  });
+});
+
 describe("tracker API: per-user quotas", () => {
   let t: Awaited<ReturnType<typeof startTracker>>;
   let token: string;
@@ -400,6 +644,46 @@ describe("tracker API: what the store keeps", () => {
         }
       } finally {
         db.close();
+      }
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe("tracker API: what the store keeps of a remembered device", () => {
+  it("keeps only a hash of the device's secret: neither the database nor its journal holds it", async () => {
+    const t = await startTracker();
+    try {
+      assert.equal((await t.call("POST", "/v1/users", { userId: "alice", password: "pw" })).status, 201);
+      const r = await t.call("POST", "/v1/sessions", {
+        userId: "alice",
+        password: "pw",
+        peerAddr: "127.0.0.1:6001",
+        remember: { name: "nas" },
+      });
+      const { secret, deviceId } = (r.body as { device: { secret: string; deviceId: string } }).device;
+      const db = new Database(t.dbPath, { readonly: true });
+      try {
+        const rows = db.prepare("SELECT * FROM devices").all() as Record<string, unknown>[];
+        assert.equal(rows.length, 1);
+        assert.equal(rows[0]!.device_id, deviceId);
+        assert.ok(!JSON.stringify(rows).includes(secret), "the secret is not stored as is");
+      } finally {
+        db.close();
+      }
+      const forms = [
+        secret,
+        Buffer.from(secret, "base64url").toString("hex"),
+        Buffer.from(secret, "base64url").toString("base64"),
+      ];
+      const files = [t.dbPath, `${t.dbPath}-wal`].filter((f) => existsSync(f));
+      // the device's row is in these bytes (in the journal until a checkpoint): the right place is searched
+      assert.ok(files.some((f) => readFileSync(f).includes(Buffer.from(deviceId))));
+      for (const file of files) {
+        const bytes = readFileSync(file);
+        for (const form of forms) assert.ok(!bytes.includes(Buffer.from(form)), `no secret in ${file}`);
+        assert.ok(!bytes.includes(Buffer.from(secret, "base64url")), `no raw secret in ${file}`);
       }
     } finally {
       await t.close();

@@ -95,6 +95,9 @@ export class Session {
       warn: (warning) => p.events.emit({ type: "warning", warning }),
     });
     this.#login = { userId, trackerKey, state, stateFile, heartbeat, signals, seen: undefined };
+    // a watching front end learns what is there now, so that a request made before the
+    // first heartbeat is news at that heartbeat rather than part of what was there
+    if (this.#watchers > 0) void this.pollMembership().catch(() => {});
     p.events.emit({ type: "logged-in", userId });
     // resumed first: the re-share saves the state, and a save keeps only the downloads it sees
     const resumed = p.downloads.resumeAll(state.downloads);
@@ -231,6 +234,7 @@ export class Session {
    */
   watchMembership(): () => void {
     this.#watchers++;
+    if (this.#login && !this.#login.seen) void this.pollMembership().catch(() => {});
     let open = true;
     return () => {
       if (!open) return;

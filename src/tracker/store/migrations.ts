@@ -171,6 +171,21 @@ export const MIGRATIONS: readonly Migration[] = [
       "CREATE INDEX signals_by_expiry ON signals (expires_at)",
     ],
   },
+  {
+    version: 6,
+    ddl: (t) => [
+      // remembered logins: a device logs its user in with a secret of which only the SHA-256 is kept
+      `CREATE TABLE devices (
+        user_id TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        device_id TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at ${t.int} NOT NULL,
+        last_used_at ${t.int} NOT NULL,
+        PRIMARY KEY (user_id, device_id)
+      )`,
+    ],
+  },
 ];
 
 /** Any constant: the key every tracker takes before migrating a PostgreSQL database. */

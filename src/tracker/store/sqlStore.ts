@@ -3,6 +3,8 @@ import { GsError } from "../../shared/errors.js";
 import { fileIdOf } from "../../shared/fileId.js";
 import type { SqlDb } from "./sql.js";
 import type {
+  DeviceRecord,
+  DeviceSummary,
   FileMeta,
   FileSummary,
   GroupRole,
@@ -139,6 +141,59 @@ export class SqlStore implements Store {
       ]);
       if (row) await endSessions(tx, row.user_id);
     });
+  }
+
+  addDevice(userId: string, d: Omit<DeviceRecord, "lastUsed">, max: number): Promise<void> {
+    return this.db.transaction(async (tx) => {
+      if (!(await tx.get("SELECT 1 FROM users WHERE user_id = ?", [userId]))) {
+        throw new GsError("USER_NOT_FOUND", `no user '${userId}'`);
+      }
+      const row = await tx.get<{ n: number }>("SELECT COUNT(*) AS n FROM devices WHERE user_id = ?", [
+        userId,
+      ]);
+      if (Number(row?.n ?? 0) >= max) {
+        throw new GsError(
+          "QUOTA_EXCEEDED",
+          `you have ${max} remembered devices, the most one user may: revoke one you no longer use`,
+        );
+      }
+      await tx.run(
+        "INSERT INTO devices (user_id, device_id, secret_hash, name, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [userId, d.deviceId, d.secretHash, d.name, d.createdAt, d.createdAt],
+      );
+    });
+  }
+
+  async getDevice(userId: string, deviceId: string): Promise<DeviceRecord | undefined> {
+    const row = await this.db.get<DeviceRow & { secret_hash: string }>(
+      "SELECT device_id, secret_hash, name, created_at, last_used_at FROM devices WHERE user_id = ? AND device_id = ?",
+      [userId, deviceId],
+    );
+    return row && { ...deviceOf(row), secretHash: row.secret_hash };
+  }
+
+  async useDevice(userId: string, deviceId: string, now: number): Promise<boolean> {
+    const { changes } = await this.db.run(
+      "UPDATE devices SET last_used_at = ? WHERE user_id = ? AND device_id = ?",
+      [now, userId, deviceId],
+    );
+    return changes > 0;
+  }
+
+  async listDevices(userId: string): Promise<DeviceSummary[]> {
+    const rows = await this.db.all<DeviceRow>(
+      "SELECT device_id, name, created_at, last_used_at FROM devices WHERE user_id = ? ORDER BY created_at, device_id",
+      [userId],
+    );
+    return rows.map(deviceOf);
+  }
+
+  async revokeDevice(userId: string, deviceId: string): Promise<boolean> {
+    const { changes } = await this.db.run("DELETE FROM devices WHERE user_id = ? AND device_id = ?", [
+      userId,
+      deviceId,
+    ]);
+    return changes > 0;
   }
 
   createGroup(groupId: string, owner: string, now: number): Promise<void> {
@@ -584,6 +639,22 @@ export class SqlStore implements Store {
       pieceBytes: Number(row?.piece_bytes ?? 0),
     };
   }
+}
+
+interface DeviceRow {
+  device_id: string;
+  name: string;
+  created_at: number;
+  last_used_at: number;
+}
+
+function deviceOf(r: DeviceRow): DeviceSummary {
+  return {
+    deviceId: r.device_id,
+    name: r.name,
+    createdAt: r.created_at,
+    lastUsed: r.last_used_at,
+  };
 }
 
 /** The block an entry gets once `failures` attempts have been counted. */

@@ -29,6 +29,21 @@ export interface SessionRecord {
   lastSeen: number;
 }
 
+/** A remembered device of a user (a login's `remember`). */
+export interface DeviceSummary {
+  deviceId: string;
+  /** what the user called it when it was remembered */
+  name: string;
+  createdAt: number;
+  /** the last login with it (its creation until then) */
+  lastUsed: number;
+}
+
+export interface DeviceRecord extends DeviceSummary {
+  /** SHA-256 of the device's secret, hex: the secret itself is never stored. */
+  secretHash: string;
+}
+
 export type GroupRole = "owner" | "member" | "pending" | "none";
 
 export interface GroupQuery {
@@ -146,6 +161,22 @@ export interface Store {
   expireSessions(idleSince: number): Promise<number>;
   /** Logout: the session ends and the user's shares are cleared. */
   deleteSession(tokenHash: string): Promise<void>;
+
+  // Remembered devices: a login with a device's secret instead of the password.
+
+  /**
+   * Remembers a device of the user. QUOTA_EXCEEDED when the user has `max` already
+   * (counted in the same transaction: racing adds cannot pass it); USER_NOT_FOUND.
+   */
+  addDevice(userId: string, device: Omit<DeviceRecord, "lastUsed">, max: number): Promise<void>;
+  /** The user's device `deviceId`, if the user has one by that id. */
+  getDevice(userId: string, deviceId: string): Promise<DeviceRecord | undefined>;
+  /** Records a login with the device; false when the user no longer has it (revoked meanwhile). */
+  useDevice(userId: string, deviceId: string, now: number): Promise<boolean>;
+  /** The user's devices, oldest first, without their secrets' hashes. */
+  listDevices(userId: string): Promise<DeviceSummary[]>;
+  /** Forgets the user's device: false when the user had none by that id. */
+  revokeDevice(userId: string, deviceId: string): Promise<boolean>;
 
   /** GROUP_EXISTS when taken; the creator owns the group and is its first member. */
   createGroup(groupId: string, owner: string, now: number): Promise<void>;
