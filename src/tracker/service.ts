@@ -65,7 +65,7 @@ export interface TrackerLimits {
 
 /**
  * Reversals and hole punches per member and tracker. Each makes another member's client
- * dial (its answers to them are capped at 16 at once), so this is what one member can
+ * dial (16 answers at once, 4 for one downloader), so this is what one member can
  * make others dial. A download asks for at most one of each per sharer it dials (8 at
  * once), again on its retry schedule: 64 at once covers several downloads starting
  * together, then two a second.

@@ -117,4 +117,21 @@ describe("tracker: reversals, punches and relays turned against other members", 
     const mine = await t.call("POST", `${base}/reversals`, { userId: "nobody" }, bystander);
     assert.equal(mine.body?.error?.code, "NOT_SHARING");
   });
+
+  it("a member asking for relay circuits without end leaves the sharer's other downloaders theirs", async () => {
+    const hog = await member("hog", "127.0.0.1:6903");
+    const other = await member("other", "127.0.0.1:6904");
+    // the hog never joins its legs: each circuit waits for it until the pairing time is up
+    const answers = await Promise.all(
+      Array.from({ length: 16 }, () => t.call("POST", `${base}/relays`, { userId: "sharer" }, hog)),
+    );
+    const opened = answers.filter((a) => a.status === 200).length;
+    assert.ok(
+      answers.every((a) => a.status === 200 || a.body?.error?.code === "RATE_LIMITED"),
+      JSON.stringify(answers.map((a) => a.body)),
+    );
+    assert.ok(opened > 0 && opened < answers.length, `${opened} circuits opened`);
+    const mine = await t.call("POST", `${base}/relays`, { userId: "sharer" }, other);
+    assert.equal(mine.status, 200, JSON.stringify(mine.body));
+  });
 });

@@ -15,6 +15,7 @@ import { openStore, type Store } from "../../src/tracker/store/index.js";
 import { RELAY_PROTOCOL } from "../../src/shared/api.js";
 import { reachAddress } from "../../src/tracker/addresses.js";
 import { Buckets } from "../../src/tracker/buckets.js";
+import { Punches } from "../../src/tracker/punches.js";
 import { Bucket, Relay } from "../../src/tracker/relay.js";
 import { SignalHub } from "../../src/tracker/signals.js";
 
@@ -92,6 +93,26 @@ describe("reach request rate", () => {
     assert.equal(b.wait(t0 + 1_000, "c"), 0);
     b.take(t0 + 1_000, "c");
     assert.equal(b.wait(t0 + 1_000, "c"), 0); // one left of its burst
+  });
+});
+
+describe("hole punches", () => {
+  it("one downloader holds at most 4 of a sharer's rendezvous, the others theirs; an answer frees its place", async () => {
+    const punches = new Punches();
+    const open = (downloader: string) => punches.open(downloader, "bob", `198.18.0.9:4000`, 60_000);
+    const eve = Array.from({ length: 4 }, () => open("eve"));
+    assert.throws(
+      () => open("eve"),
+      (e: GsError) => e.code === "RATE_LIMITED",
+    );
+    const ann = open("ann");
+    for (const r of [...eve, ann]) {
+      assert.equal(punches.answer(r.id, "bob", "198.18.0.7:5000"), "198.18.0.9:4000");
+      assert.equal(await r.met, "198.18.0.7:5000");
+    }
+    const again = open("eve");
+    punches.answer(again.id, "bob", "198.18.0.7:5000");
+    await again.met;
   });
 });
 
@@ -234,21 +255,27 @@ describe("relay", () => {
     relay.close();
   });
 
-  it("bounds the circuits per user and in all", () => {
-    const relay = new Relay({ circuitsPerUser: 2, maxCircuits: 3 });
+  it("bounds circuits per downloader, per pair, per sharer and in all: one downloader cannot take a sharer's", () => {
+    const relay = new Relay({ circuits: { perRequester: 3, perSharer: 4, perPair: 2, total: 6 } });
+    const refused = (downloader: string, sharer: string, code: string) =>
+      assert.throws(
+        () => relay.open(downloader, sharer),
+        (e: GsError) => e.code === code,
+      );
+    // eve asks bob for circuits without end: two, then she is refused, and others get the rest of bob's
+    relay.open("eve", "bob");
+    relay.open("eve", "bob");
+    refused("eve", "bob", "RATE_LIMITED");
     relay.open("ann", "bob");
-    relay.open("ann", "cat");
-    assert.throws(
-      () => relay.open("ann", "dan"),
-      (e: GsError) => e.code === "RATE_LIMITED",
-    );
+    relay.open("cat", "bob");
+    refused("dan", "bob", "BUSY"); // bob is full: not dan's doing
     relay.open("eve", "fay");
-    assert.throws(
-      () => relay.open("gus", "hal"),
-      (e: GsError) => e.code === "BUSY",
-    );
+    refused("eve", "gus", "RATE_LIMITED"); // eve's own cap, whoever the sharer
+    relay.open("hal", "ian");
+    refused("jay", "kim", "BUSY"); // the relay is full
     relay.close();
-    relay.open("ann", "dan"); // closing freed them
+    relay.open("eve", "bob"); // closing freed them
+    relay.open("eve", "bob");
     relay.close();
   });
 
