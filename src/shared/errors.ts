@@ -34,6 +34,10 @@ export const ERRORS = {
   FILE_EXISTS: { status: 409, hint: "rename your file" },
   FILE_NOT_FOUND: { status: 404, hint: "see list_files" },
   NOT_SHARING: { status: 404, hint: "see show_shares" },
+  PEER_ADDRESS_REFUSED: {
+    status: 403,
+    hint: "start the client on the address the tracker sees, or on its LAN address (see Members behind home routers in the README)",
+  },
   TRACKER_UNAVAILABLE: { status: 503, hint: "start a tracker, or check tracker_info.txt" },
   BAD_TRACKER_ANSWER: {
     status: 502,

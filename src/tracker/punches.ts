@@ -1,9 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { GsError } from "../shared/errors.js";
+import { FairShare, type ShareLimits } from "./fairShare.js";
 
-/** Rendezvous open on one tracker at once, and per user. */
-const MAX_PUNCHES = 256;
-const PUNCHES_PER_USER = 8;
+/**
+ * Rendezvous waiting at once (each for at most a few seconds): a download punches
+ * towards each of its 8 sharers at most once at a time; one downloader holds at most a
+ * quarter of what a sharer answers.
+ */
+const PUNCH_LIMITS: ShareLimits = { perRequester: 8, perSharer: 16, perPair: 4, total: 256 };
 
 interface Rendezvous {
   downloader: string;
@@ -22,6 +26,7 @@ interface Rendezvous {
  */
 export class Punches {
   readonly #open = new Map<string, Rendezvous>();
+  readonly #share = new FairShare(PUNCH_LIMITS, "hole punches");
 
   /** Opens a rendezvous; resolves with the sharer's address once it answers, rejects after `waitMs`. */
   open(
@@ -30,16 +35,11 @@ export class Punches {
     downloaderAddr: string,
     waitMs: number,
   ): { id: string; met: Promise<string> } {
-    if (this.#open.size >= MAX_PUNCHES)
-      throw new GsError("BUSY", "too many hole punches at once: try again later");
-    let mine = 0;
-    for (const r of this.#open.values()) if (r.downloader === downloader || r.sharer === sharer) mine++;
-    if (mine >= PUNCHES_PER_USER)
-      throw new GsError("RATE_LIMITED", "too many hole punches at once: try again later");
+    this.#share.take(downloader, sharer);
     const id = randomBytes(16).toString("hex");
     const met = new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.#open.delete(id);
+        this.#close(id);
         reject(new GsError("BUSY", `'${sharer}' did not answer the hole punch`));
       }, waitMs);
       this.#open.set(id, {
@@ -48,12 +48,19 @@ export class Punches {
         downloaderAddr,
         meet: (addr) => {
           clearTimeout(timer);
-          this.#open.delete(id);
+          this.#close(id);
           resolve(addr);
         },
       });
     });
     return { id, met };
+  }
+
+  #close(id: string): void {
+    const r = this.#open.get(id);
+    if (!r) return;
+    this.#open.delete(id);
+    this.#share.give(r.downloader, r.sharer);
   }
 
   /** The sharer's answer from `sharerAddr`: the downloader's address, and the downloader hears ours. */

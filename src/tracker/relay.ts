@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Duplex } from "node:stream";
 import { RELAY_PROTOCOL } from "../shared/api.js";
-import { GsError } from "../shared/errors.js";
+import { FairShare, type ShareLimits } from "./fairShare.js";
 
 /** How much the relay may carry; the README's Limits list the defaults. */
 export interface RelayLimits {
@@ -9,10 +9,8 @@ export interface RelayLimits {
   totalRate: number;
   /** Bytes per second one user's circuits carry (each byte counts for its sender and its receiver). */
   userRate: number;
-  /** Circuits open or waiting that name one user, as downloader or sharer. */
-  circuitsPerUser: number;
-  /** Circuits on this tracker at once. */
-  maxCircuits: number;
+  /** Circuits open or waiting: per downloader, per sharer, per pair, on this tracker. */
+  circuits: ShareLimits;
   /** A circuit that carries nothing for this long is closed. */
   idleMs: number;
   /** A circuit whose second leg has not come within this time is dropped. */
@@ -23,8 +21,9 @@ const MBIT = 1_000_000 / 8;
 export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   totalRate: 200 * MBIT,
   userRate: 40 * MBIT,
-  circuitsPerUser: 8,
-  maxCircuits: 256,
+  // a download keeps one circuit per sharer it cannot reach otherwise (8 sharers at most);
+  // one downloader holds at most a quarter of a sharer's circuits
+  circuits: { perRequester: 8, perSharer: 16, perPair: 4, total: 256 },
   idleMs: 60_000,
   pairMs: 10_000,
 };
@@ -90,29 +89,22 @@ export class Relay {
   readonly #limits: RelayLimits;
   readonly #now: () => number;
   readonly #circuits = new Map<string, Circuit>();
+  readonly #share: FairShare;
+  /** each user's rate bucket, held by the circuits naming the user */
   readonly #perUser = new Map<string, { circuits: number; bucket: Bucket }>();
   readonly #total: Bucket;
   readonly stats: RelayStats = { circuits: 0 };
 
   constructor(limits: Partial<RelayLimits> = {}, now: () => number = Date.now) {
     this.#limits = { ...DEFAULT_RELAY_LIMITS, ...limits };
+    this.#share = new FairShare(this.#limits.circuits, "relay circuits");
     this.#now = now;
     this.#total = new Bucket(this.#limits.totalRate, now());
   }
 
   /** A new circuit between a downloader and a sharer; its id is the secret both legs name. */
   open(downloader: string, sharer: string): string {
-    if (this.#circuits.size >= this.#limits.maxCircuits) {
-      throw new GsError("BUSY", "the relay is full: try again later");
-    }
-    for (const u of [downloader, sharer]) {
-      if ((this.#perUser.get(u)?.circuits ?? 0) >= this.#limits.circuitsPerUser) {
-        throw new GsError(
-          "RATE_LIMITED",
-          `'${u}' has ${this.#limits.circuitsPerUser} relay circuits open: try again later`,
-        );
-      }
-    }
+    this.#share.take(downloader, sharer);
     const id = randomBytes(16).toString("hex");
     const timer = setTimeout(() => this.#close(id), this.#limits.pairMs);
     timer.unref();
@@ -248,6 +240,7 @@ export class Relay {
     const c = this.#circuits.get(id);
     if (!c) return;
     this.#circuits.delete(id);
+    this.#share.give(c.users.downloader, c.users.sharer);
     clearTimeout(c.timer);
     clearTimeout(c.idle);
     for (const leg of Object.values(c.legs)) {

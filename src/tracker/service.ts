@@ -23,14 +23,15 @@ import { peerKeyProblem } from "../shared/peerKey.js";
 import { signTicket } from "../shared/tickets.js";
 import { formatHostPort, parseHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
 import { selfSignedCertificate } from "../shared/x509.js";
-import { handOut, peerAddressProblem, sourceIp } from "./addresses.js";
+import { peerAddressProblem, reachAddress, sourceIp } from "./addresses.js";
+import { type BucketRule, Buckets } from "./buckets.js";
 import { DEFAULT_HASH_GATE, HashGate, type HashGateOptions } from "./hashGate.js";
 import { checkPassword, DUMMY_HASH, hashPassword, needsRehash } from "./passwords.js";
 import { DEFAULT_QUOTAS, QuotaGuard, type Quotas } from "./quotas.js";
 import { Punches } from "./punches.js";
 import { Relay, type RelayLimits } from "./relay.js";
 import { SignalHub } from "./signals.js";
-import { type BucketRule, GLOBAL, PER_ADDRESS, RegistrationLimiter } from "./registrations.js";
+import { GLOBAL, PER_ADDRESS, RegistrationLimiter } from "./registrations.js";
 import type { FileMeta, PeerRecord, Store, TlsIdentity } from "./store/store.js";
 import { type LoginKeys, loginKeys, TRUST_MS, TRUSTED_PER_USER } from "./throttle.js";
 
@@ -76,7 +77,20 @@ export interface TrackerLimits {
   hashGate: HashGateOptions;
   registrationsPerAddress: BucketRule;
   registrationsGlobal: BucketRule;
+  /** reversals and hole punches one member may ask for */
+  reachRequests: BucketRule;
 }
+
+/**
+ * Reversals and hole punches per member and tracker. Each makes another member's client
+ * dial (16 answers at once, 4 for one downloader), so this is what one member can
+ * make others dial. A download asks for at most one of each per sharer it dials (8 at
+ * once), again on its retry schedule: 64 at once covers several downloads starting
+ * together, then two a second.
+ */
+export const REACH_REQUESTS: BucketRule = { burst: 64, everyMs: 500 };
+/** Members whose reach requests are counted at once (a full bucket is dropped first). */
+const REACH_REQUESTERS = 50_000;
 
 /**
  * The tracker's behaviour over its store: passwords, sessions, tickets, and the
@@ -94,6 +108,7 @@ export class TrackerService {
   readonly #hashGate: HashGate;
   readonly #registrations: RegistrationLimiter;
   readonly #quotas: QuotaGuard;
+  readonly #reachRequests: Buckets;
   #signing?: { privateKey: KeyObject; publicKeyPem: string };
   #tls?: TlsIdentity;
   readonly #self: TrackerAddress | undefined;
@@ -113,6 +128,7 @@ export class TrackerService {
       now(),
     );
     this.#quotas = new QuotaGuard(store, opts.quotas ?? DEFAULT_QUOTAS);
+    this.#reachRequests = new Buckets(opts.reachRequests ?? REACH_REQUESTS, now(), REACH_REQUESTERS);
     this.#self = opts.self;
     this.signals = new SignalHub(store, now);
     this.relay = new Relay(opts.relay, now);
@@ -475,7 +491,7 @@ export class TrackerService {
       ticketExpires,
       // a sharer without a key cannot prove who it is: never handed out
       peers: peers.flatMap((p) => {
-        const addr = p.peerKey ? this.#addressFor(p, sourceIp(clientAddr)) : undefined;
+        const addr = p.peerKey ? reachAddress(p, sourceIp(clientAddr), this.#trackers).addr : undefined;
         if (addr === undefined) return [];
         return [{ userId: p.userId, addr, key: p.peerKey!, complete: p.complete, nat: behindRouter(p) }];
       }),
@@ -499,20 +515,40 @@ export class TrackerService {
   /**
    * A downloader cannot dial the sharer `sharerId`: the sharer is asked to dial the
    * downloader (at the address it would be handed out at, with its key), through
-   * whichever tracker its client polls. Only for a member's online sharer of the file.
+   * whichever tracker its client polls. Only for a member's online sharer of the file,
+   * and only to where the tracker sees the downloader, or to its LAN address for a
+   * sharer behind the same router (reachAddress): a downloader whose claim says it is
+   * elsewhere is refused rather than dialled at a guess.
    */
   async reverse(userId: string, token: string, groupId: string, name: string, sharerId: string) {
+    this.#admitReach(userId);
     const { session, sharer, fileId } = await this.#pathCheck(userId, token, groupId, name, sharerId);
-    // where the sharer is sent to reach us: what a downloader at its public IP would be given
     const seen = parseHostPort(sharer.peerAddr);
-    const addr = this.#addressFor(
-      { userId, peerAddr: session.peerAddr, claimedAddr: session.claimedAddr, complete: false },
+    const { addr, ignored } = reachAddress(
+      session,
       typeof seen === "string" ? "" : seen.host,
+      this.#trackers,
     );
-    if (addr === undefined) {
-      throw new GsError("BAD_REQUEST", "your peer server's address cannot be handed out: no reversal");
+    if (addr === undefined || ignored !== undefined) {
+      throw new GsError(
+        "PEER_ADDRESS_REFUSED",
+        `'${sharerId}' is not sent to your peer address ${printable(session.claimedAddr)}: ${ignored ?? "it cannot be handed out"}`,
+      );
     }
     await this.#signal(sharerId, { kind: "reverse", groupId, fileId, key: session.peerKey!, addr });
+  }
+
+  /** Counts a reversal or hole punch `userId` asks for; RATE_LIMITED past REACH_REQUESTS. */
+  #admitReach(userId: string): void {
+    const now = this.#now();
+    const wait = this.#reachRequests.wait(now, userId);
+    if (wait > 0) {
+      throw new GsError(
+        "RATE_LIMITED",
+        `too many reversals and hole punches: try again in ${Math.max(1, Math.ceil(wait / 1000))} s`,
+      );
+    }
+    this.#reachRequests.take(now, userId);
   }
 
   /**
@@ -542,6 +578,7 @@ export class TrackerService {
     observed: string,
   ) {
     if (!this.#self) throw new GsError("BUSY", "this tracker coordinates no hole punches");
+    this.#admitReach(userId);
     const { session, fileId } = await this.#pathCheck(userId, token, groupId, name, sharerId);
     const { id, met } = this.#punches.open(userId, sharerId, observed, PUNCH_WAIT_MS);
     met.catch(() => {}); // awaited below, after the signal: a sharer that never answers must not go unhandled
@@ -579,21 +616,6 @@ export class TrackerService {
     const now = this.#now();
     await this.#store.postSignal(userId, JSON.stringify(payload), now, now + SIGNAL_TTL_MS);
     this.signals.posted(userId);
-  }
-
-  /**
-   * Where a downloader at `fromIp` is sent to reach a sharer: the address the tracker
-   * saw, except that a downloader at the sharer's own public IP (behind the same
-   * router, which need not hairpin) gets the address the sharer announced, its LAN
-   * address, when that passes the hand-out rules. So an announced address only ever
-   * reaches machines on the announcer's own network. Undefined: hand out nothing.
-   */
-  #addressFor(p: PeerRecord, fromIp: string): string | undefined {
-    const seen = parseHostPort(p.peerAddr);
-    if (typeof seen !== "string" && seen.host === fromIp && p.claimedAddr !== p.peerAddr) {
-      if (handOut(p.claimedAddr, this.#trackers)) return p.claimedAddr;
-    }
-    return handOut(p.peerAddr, this.#trackers) ? p.peerAddr : undefined;
   }
 }
 

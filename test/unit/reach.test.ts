@@ -1,17 +1,24 @@
 /**
  * How the downloads' dialer picks a path to a sharer (reach/reachingDialer): the
  * order, the head starts, what ends a dial, and what a failure says. The TLS dial and
- * the tracker's help are stand-ins that record what was asked of them.
+ * the tracker's help are stand-ins that record what was asked of them. And how a
+ * sharer shares its answers to signals among the downloaders asking.
  */
 import assert from "node:assert/strict";
+import { createServer, type Socket } from "node:net";
 import { PassThrough } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { describe, it } from "node:test";
 import type { DialTarget } from "../../src/client/download/dialer.js";
 import { IMPOSTOR } from "../../src/client/download/dialPeer.js";
-import type { PeerIdentity } from "../../src/client/peerIdentity.js";
+import { newPeerIdentity, type PeerIdentity } from "../../src/client/peerIdentity.js";
 import { PATH_TIMING, type PathHelp, reachingDialer } from "../../src/client/reach/reachingDialer.js";
 import { Reversals } from "../../src/client/reach/reversals.js";
+import { type SignalDeps, SignalListener } from "../../src/client/reach/signalListener.js";
+import type { PeerServer } from "../../src/client/serving/peerServer.js";
+import type { ShareRegistry } from "../../src/client/serving/shares.js";
+import type { Signal } from "../../src/shared/api.js";
+import { TEST_PEER } from "../helpers/tls.js";
 import { RELAYED_FRAGMENT } from "../../src/shared/tlsPolicy.js";
 
 /** Head starts far apart, so that which path started first never depends on the machine's speed. */
@@ -180,5 +187,87 @@ describe("reversals", () => {
     const r = new Reversals();
     await assert.rejects(r.expect("k1", 20, new AbortController().signal), /not dialled back/);
     assert.equal(r.take("k1"), undefined);
+  });
+});
+
+/** A loopback TCP listener that accepts and never answers (a TLS dial to it hangs); counts connections. */
+async function silentListener() {
+  const sockets: Socket[] = [];
+  let onConnection = () => {};
+  const server = createServer((s) => {
+    sockets.push(s);
+    onConnection();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    addr: `127.0.0.1:${(server.address() as { port: number }).port}`,
+    count: () => sockets.length,
+    first: new Promise<void>((resolve) => {
+      onConnection = resolve;
+    }),
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe("answering signals", () => {
+  it("one downloader's reversals take at most 4 of the sharer's slots: another's is still dialled", async () => {
+    const hog = await silentListener();
+    const other = await silentListener();
+    const reverse = (seq: number, key: string, addr: string): Signal => ({
+      seq,
+      kind: "reverse",
+      groupId: "g",
+      fileId: "f".repeat(40),
+      key,
+      addr,
+    });
+    const hogKey = newPeerIdentity().publicKey;
+    const signals = [
+      ...Array.from({ length: 8 }, (_, i) => reverse(i + 1, hogKey, hog.addr)),
+      reverse(9, TEST_PEER.publicKey, other.addr),
+    ];
+    let polls = 0;
+    // each dial answered ends, after the dial-back timeout, with a line of its own
+    const ended: string[] = [];
+    let allEnded = () => {};
+    const fiveEnded = new Promise<void>((resolve) => {
+      allEnded = resolve;
+    });
+    const deps: SignalDeps = {
+      tracker: {
+        // the signals once, then a poll that waits until the listener stops
+        call: async <T>(_m: string, _p: string, _b?: unknown, opts?: { signal?: AbortSignal }) => {
+          if (polls++ === 0) return { signals } as T;
+          return new Promise<T>((_, reject) =>
+            opts?.signal?.addEventListener("abort", () => reject(opts.signal?.reason), { once: true }),
+          );
+        },
+        openRelay: () => Promise.reject(new Error("no relay here")),
+        callFresh: () => Promise.reject(new Error("no punch here")),
+        localAddress: undefined,
+      },
+      shares: { get: () => ({}) } as unknown as ShareRegistry,
+      peerServer: {} as PeerServer,
+      identity: async () => TEST_PEER,
+      warn: (line) => {
+        if (ended.push(line) === 5) allEnded();
+      },
+    };
+    const listener = new SignalListener(deps);
+    try {
+      await other.first;
+      // the five answered (four of the hog's, the other's) have timed out: any further dial
+      // would have been made with them, at once
+      await fiveEnded;
+      assert.equal(hog.count(), 4, ended.join("\n"));
+      assert.equal(other.count(), 1);
+    } finally {
+      listener.stop();
+      await hog.close();
+      await other.close();
+    }
   });
 });

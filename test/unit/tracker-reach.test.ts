@@ -1,7 +1,8 @@
 /**
  * The tracker's parts for members behind routers: the signal hub that client long
- * polls wait in, and the relay's circuits (who may join, what happens to a leg left
- * alone, the caps). Real SQLite stores and real loopback sockets.
+ * polls wait in, where one member sends another to dial, the rate of those requests,
+ * and the relay's circuits (who may join, what happens to a leg left alone, the caps).
+ * Real SQLite stores and real loopback sockets.
  */
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -12,8 +13,108 @@ import { after, before, describe, it } from "node:test";
 import type { GsError } from "../../src/shared/errors.js";
 import { openStore, type Store } from "../../src/tracker/store/index.js";
 import { RELAY_PROTOCOL } from "../../src/shared/api.js";
+import { reachAddress } from "../../src/tracker/addresses.js";
+import { Buckets } from "../../src/tracker/buckets.js";
+import { Punches } from "../../src/tracker/punches.js";
 import { Bucket, Relay } from "../../src/tracker/relay.js";
 import { SignalHub } from "../../src/tracker/signals.js";
+
+describe("where a member is sent to reach another", () => {
+  const trackers = [{ no: 1, host: "192.168.1.1", port: 6881 }];
+  /** What a member at `from` gets for one seen at `seen` that claimed `claimed` (same port). */
+  const reach = (seen: string, claimed: string, from: string) =>
+    reachAddress({ peerAddr: `${seen}:6881`, claimedAddr: claimed }, from, trackers);
+
+  it("a member at another IP is sent where the tracker sees the other, whatever it claimed", () => {
+    for (const claimed of ["192.168.1.5:6881", "8.8.8.8:53", "0.0.0.0:6881"]) {
+      assert.deepEqual(reach("198.51.100.7", claimed, "192.0.2.9"), {
+        addr: "198.51.100.7:6881",
+        ignored: undefined,
+      });
+    }
+  });
+
+  it("a member behind the same router is sent to a LAN address claimed, and only to one", () => {
+    const from = "198.51.100.7";
+    for (const lan of ["10.1.2.3", "172.31.0.9", "192.168.1.5", "198.19.4.2", "[fd12:3456::1]"]) {
+      assert.deepEqual(reach(from, `${lan}:6881`, from), { addr: `${lan}:6881`, ignored: undefined });
+    }
+    // the Internet, a carrier's shared space, just outside 172.16/12, IPv6 global: not the claim, and why
+    for (const other of ["8.8.8.8:53", "100.64.0.1:6881", "172.32.0.1:6881", "[2001:db8::1]:6881"]) {
+      const r = reach(from, other, from);
+      assert.equal(r.addr, "198.51.100.7:6881");
+      assert.match(r.ignored ?? "", /not a LAN address/);
+    }
+    // a LAN address where a tracker listens is not handed out either
+    const tracker = reach(from, "192.168.1.1:6881", from);
+    assert.equal(tracker.addr, "198.51.100.7:6881");
+    assert.match(tracker.ignored ?? "", /tracker/);
+    // nothing claimed in particular, or the address it is seen at: nothing ignored
+    for (const plain of ["0.0.0.0:6881", "[::]:6881", "198.51.100.7:6881"]) {
+      assert.deepEqual(reach(from, plain, from), { addr: "198.51.100.7:6881", ignored: undefined });
+    }
+  });
+
+  it("a member seen at a loopback address is reached only there", () => {
+    for (const claimed of ["127.0.0.2:6881", "10.0.0.5:6881", "192.168.1.5:6881"]) {
+      const r = reach("127.0.0.1", claimed, "127.0.0.1");
+      assert.equal(r.addr, "127.0.0.1:6881");
+      assert.match(r.ignored ?? "", /loopback/);
+    }
+    const v6 = reachAddress({ peerAddr: "[::1]:6881", claimedAddr: "[fd00::1]:6881" }, "::1", trackers);
+    assert.equal(v6.addr, "[::1]:6881");
+    assert.match(v6.ignored ?? "", /loopback/);
+  });
+});
+
+describe("reach request rate", () => {
+  it("one bucket per member: a burst, then one per interval; another member's is untouched", () => {
+    const t0 = 1_000_000;
+    const b = new Buckets({ burst: 3, everyMs: 500 }, t0, 10);
+    for (let i = 0; i < 3; i++) {
+      assert.equal(b.wait(t0, "eve"), 0);
+      b.take(t0, "eve");
+    }
+    assert.equal(b.wait(t0, "eve"), 500);
+    assert.equal(b.wait(t0, "ann"), 0);
+    assert.equal(b.wait(t0 + 250, "eve"), 250);
+    assert.equal(b.wait(t0 + 500, "eve"), 0);
+    b.take(t0 + 500, "eve");
+    assert.equal(b.wait(t0 + 500, "eve"), 500);
+  });
+
+  it("keeps at most maxKeys buckets, dropping full ones first; a new key waits while all are in use", () => {
+    const t0 = 1_000_000;
+    const b = new Buckets({ burst: 2, everyMs: 1_000 }, t0, 2);
+    b.take(t0, "a");
+    b.take(t0, "b");
+    assert.equal(b.wait(t0, "c"), 1_000);
+    // a's and b's refilled: dropped, and c is counted
+    assert.equal(b.wait(t0 + 1_000, "c"), 0);
+    b.take(t0 + 1_000, "c");
+    assert.equal(b.wait(t0 + 1_000, "c"), 0); // one left of its burst
+  });
+});
+
+describe("hole punches", () => {
+  it("one downloader holds at most 4 of a sharer's rendezvous, the others theirs; an answer frees its place", async () => {
+    const punches = new Punches();
+    const open = (downloader: string) => punches.open(downloader, "bob", `198.18.0.9:4000`, 60_000);
+    const eve = Array.from({ length: 4 }, () => open("eve"));
+    assert.throws(
+      () => open("eve"),
+      (e: GsError) => e.code === "RATE_LIMITED",
+    );
+    const ann = open("ann");
+    for (const r of [...eve, ann]) {
+      assert.equal(punches.answer(r.id, "bob", "198.18.0.7:5000"), "198.18.0.9:4000");
+      assert.equal(await r.met, "198.18.0.7:5000");
+    }
+    const again = open("eve");
+    punches.answer(again.id, "bob", "198.18.0.7:5000");
+    await again.met;
+  });
+});
 
 describe("signal hub", () => {
   let dir: string;
@@ -154,21 +255,27 @@ describe("relay", () => {
     relay.close();
   });
 
-  it("bounds the circuits per user and in all", () => {
-    const relay = new Relay({ circuitsPerUser: 2, maxCircuits: 3 });
+  it("bounds circuits per downloader, per pair, per sharer and in all: one downloader cannot take a sharer's", () => {
+    const relay = new Relay({ circuits: { perRequester: 3, perSharer: 4, perPair: 2, total: 6 } });
+    const refused = (downloader: string, sharer: string, code: string) =>
+      assert.throws(
+        () => relay.open(downloader, sharer),
+        (e: GsError) => e.code === code,
+      );
+    // eve asks bob for circuits without end: two, then she is refused, and others get the rest of bob's
+    relay.open("eve", "bob");
+    relay.open("eve", "bob");
+    refused("eve", "bob", "RATE_LIMITED");
     relay.open("ann", "bob");
-    relay.open("ann", "cat");
-    assert.throws(
-      () => relay.open("ann", "dan"),
-      (e: GsError) => e.code === "RATE_LIMITED",
-    );
+    relay.open("cat", "bob");
+    refused("dan", "bob", "BUSY"); // bob is full: not dan's doing
     relay.open("eve", "fay");
-    assert.throws(
-      () => relay.open("gus", "hal"),
-      (e: GsError) => e.code === "BUSY",
-    );
+    refused("eve", "gus", "RATE_LIMITED"); // eve's own cap, whoever the sharer
+    relay.open("hal", "ian");
+    refused("jay", "kim", "BUSY"); // the relay is full
     relay.close();
-    relay.open("ann", "dan"); // closing freed them
+    relay.open("eve", "bob"); // closing freed them
+    relay.open("eve", "bob");
     relay.close();
   });
 

@@ -35,6 +35,11 @@ const RELAY_TIMEOUT_MS = 12_000;
 const PUNCH_TIMEOUT_MS = 4_000;
 /** Signals answered at once; more are dropped (their downloaders try the next path). */
 const MAX_ANSWERING = 16;
+/**
+ * Signals answered at once for one downloader (by its key): a member asking for
+ * reversals to an address that never answers holds a quarter of the slots, not all.
+ */
+const MAX_ANSWERING_ONE = 4;
 /** An empty answer sooner than this is followed by a pause of this long. */
 const MIN_POLL_MS = 1_000;
 /** After a failed poll: wait this long (doubling to the cap) before the next. */
@@ -52,6 +57,7 @@ export class SignalListener {
   readonly #d: SignalDeps;
   readonly #stop = new AbortController();
   #answering = 0;
+  readonly #answeringFor = new Map<string, number>();
 
   constructor(deps: SignalDeps) {
     this.#d = deps;
@@ -93,8 +99,10 @@ export class SignalListener {
 
   #answer(s: Signal): void {
     if (!this.#d.shares.get(s.groupId, s.fileId)) return; // not ours (any more) to serve
-    if (this.#answering >= MAX_ANSWERING) return;
+    const theirs = this.#answeringFor.get(s.key) ?? 0;
+    if (this.#answering >= MAX_ANSWERING || theirs >= MAX_ANSWERING_ONE) return;
     this.#answering++;
+    this.#answeringFor.set(s.key, theirs + 1);
     const run =
       s.kind === "reverse" ? this.#dialBack(s) : s.kind === "relay" ? this.#joinRelay(s) : this.#punch(s);
     run
@@ -102,7 +110,12 @@ export class SignalListener {
         if (!this.#stop.signal.aborted)
           this.#d.warn({ kind: "signal-failed", signal: s.kind, reason: err.code ?? err.message });
       })
-      .finally(() => this.#answering--);
+      .finally(() => {
+        this.#answering--;
+        const left = (this.#answeringFor.get(s.key) ?? 1) - 1;
+        if (left > 0) this.#answeringFor.set(s.key, left);
+        else this.#answeringFor.delete(s.key);
+      });
   }
 
   /** Dials the downloader at `addr`, offering REVERSED_ALPN, and serves it once it has proved `key`. */
