@@ -14,7 +14,11 @@ import { IMPOSTOR } from "../../src/client/download/dialPeer.js";
 import { newPeerIdentity, type PeerIdentity } from "../../src/client/peerIdentity.js";
 import { PATH_TIMING, type PathHelp, reachingDialer } from "../../src/client/reach/reachingDialer.js";
 import { Reversals } from "../../src/client/reach/reversals.js";
-import { type SignalDeps, SignalListener } from "../../src/client/reach/signalListener.js";
+import {
+  type SignalDeps,
+  SignalListener,
+  type SignalWarning,
+} from "../../src/client/reach/signalListener.js";
 import type { PeerServer } from "../../src/client/serving/peerServer.js";
 import type { ShareRegistry } from "../../src/client/serving/shares.js";
 import type { Signal } from "../../src/shared/api.js";
@@ -231,7 +235,7 @@ describe("answering signals", () => {
     ];
     let polls = 0;
     // each dial answered ends, after the dial-back timeout, with a line of its own
-    const ended: string[] = [];
+    const ended: SignalWarning[] = [];
     let allEnded = () => {};
     const fiveEnded = new Promise<void>((resolve) => {
       allEnded = resolve;
@@ -239,12 +243,12 @@ describe("answering signals", () => {
     const deps: SignalDeps = {
       tracker: {
         // the signals once, then a poll that waits until the listener stops
-        call: async <T>(_m: string, _p: string, _b?: unknown, opts?: { signal?: AbortSignal }) => {
-          if (polls++ === 0) return { signals } as T;
-          return new Promise<T>((_, reject) =>
+        call: (async (_route: string, _query: unknown, opts?: { signal?: AbortSignal }) => {
+          if (polls++ === 0) return { signals };
+          return new Promise((_, reject) =>
             opts?.signal?.addEventListener("abort", () => reject(opts.signal?.reason), { once: true }),
           );
-        },
+        }) as SignalDeps["tracker"]["call"],
         openRelay: () => Promise.reject(new Error("no relay here")),
         callFresh: () => Promise.reject(new Error("no punch here")),
         localAddress: undefined,
@@ -262,7 +266,7 @@ describe("answering signals", () => {
       // the five answered (four of the hog's, the other's) have timed out: any further dial
       // would have been made with them, at once
       await fiveEnded;
-      assert.equal(hog.count(), 4, ended.join("\n"));
+      assert.equal(hog.count(), 4, JSON.stringify(ended));
       assert.equal(other.count(), 1);
     } finally {
       listener.stop();
