@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { parseHostPort, readTrackerInfo } from "../shared/trackerInfo.js";
 import { GroupshareClient } from "./client.js";
 import { historyEntry } from "./cli/commands.js";
-import { eventLine } from "./cli/lines.js";
+import { eventLine, loginLines } from "./cli/lines.js";
 import { Shell } from "./cli/shell.js";
 import { apiRoutes } from "./web/api.js";
 import { startWeb } from "./web/start.js";
@@ -113,8 +113,9 @@ async function main(argv: string[]): Promise<void> {
         routes: apiRoutes({
           engine: client.engine,
           peerAddr: client.peerAddr,
-          remembered: () => false,
-          login: (userId, password) => client.engine.call("login", [userId, password]),
+          remembered: () => client.session.remembered,
+          login: (userId, password, remember) =>
+            client.engine.call(remember ? "rememberLogin" : "login", [userId, password]),
         }),
         // each event as the engine tells it, with the sentence the shell would print
         events: (listener) =>
@@ -136,6 +137,16 @@ async function main(argv: string[]): Promise<void> {
     // join requests and acceptances reach the page while the web UI is up
     client.engine.watchMembership();
     for (const line of webServer.startLines()) process.stdout.write(`${line}\n`);
+  }
+  // a login remembered on this device comes back by itself: a restart keeps sharing
+  try {
+    const back = await client.session.loginRemembered();
+    if (back) {
+      for (const line of loginLines(back)) process.stdout.write(`${line}\n`);
+      process.stdout.write("(remembered on this device: logout forgets it)\n");
+    }
+  } catch (err) {
+    process.stderr.write(`warning: the remembered login did not work: ${(err as Error).message}\n`);
   }
   // headless: nobody types; the client shares until a signal tells it to leave
   const interactive = tty && !headless;

@@ -39,6 +39,12 @@ const COMMANDS: Record<string, Command> = {
     "login alice",
     say.loginLines,
   ),
+  remember_login: command(
+    "rememberLogin",
+    "log in and stay remembered on this device: a restarted client logs in by itself, until logout",
+    "remember_login alice",
+    (r) => [...say.loginLines(r), "remembered on this device: a restart logs in by itself; logout forgets it"],
+  ),
   create_group: command(
     "createGroup",
     "create a group that you own",
@@ -206,9 +212,12 @@ export interface LineContext {
   askSecret?(prompt: string): Promise<string | undefined>;
 }
 
+/** Commands whose second word is a password: it may be left out and typed unseen, and the history never keeps it. */
+const WITH_PASSWORD = new Set(["login", "create_user", "remember_login"]);
+
 /** A password left out of `login <user_id>` or `create_user <user_id>`, asked for unseen (create_user: twice). */
 async function withSecret(name: string, args: string[], ctx: LineContext): Promise<string[] | string> {
-  if (!ctx.askSecret || args.length !== 1 || (name !== "login" && name !== "create_user")) return args;
+  if (!ctx.askSecret || args.length !== 1 || !WITH_PASSWORD.has(name)) return args;
   const password = await ctx.askSecret(`password for ${args[0]}: `);
   if (password === undefined) return `${name} cancelled`;
   if (name === "create_user") {
@@ -285,7 +294,7 @@ export function historyEntry(line: string): string {
   const first = line.trimStart().split(/\s+/, 1)[0] ?? "";
   // a mistyped `loign dora pw1` holds a password as surely as `login dora pw1` does
   const name = COMMAND_NAMES.includes(first) ? first : closest(first, COMMAND_NAMES);
-  if (name !== "login" && name !== "create_user") return line;
+  if (name === undefined || !WITH_PASSWORD.has(name)) return line;
   const words = tokenize(line);
   // unbalanced quotes: no telling where the user id ends, so only the command is kept
   if (!Array.isArray(words)) return first;

@@ -250,6 +250,8 @@ export function warningLine(w: EngineWarning): string {
       return `warning: cannot make the state folder owner-only: ${w.problem}`;
     case "state-save-failed":
       return `warning: cannot save state to ${w.path}: ${w.message}`;
+    case "remembered-login":
+      return `warning: not logging in by itself: ${w.message}`;
     case "reshare-skipped": {
       const what = fileRef(w.groupId, w.name);
       if (w.why === "unavailable") return `warning: not sharing ${what} again yet: ${w.message}`;

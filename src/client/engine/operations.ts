@@ -128,6 +128,11 @@ export const OPERATIONS = {
     (e, _l, [userId, password]): Promise<LoginResult> => e.session.login(userId, password),
   ),
 
+  rememberLogin: anyone(
+    ["user_id", "passwd"],
+    (e, _l, [userId, password]): Promise<LoginResult> => e.session.login(userId, password, true),
+  ),
+
   logout: loggedIn([], (e, l): Promise<LogoutResult> => e.session.logout(l)),
 
   createGroup: loggedIn(["group_id"], async (e, _l, [groupId]): Promise<GroupCreated> => {

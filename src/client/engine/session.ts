@@ -1,4 +1,6 @@
 import type { KeyObject } from "node:crypto";
+import { hostname } from "node:os";
+import { RememberedLoginFile, trackerNames } from "../deviceCredential.js";
 import { stat } from "node:fs/promises";
 import { Bitfield } from "../../shared/bitfield.js";
 import { HEARTBEAT_INTERVAL_MS } from "../../shared/constants.js";
@@ -48,6 +50,8 @@ interface Live extends LoggedIn {
   polling?: Promise<void>;
   /** set once the login is ending (logout, quit, a session that ended): it ends once */
   ending?: Promise<number>;
+  /** the device credential this login is remembered by, if it is (a logout revokes it) */
+  readonly device: string | undefined;
 }
 
 /**
@@ -58,28 +62,91 @@ interface Live extends LoggedIn {
  */
 export class Session {
   readonly #p: SessionParts;
+  readonly #remembered: RememberedLoginFile;
   #login: Live | undefined;
   #watchers = 0;
 
   constructor(parts: SessionParts) {
     this.#p = parts;
+    this.#remembered = new RememberedLoginFile(parts.stateDir);
+  }
+
+  /** Whether the login now is remembered on this device (a restart logs in again by itself). */
+  get remembered(): boolean {
+    return this.#login?.device !== undefined;
   }
 
   get current(): LoggedIn | undefined {
     return this.#login;
   }
 
-  async login(userId: string, password: string): Promise<LoginResult> {
-    if (this.#login) {
-      throw new GsError("BAD_REQUEST", `already logged in as ${this.#login.userId}: logout first`);
-    }
+  /**
+   * A password login. `remember`: the tracker also answers a device credential, kept
+   * owner-only in the state folder, with which `loginRemembered` logs in again after a
+   * restart; the password itself is never kept.
+   */
+  async login(userId: string, password: string, remember = false): Promise<LoginResult> {
+    this.#notLoggedIn();
     const p = this.#p;
-    const { token } = await p.tracker.call("login", {
+    const answer = await p.tracker.call("login", {
       userId,
       password,
       peerAddr: p.peerAddr,
       peerKey: (await p.identity()).publicKey,
+      ...(remember && { remember: { name: deviceName() } }),
     });
+    let device: string | undefined;
+    if (remember && answer.device) {
+      await this.#remembered.save({
+        userId,
+        ...answer.device,
+        trackers: trackerNames(p.tracker.trackers),
+      });
+      device = answer.device.deviceId;
+    }
+    return this.#open(userId, answer.token, device);
+  }
+
+  /**
+   * Logs in with the device credential a remembered login left in the state folder:
+   * undefined when there is none; a warning, and no login, when it is refused (the
+   * tracker revoked it, or the file is not safe to use).
+   */
+  async loginRemembered(): Promise<LoginResult | undefined> {
+    this.#notLoggedIn();
+    const p = this.#p;
+    const r = await this.#remembered.load(p.tracker.trackers);
+    if (r.state === "none") return undefined;
+    if (r.state === "refused") {
+      p.events.emit({ type: "warning", warning: { kind: "remembered-login", message: r.problem } });
+      return undefined;
+    }
+    const { userId, deviceId, secret } = r.login;
+    let token: string;
+    try {
+      ({ token } = await p.tracker.call("deviceLogin", {
+        userId,
+        deviceId,
+        secret,
+        peerAddr: p.peerAddr,
+        peerKey: (await p.identity()).publicKey,
+      }));
+    } catch (err) {
+      if (err instanceof GsError && err.code === "DEVICE_REFUSED") await this.#remembered.forget();
+      throw err;
+    }
+    return this.#open(userId, token, deviceId);
+  }
+
+  #notLoggedIn(): void {
+    if (this.#login) {
+      throw new GsError("BAD_REQUEST", `already logged in as ${this.#login.userId}: logout first`);
+    }
+  }
+
+  /** The rest of a login, once the tracker gave a session: the state, the heartbeat, shares and downloads again. */
+  async #open(userId: string, token: string, device: string | undefined): Promise<LoginResult> {
+    const p = this.#p;
     p.tracker.token = token;
     // what tickets are checked against: like every answer, from a tracker TrackerTrust accepted
     const { publicKey } = await p.tracker.call("keys");
@@ -94,7 +161,7 @@ export class Session {
       identity: p.identity,
       warn: (warning) => p.events.emit({ type: "warning", warning }),
     });
-    this.#login = { userId, trackerKey, state, stateFile, heartbeat, signals, seen: undefined };
+    this.#login = { userId, trackerKey, state, stateFile, heartbeat, signals, seen: undefined, device };
     // a watching front end learns what is there now, so that a request made before the
     // first heartbeat is news at that heartbeat rather than part of what was there
     if (this.#watchers > 0) void this.pollMembership().catch(() => {});
@@ -222,7 +289,8 @@ export class Session {
     if (!before) return;
     for (const request of arrived) this.#p.events.emit({ type: "join-request", request });
     for (const [groupId, role] of roles) {
-      if (before.roles.get(groupId) === "pending" && role === "member")
+      // only an accepted request makes a member; a request made and accepted between two polls was never seen pending
+      if (role === "member" && before.roles.get(groupId) !== "member")
         this.#p.events.emit({ type: "request-accepted", groupId });
     }
   }
@@ -301,18 +369,21 @@ export class Session {
 
   async logout(l: LoggedIn): Promise<LogoutResult> {
     const token = this.#p.tracker.token;
+    const device = this.#login?.device;
     const stoppedSharing = await this.#endLogin("logout");
-    const unheard = await this.#endSession(token);
+    // a logout forgets this device: the tracker revokes its credential as the session ends
+    if (device) await this.#remembered.forget();
+    const unheard = await this.#endSession(token, device);
     return { userId: l.userId, stoppedSharing, ...(unheard !== undefined && { unheard }) };
   }
 
   /** Ends the session at the tracker (peers stop being handed our address); the reason it was not heard, if not. */
-  async #endSession(token: string | undefined): Promise<string | undefined> {
+  async #endSession(token: string | undefined, device?: string): Promise<string | undefined> {
     if (!token) return undefined;
     const tracker = this.#p.tracker;
     tracker.token = token;
     try {
-      await tracker.call("logout");
+      await tracker.call("logout", device ? { device } : {});
       return undefined;
     } catch (err) {
       return (err as Error).message;
@@ -337,4 +408,9 @@ async function fileIdOfPath(s: ShareState): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** What the tracker lists a remembered device as: this machine's name. */
+function deviceName(): string {
+  return hostname().replace(/[^\w.-]/g, "-").slice(0, 64) || "device";
 }

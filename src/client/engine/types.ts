@@ -253,6 +253,8 @@ export interface DownloadCancelled {
 export type EngineWarning =
   | ServingWarning
   | SignalWarning
+  /** a remembered login that was not used (its file is unsafe, or made at other trackers): `message` says what to do */
+  | { kind: "remembered-login"; message: string }
   /** the state folder or a file in it could not be made owner-only: `problem` is "<path>: <errno code>" */
   | { kind: "state-dir-open"; problem: string }
   | { kind: "state-save-failed"; path: string; message: string }
