@@ -23,8 +23,8 @@ present a CA-issued certificate (with its chain) and key instead, which clients 
 against the system's CAs.
 --max-connections: TCP connections at once (default ${DEFAULT_CONNECTION_LIMITS.total}, or what the open-file limit leaves);
 --max-connections-per-address: from one address or IPv6 /64 (default ${DEFAULT_CONNECTION_LIMITS.perAddress}; 127.0.0.1 and ::1
-are exempt); --handshake-timeout: seconds a connection has for its TLS handshake and first
-request (default ${DEFAULT_CONNECTION_LIMITS.handshakeMs / 1000}).
+are exempt); --handshake-timeout: seconds a connection has for its TLS handshake, and
+then for its first request (default ${DEFAULT_CONNECTION_LIMITS.handshakeMs / 1000}).
 Type 'quit' (or send SIGINT/SIGTERM) to stop.`;
 
 function fail(message: string): never {

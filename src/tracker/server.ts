@@ -193,7 +193,7 @@ export function buildTrackerServer({
     https: {
       ...tls,
       ...TLS_VERSION,
-      // node's own timer on the handshake (120 s unless set); guardConnections also bounds the first request
+      // node's own timer on the handshake (120 s unless set); guardConnections bounds the first request
       handshakeTimeout: limits.handshakeMs,
       // the headers of a later request on a kept-alive connection; checked every few seconds
       headersTimeout: 10_000,
