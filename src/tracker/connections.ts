@@ -27,7 +27,8 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   // a client gives up on a tracker's handshake at 10 s: the tracker never cuts one it
   // still waits for. On a 2-core box at load average 20, with the tracker-abuse floods,
   // handshakes took up to 8.5 s (median 3 s, p99 6.8 s, 10,517 connections) and the
-  // first request came at most 234 ms after them; without the floods, 2 to 656 ms
+  // first request came at most 234 ms after them; without the floods, accept to first
+  // request took 2 to 656 ms
   handshakeMs: 10_000,
 };
 
