@@ -4,12 +4,14 @@ import { createInterface } from "node:readline";
 import { SESSION_IDLE_MS } from "../shared/constants.js";
 import { formatHostPort, readTrackerInfo } from "../shared/trackerInfo.js";
 import { certificateFingerprint } from "../shared/x509.js";
+import { type ConnectionLimits, connectionCap, DEFAULT_CONNECTION_LIMITS } from "./connections.js";
 import { buildTrackerServer } from "./server.js";
 import { TrackerService } from "./service.js";
 import { openStore } from "./store/index.js";
 
 const USAGE = `usage: tracker <tracker_info.txt> <tracker_no> [--db <sqlite file | postgres://...>] [--session-idle <s>]
                [--tls-cert <PEM file> --tls-key <PEM file>]
+               [--max-connections <n>] [--max-connections-per-address <n>] [--handshake-timeout <s>]
 
 Runs tracker number <tracker_no> (counting from 1) of tracker_info.txt.
 The store is, in order: --db, $GROUPSHARE_DB, or groupshare.db beside tracker_info.txt
@@ -19,6 +21,10 @@ The API is HTTPS (TLS 1.3). Every tracker of a store presents the store's own ke
 self-signed certificate, whose fingerprint it prints at start; --tls-cert/--tls-key
 present a CA-issued certificate (with its chain) and key instead, which clients check
 against the system's CAs.
+--max-connections: TCP connections at once (default ${DEFAULT_CONNECTION_LIMITS.total}, or what the open-file limit leaves);
+--max-connections-per-address: from one address or IPv6 /64 (default ${DEFAULT_CONNECTION_LIMITS.perAddress}; 127.0.0.1 and ::1
+are exempt); --handshake-timeout: seconds a connection has for its TLS handshake, and
+then for its first request (default ${DEFAULT_CONNECTION_LIMITS.handshakeMs / 1000}).
 Type 'quit' (or send SIGINT/SIGTERM) to stop.`;
 
 function fail(message: string): never {
@@ -31,6 +37,13 @@ async function main(argv: string[]): Promise<void> {
   let db: string | undefined;
   let idleText: string | undefined;
   const tlsFiles: { cert?: string; key?: string } = {};
+  /** the flags of ConnectionLimits: the field each sets, and what one unit of its value is in that field */
+  const limitFlags = {
+    "--max-connections": ["total", 1] as const,
+    "--max-connections-per-address": ["perAddress", 1] as const,
+    "--handshake-timeout": ["handshakeMs", 1000] as const,
+  };
+  const limitTexts: { flag: keyof typeof limitFlags; text: string }[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--help" || a === "-h") {
@@ -49,6 +62,11 @@ async function main(argv: string[]): Promise<void> {
       const file = argv[++i];
       if (!file) fail(`${a} needs a PEM file`);
       tlsFiles[a === "--tls-cert" ? "cert" : "key"] = file;
+    } else if (Object.hasOwn(limitFlags, a.split("=")[0]!)) {
+      const flag = a.split("=")[0] as keyof typeof limitFlags;
+      const text = a.includes("=") ? a.slice(flag.length + 1) : argv[++i];
+      if (!text) fail(`${flag} needs a number`);
+      limitTexts.push({ flag, text });
     } else if (a.startsWith("-")) fail(`unknown option '${a}'\n${USAGE}`);
     else positional.push(a);
   }
@@ -68,6 +86,20 @@ async function main(argv: string[]): Promise<void> {
     if (!Number.isFinite(seconds) || seconds < 1)
       fail(`--session-idle '${idleText}' must be a number of seconds, at least 1`);
     sessionIdleMs = seconds * 1000;
+  }
+  const connections: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS };
+  for (const { flag, text } of limitTexts) {
+    const [field, unit] = limitFlags[flag];
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) fail(`${flag} '${text}' must be a whole number, at least 1`);
+    connections[field] = n * unit;
+  }
+  const room = connectionCap(connections.total);
+  if (room) {
+    process.stderr.write(
+      `warning: the open-file limit is ${room.fds}: at most ${room.cap} connections, not ${connections.total} (raise it with ulimit -n)\n`,
+    );
+    connections.total = room.cap;
   }
   const me = trackers.find((t) => t.no === no);
   if (!me) fail(`${infoPath} lists ${trackers.length} tracker(s): there is no line for tracker ${no}`);
@@ -96,7 +128,12 @@ async function main(argv: string[]): Promise<void> {
   const tls = ownTls ?? { cert: service.tlsIdentity.certificate, key: service.tlsIdentity.privateKey };
   let app: ReturnType<typeof buildTrackerServer>;
   try {
-    app = buildTrackerServer({ service, tls, log: (_level, line) => process.stderr.write(`${line}\n`) });
+    app = buildTrackerServer({
+      service,
+      tls,
+      connections,
+      log: (_level, line) => process.stderr.write(`${line}\n`),
+    });
     await app.ready();
   } catch (err) {
     await store.close();

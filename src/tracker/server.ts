@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import type { Server as HttpsServer } from "node:https";
 import type { Duplex } from "node:stream";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
 import {
@@ -18,6 +19,7 @@ import { printable } from "../shared/ids.js";
 import { TLS_VERSION } from "../shared/tlsPolicy.js";
 import { formatHostPort } from "../shared/trackerInfo.js";
 import { sourceIp } from "./addresses.js";
+import { type ConnectionLimits, DEFAULT_CONNECTION_LIMITS, guardConnections } from "./connections.js";
 import { refuse } from "./relay.js";
 import type { TrackerService } from "./service.js";
 
@@ -33,6 +35,8 @@ export interface TrackerServerOptions {
    * member, no such file), `error` for our own bugs. Client-supplied text is escaped.
    */
   log?: (level: LogLevel, line: string) => void;
+  /** Bounds on connections (DEFAULT_CONNECTION_LIMITS unless given). */
+  connections?: Partial<ConnectionLimits>;
 }
 
 /** What a handler gets: the checked request, and the session's user (empty on public routes). */
@@ -200,12 +204,27 @@ function handlers(service: TrackerService): Handlers {
  * each validated by its schemas (unknown fields are refused, not dropped), and
  * every route that is not declared public authenticated before its body is read.
  */
-export function buildTrackerServer({ service, tls, log = () => {} }: TrackerServerOptions): FastifyInstance {
+export function buildTrackerServer({
+  service,
+  tls,
+  log = () => {},
+  connections = {},
+}: TrackerServerOptions): FastifyInstance {
+  const limits = { ...DEFAULT_CONNECTION_LIMITS, ...connections };
   const app = Fastify({
     logger: false,
-    https: { ...tls, ...TLS_VERSION },
+    https: {
+      ...tls,
+      ...TLS_VERSION,
+      // node's own timer on the handshake (120 s unless set); guardConnections bounds the first request
+      handshakeTimeout: limits.handshakeMs,
+      // the headers of a later request on a kept-alive connection; checked every few seconds
+      headersTimeout: 10_000,
+      connectionsCheckingInterval: 5_000,
+    },
     bodyLimit: MAX_BODY_BYTES,
     // keep-alive connections from clients are idle between commands; bound them anyway
+    // (a signal poll's request is whole when it waits: neither timeout cuts it short)
     keepAliveTimeout: 30_000,
     requestTimeout: 30_000,
     ajv: {
@@ -284,6 +303,8 @@ export function buildTrackerServer({ service, tls, log = () => {} }: TrackerServ
       },
     });
   }
+
+  guardConnections(app.server as HttpsServer, limits, (line) => log("warning", line));
 
   // the relay's legs: upgrade requests never reach the JSON routes
   app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {

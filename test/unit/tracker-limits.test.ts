@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { GsError } from "../../src/shared/errors.js";
+import { addressKey } from "../../src/tracker/connections.js";
 import { HashGate } from "../../src/tracker/hashGate.js";
 import { RegistrationLimiter } from "../../src/tracker/registrations.js";
 
@@ -53,5 +54,25 @@ describe("registration limits", () => {
     r.admit("c", t0 + 500);
     assert.throws(() => r.admit("a", t0 + 500), refusedWith("RATE_LIMITED"));
     r.admit("a", t0 + 1_000);
+  });
+});
+
+describe("connections per address", () => {
+  it("counts an IPv4 address (mapped or not) as itself, and an IPv6 address by its /64", () => {
+    assert.equal(addressKey("203.0.113.7"), "203.0.113.7");
+    assert.equal(addressKey("::ffff:203.0.113.7"), "203.0.113.7");
+    // one subscriber's prefix, however its hosts spell their addresses
+    const key = addressKey("2001:db8:1:2::1");
+    assert.equal(key, "2001:db8:1:2::/64");
+    for (const a of [
+      "2001:db8:1:2:ffff:ffff:ffff:ffff",
+      "2001:0db8:0001:0002:0:0:0:9",
+      "2001:DB8:1:2::abcd",
+    ]) {
+      assert.equal(addressKey(a), key, a);
+    }
+    assert.notEqual(addressKey("2001:db8:1:3::1"), key);
+    assert.equal(addressKey("2001:db8::1"), "2001:db8:0:0::/64");
+    assert.equal(addressKey("::1"), "0:0:0:0::/64");
   });
 });
