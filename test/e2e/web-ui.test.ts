@@ -5,7 +5,7 @@
  * or to $GS_SCREENSHOTS when set.
  */
 import assert from "node:assert/strict";
-import { mkdir, stat } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
@@ -128,7 +128,9 @@ describe("the web UI in a real browser", { timeout: 300_000 }, () => {
     await pb.getByRole("table", { name: "Peers of holiday clip.bin in films" }).waitFor({ timeout: UI_MS });
     await pb.screenshot({ path: join(shots, "downloading.png") });
     alice.proc.child.kill("SIGCONT");
-    await pb.getByText(`Saved to ${join(dest, "holiday clip.bin")}`).waitFor({ timeout: 60_000 });
+    await pb
+      .getByText(`Saved to ${join(dest, "holiday clip.bin")}`, { exact: true })
+      .waitFor({ timeout: 60_000 });
     await assertSameFile(join(dest, "holiday clip.bin"), file);
 
     // what was served shows on the sharer's Shares tab
@@ -165,6 +167,47 @@ describe("the web UI in a real browser", { timeout: 300_000 }, () => {
     }
     await assert.rejects(stat(join(dest, "second.bin.gspart")), { code: "ENOENT" });
     await assert.rejects(stat(join(dest, "second.bin")), { code: "ENOENT" });
+  });
+
+  it("a remembered login comes back after a headless restart, and logout forgets it", async () => {
+    const carol = await webClient(c, "carol", ["--headless"]);
+    const pc = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+    await pc.goto(carol.url);
+    await pc.getByLabel("New user id").fill("carol");
+    await pc.getByLabel("New password").fill("pw-carol");
+    await pc.getByRole("button", { name: "Create account" }).click();
+    await pc.getByText("Account carol created").waitFor({ timeout: UI_MS });
+    await pc.getByLabel("Password", { exact: true }).fill("pw-carol");
+    await pc.getByRole("checkbox", { name: "Remember me on this device" }).check();
+    await pc.getByRole("button", { name: "Log in" }).click();
+    await pc.getByText("Signed in as carol").waitFor({ timeout: UI_MS });
+    const file = join(c.dir, "state-carol", "remembered_login.json");
+    const st = await stat(file);
+    assert.equal(st.mode & 0o777, 0o600);
+    assert.doesNotMatch(await readFile(file, "utf8"), /pw-carol/);
+
+    // stopped as a service manager stops it, then started again: no password typed anywhere
+    carol.proc.child.kill("SIGTERM");
+    assert.equal(await carol.proc.waitExit(), 0);
+    const again = await webClient(c, "carol", ["--headless"]);
+    await again.proc.expect(/^logged in as carol$/);
+    await pc.goto(again.url);
+    await pc.getByText("Signed in as carol").waitFor({ timeout: UI_MS });
+
+    await pc.getByRole("button", { name: "Log out" }).click();
+    await pc.getByRole("button", { name: "Log in" }).waitFor({ timeout: UI_MS });
+    await assert.rejects(stat(file), { code: "ENOENT" });
+    again.proc.child.kill("SIGTERM");
+    assert.equal(await again.proc.waitExit(), 0);
+    const third = await webClient(c, "carol", ["--headless"]);
+    await pc.goto(third.url);
+    await pc.getByRole("button", { name: "Log in" }).waitFor({ timeout: UI_MS });
+    assert.equal(
+      third.proc.lines.some((l) => /^logged in as/.test(l)),
+      false,
+    );
+    third.proc.child.kill("SIGTERM");
+    await third.proc.waitExit();
   });
 
   it("reads on a narrow window", async () => {

@@ -43,7 +43,10 @@ const COMMANDS: Record<string, Command> = {
     "rememberLogin",
     "log in and stay remembered on this device: a restarted client logs in by itself, until logout",
     "remember_login alice",
-    (r) => [...say.loginLines(r), "remembered on this device: a restart logs in by itself; logout forgets it"],
+    (r) => [
+      ...say.loginLines(r),
+      "remembered on this device: a restart logs in by itself; logout forgets it",
+    ],
   ),
   create_group: command(
     "createGroup",

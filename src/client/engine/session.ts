@@ -412,5 +412,9 @@ async function fileIdOfPath(s: ShareState): Promise<string | undefined> {
 
 /** What the tracker lists a remembered device as: this machine's name. */
 function deviceName(): string {
-  return hostname().replace(/[^\w.-]/g, "-").slice(0, 64) || "device";
+  return (
+    hostname()
+      .replace(/[^\w.-]/g, "-")
+      .slice(0, 64) || "device"
+  );
 }
