@@ -242,8 +242,7 @@ export class LimitNode {
   }
 
   /**
-   * Waits for up to `max` bytes (at most MAX_GRANT, at most a burst of any bucket on the
-   * way up), then calls `grant` with the bytes it may move, already charged; or closed if
+   * Waits for up to `max` bytes (see #grantSize), then calls `grant` with the bytes it may move, already charged; or closed if
    * the node is closed first. `max` 0 waits only until no bucket on the way up is in debt
    * (after debit()). The call never grants before it returns.
    */
@@ -346,17 +345,18 @@ export class LimitNode {
   }
 
   /**
-   * What a request for `max` bytes is granted: no more than MAX_GRANT nor half of any
-   * bucket's burst on the way up. Half, so that a bucket that waits on one above it keeps
-   * earning: asking for a whole burst, a link capped at 300 kB/s under a client at
-   * 1 MB/s sat full while the client's bucket refilled, and got 2.5 MB in 10 s, not 3.
+   * What a request for `max` bytes is granted: all of it where no bucket on the way up has
+   * a limit; otherwise no more than MAX_GRANT nor half of any bucket's burst. Half, so
+   * that a bucket that waits on one above it keeps earning: asking for a whole burst, a
+   * link capped at 300 kB/s under a client at 1 MB/s sat full while the client's bucket
+   * refilled, and got 2.5 MB in 10 s, not 3.
    */
   #grantSize(max: number): number {
-    let size = Math.min(max, MAX_GRANT);
+    let size = Math.max(0, max);
     for (let n: LimitNode | undefined = this; n; n = n.parent) {
-      if (n.#rate) size = Math.min(size, Math.max(1, Math.floor(n.#burst / 2)));
+      if (n.#rate) size = Math.min(size, MAX_GRANT, Math.max(1, Math.floor(n.#burst / 2)));
     }
-    return Math.max(0, size);
+    return size;
   }
 
   #unlimitedPath(): boolean {
