@@ -24,7 +24,7 @@ async function readAll(s: TLSSocket): Promise<Buffer> {
 }
 
 /** Both ends of one TLS connection on 127.0.0.1, each over its own ThrottledStream with its own trees. */
-async function throttledPair() {
+async function throttledPair(trees = newTrees()) {
   const server$ = createServer();
   servers.push(server$);
   server$.listen(0, "127.0.0.1");
@@ -32,18 +32,22 @@ async function throttledPair() {
   const accepted = once(server$, "connection") as Promise<[Socket]>;
   const clientTcp = tcpConnect({ host: "127.0.0.1", port: (server$.address() as AddressInfo).port });
   const [serverTcp] = await accepted;
-  return { clientTcp, serverTcp, ...(await tlsOver(clientTcp, serverTcp)) };
+  return { clientTcp, serverTcp, ...(await tlsOver(clientTcp, serverTcp, trees)) };
 }
 
-/** TLS between two transports, each end over a ThrottledStream with trees of its own. */
-async function tlsOver(clientTransport: Duplex, serverTransport: Duplex) {
-  const id = newPeerIdentity();
-  const trees = {
+/** Each end's upload and download trees. */
+function newTrees() {
+  return {
     clientUp: new LimitTree(systemClock),
     clientDown: new LimitTree(systemClock),
     serverUp: new LimitTree(systemClock),
     serverDown: new LimitTree(systemClock),
   };
+}
+
+/** TLS between two transports, each end over a ThrottledStream with a link node in each of its trees. */
+async function tlsOver(clientTransport: Duplex, serverTransport: Duplex, trees = newTrees()) {
+  const id = newPeerIdentity();
   const client = { up: trees.clientUp.root.child(), down: trees.clientDown.root.child() };
   const server = { up: trees.serverUp.root.child(), down: trees.serverDown.root.child() };
   const serverTls = new TLSSocket(new ThrottledStream(serverTransport, server), {
@@ -115,6 +119,20 @@ describe("ThrottledStream: TLS over a rate-limited socket on loopback", () => {
     assert.equal(p.clientTcp.bytesWritten, p.serverTcp.bytesRead);
     assert.ok(p.clientTcp.bytesWritten > up.length, "TLS records and the handshake are counted too");
     assert.ok(p.client.up.closed && p.server.down.closed, "the streams closed their nodes");
+  });
+
+  it("serves links that share a capped download in turns: each reads all it is sent", {
+    timeout: 30_000,
+  }, async () => {
+    const trees = newTrees();
+    trees.clientDown.root.setRate(1_500_000);
+    const pairs = await Promise.all([0, 1, 2].map(() => throttledPair(trees)));
+    const sent = pairs.map(() => randomBytes(600_000));
+    const got = pairs.map((p) => readAll(p.clientTls));
+    pairs.forEach((p, i) => p.serverTls.end(sent[i]));
+    const received = await Promise.all(got);
+    received.forEach((r, i) => assert.equal(sha(r), sha(sent[i] as Buffer), `link ${i}`));
+    for (const p of pairs) p.clientTls.end();
   });
 
   it("reads nothing while the download is paused, holds the sender back, and delivers all once resumed", async () => {

@@ -34,6 +34,8 @@ export class ThrottledStream extends Duplex {
   /** whether the transport is flowing (kept here: pause() and resume() each cost a tick) */
   #reading = false;
   #innerEnded = false;
+  /** a wait(0) was granted: reading may go on until the next read is charged */
+  #cleared = false;
   #downWait: Waiting | undefined;
   #upWait: Waiting | undefined;
 
@@ -68,6 +70,7 @@ export class ThrottledStream extends Duplex {
   }
 
   #onData(chunk: Buffer): void {
+    this.#cleared = false;
     this.#down.debit(chunk.length);
     if (!this.push(chunk)) this.#wanted = false;
     this.#flow();
@@ -77,12 +80,17 @@ export class ThrottledStream extends Duplex {
   #flow(): void {
     if (this.destroyed) return;
     let go = this.#wanted && this.#downWait === undefined;
-    if (go && !this.#down.ready()) {
+    if (go && !this.#cleared && !this.#down.ready()) {
       go = false;
       this.#downWait = this.#down.wait(0, (_bytes, closed) => {
         this.#downWait = undefined;
-        if (closed) this.destroy();
-        else this.#flow();
+        if (closed) {
+          this.destroy();
+          return;
+        }
+        // our turn: asking ready() again would find the others waiting and wait behind them forever
+        this.#cleared = true;
+        this.#flow();
       });
     }
     if (go === this.#reading) return;
