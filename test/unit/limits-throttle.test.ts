@@ -129,9 +129,9 @@ describe("ThrottledStream: TLS over a rate-limited socket on loopback", () => {
     const pairs = await Promise.all([0, 1, 2].map(() => throttledPair(trees)));
     const sent = pairs.map(() => randomBytes(600_000));
     const got = pairs.map((p) => readAll(p.clientTls));
-    pairs.forEach((p, i) => p.serverTls.end(sent[i]));
+    for (const [i, p] of pairs.entries()) p.serverTls.end(sent[i]);
     const received = await Promise.all(got);
-    received.forEach((r, i) => assert.equal(sha(r), sha(sent[i] as Buffer), `link ${i}`));
+    for (const [i, r] of received.entries()) assert.equal(sha(r), sha(sent[i] as Buffer), `link ${i}`);
     for (const p of pairs) p.clientTls.end();
   });
 
