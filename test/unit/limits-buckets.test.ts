@@ -221,6 +221,30 @@ describe("LimitTree: token buckets in a hierarchy, on a fake clock", () => {
     assert.equal(clock.pending, 0, "nothing waits: no timer left");
   });
 
+  it("moves a link under another node (its group known after the handshake): it waits there from then on", async () => {
+    const clock = new FakeClock();
+    const tree = new LimitTree(clock);
+    const pending = tree.root.child(); // connections whose ticket is not read yet
+    const group = tree.root.child(100_000);
+    const link = pending.child();
+    assert.equal(link.take(1_000_000), 1_000_000, "no limit where it was: the whole ask at once");
+    const g = greedy(link, clock);
+    link.moveTo(group);
+    assert.equal(link.parent, group);
+    assert.equal(link.depth, 2);
+    await clock.advance(5_000);
+    assert.ok(Math.abs(g.total() - 500_000) <= 25_000, `under the group's 100 kB/s: ${g.total()} in 5 s`);
+    assert.equal(group.bytes, g.total(), "charged to the group from the move on");
+    assert.equal(pending.bytes, 1_000_000, "and no more to where it was");
+    assert.throws(() => link.moveTo(link), /under itself/);
+    assert.throws(() => tree.root.moveTo(group), /root/);
+    assert.throws(() => link.moveTo(new LimitTree(clock).root), /another tree/);
+    group.close();
+    await settle();
+    assert.ok(g.closed, "closing the group closed the link moved under it");
+    assert.throws(() => pending.child().moveTo(group), /closed/);
+  });
+
   it("reads charged after the fact put the path in debt; wait(0) waits until it is paid", async () => {
     const clock = new FakeClock();
     const tree = new LimitTree(clock, 100_000);

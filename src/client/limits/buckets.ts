@@ -147,8 +147,8 @@ const GRANTED = "granted";
 type Visit = typeof GRANTED | LimitNode | undefined;
 
 export class LimitNode {
-  readonly parent: LimitNode | undefined;
-  readonly depth: number;
+  #parent: LimitNode | undefined;
+  #depth: number;
   readonly #tree: LimitTree;
   #rate: Rate;
   #burst = 0;
@@ -164,8 +164,8 @@ export class LimitNode {
   /** Use LimitTree's root and child(). */
   constructor(tree: LimitTree, parent: LimitNode | undefined, rate: Rate) {
     this.#tree = tree;
-    this.parent = parent;
-    this.depth = parent ? parent.depth + 1 : 0;
+    this.#parent = parent;
+    this.#depth = parent ? parent.#depth + 1 : 0;
     this.#stamp = tree.clock.now();
     this.#setRate(rate);
     this.#tokens = this.#burst; // a new link may send its first burst at once
@@ -178,6 +178,46 @@ export class LimitNode {
     const c = new LimitNode(this.#tree, this, rate);
     this.#children.add(c);
     return c;
+  }
+
+  get parent(): LimitNode | undefined {
+    return this.#parent;
+  }
+
+  /** How far below the root (0). */
+  get depth(): number {
+    return this.#depth;
+  }
+
+  /**
+   * Moves this node and its subtree under another node of the same tree: a served
+   * connection's group is known only once its ticket has been read, after the TLS
+   * handshake that was already charged. Its waiting requests go on waiting, in the new
+   * parent's turns.
+   */
+  moveTo(parent: LimitNode): void {
+    const old = this.#parent;
+    if (old === undefined) throw new Error("the root cannot move");
+    if (this.#closed || parent.#closed) throw new Error("moveTo() with a closed limit node");
+    if (parent.#tree !== this.#tree) throw new Error("moveTo() a node of another tree");
+    for (let n: LimitNode | undefined = parent; n; n = n.#parent) {
+      if (n === this) throw new Error("moveTo() under itself");
+    }
+    if (parent.#waiters.length > 0) throw new Error("a node with requests of its own cannot have children");
+    if (parent === old) return;
+    const waiting = this.#hasWork();
+    old.#children.delete(this);
+    old.#turnDone(this);
+    this.#parent = parent;
+    parent.#children.add(this);
+    this.#setDepth(parent.#depth + 1);
+    if (waiting) parent.#enqueue(this);
+    this.#tree.wake();
+  }
+
+  #setDepth(depth: number): void {
+    this.#depth = depth;
+    for (const c of this.#children) c.#setDepth(depth + 1);
   }
 
   get rate(): Rate {
@@ -269,7 +309,7 @@ export class LimitNode {
       return w;
     }
     this.#waiters.push(w);
-    if (this.#waiters.length === 1 && this.parent) this.parent.#enqueue(this);
+    if (this.#waiters.length === 1 && this.#parent) this.#parent.#enqueue(this);
     this.#tree.wake();
     return w;
   }
@@ -296,9 +336,9 @@ export class LimitNode {
   close(): void {
     if (this.#closed) return;
     this.#closeSubtree();
-    if (this.parent) {
-      this.parent.#children.delete(this);
-      this.parent.#turnDone(this);
+    if (this.#parent) {
+      this.#parent.#children.delete(this);
+      this.#parent.#turnDone(this);
     }
     this.#tree.wake();
   }
@@ -322,7 +362,7 @@ export class LimitNode {
         if (this.#turns.delete(c) && c.#hasWork()) this.#turns.add(c); // to the back of the turns
         return GRANTED;
       }
-      if (r !== undefined && r.depth <= this.depth) return r; // it waits on us or above: it keeps its place
+      if (r !== undefined && r.#depth <= this.#depth) return r; // it waits on us or above: it keeps its place
     }
     return undefined;
   }
@@ -337,7 +377,7 @@ export class LimitNode {
       return blocker;
     }
     this.#waiters.shift();
-    if (this.#waiters.length === 0 && this.parent) this.parent.#turnDone(this);
+    if (this.#waiters.length === 0 && this.#parent) this.#parent.#turnDone(this);
     w.done = true;
     this.#charge(amount, now);
     w.grant(amount, false);
@@ -353,20 +393,20 @@ export class LimitNode {
    */
   #grantSize(max: number): number {
     let size = Math.max(0, max);
-    for (let n: LimitNode | undefined = this; n; n = n.parent) {
+    for (let n: LimitNode | undefined = this; n; n = n.#parent) {
       if (n.#rate) size = Math.min(size, MAX_GRANT, Math.max(1, Math.floor(n.#burst / 2)));
     }
     return size;
   }
 
   #unlimitedPath(): boolean {
-    for (let n: LimitNode | undefined = this; n; n = n.parent) if (n.#rate !== undefined) return false;
+    for (let n: LimitNode | undefined = this; n; n = n.#parent) if (n.#rate !== undefined) return false;
     return true;
   }
 
   /** The lowest node on the way up that cannot give `amount` bytes now (or, for 0, is in debt). */
   #blocker(amount: number, now: number): LimitNode | undefined {
-    for (let n: LimitNode | undefined = this; n; n = n.parent) {
+    for (let n: LimitNode | undefined = this; n; n = n.#parent) {
       if (n.#rate === undefined) continue;
       if (n.#rate === 0) return n;
       n.#refill(now);
@@ -378,7 +418,7 @@ export class LimitNode {
   /** When every bucket on the way up will have `amount` bytes (and be out of debt); Infinity if one is paused. */
   #readyTime(amount: number, now: number): number {
     let t = now;
-    for (let n: LimitNode | undefined = this; n; n = n.parent) {
+    for (let n: LimitNode | undefined = this; n; n = n.#parent) {
       if (n.#rate === undefined) continue;
       if (n.#rate === 0) return Number.POSITIVE_INFINITY;
       const need = Math.max(amount, EPSILON) - n.#tokens;
@@ -388,7 +428,7 @@ export class LimitNode {
   }
 
   #charge(bytes: number, now: number): void {
-    for (let n: LimitNode | undefined = this; n; n = n.parent) {
+    for (let n: LimitNode | undefined = this; n; n = n.#parent) {
       n.#bytes += bytes;
       if (n.#rate) {
         n.#refill(now);
@@ -412,19 +452,19 @@ export class LimitNode {
     if (this.#turns.has(child)) return;
     const first = !this.#hasWork();
     this.#turns.add(child);
-    if (first && this.parent) this.parent.#enqueue(this);
+    if (first && this.#parent) this.#parent.#enqueue(this);
   }
 
   /** A child has nothing waiting any more: it leaves the turns, and we leave ours above if that was all. */
   #turnDone(child: LimitNode): void {
     if (!this.#turns.delete(child)) return;
-    if (!this.#hasWork() && this.parent) this.parent.#turnDone(this);
+    if (!this.#hasWork() && this.#parent) this.#parent.#turnDone(this);
   }
 
   #dequeue(w: Waiter): void {
     const i = this.#waiters.indexOf(w);
     if (i < 0) return;
     this.#waiters.splice(i, 1);
-    if (this.#waiters.length === 0 && this.parent) this.parent.#turnDone(this);
+    if (this.#waiters.length === 0 && this.#parent) this.#parent.#turnDone(this);
   }
 }
