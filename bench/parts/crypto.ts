@@ -114,7 +114,7 @@ const noise: Transport = async (total) => {
 };
 
 /** One transport's run: MB/s and this process's CPU seconds per GiB moved. */
-async function measure(t: Transport, total: number): Promise<{ mbps: number; cpuPerGiB: number }> {
+export async function measure(t: Transport, total: number): Promise<{ mbps: number; cpuPerGiB: number }> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await t(total);
