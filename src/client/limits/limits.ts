@@ -178,6 +178,11 @@ export class SpeedLimits {
     this.#applyDownload(key);
   }
 
+  /** Group and download nodes alive (tests check that none outlives its links and settings). */
+  get nodes(): number {
+    return this.#groups.up.size + this.#groups.down.size + this.#downloads.size;
+  }
+
   settings(): LimitSettings {
     const ids = new Set([...this.#groupRates.up.keys(), ...this.#groupRates.down.keys()]);
     return {
