@@ -7,7 +7,7 @@ import { Session } from "./engine/session.js";
 import { downloadEvent } from "./engine/views.js";
 import { loadPeerIdentity, type PeerIdentity } from "./peerIdentity.js";
 import { reachingDialer } from "./reach/reachingDialer.js";
-import { Reversals } from "./reach/reversals.js";
+import { Reversals } from "./peers/reversals.js";
 import { PeerServer } from "./serving/peerServer.js";
 import { ShareRegistry } from "./serving/shares.js";
 import { prepareStateDir } from "./state.js";

@@ -7,11 +7,11 @@ import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { describe, it } from "node:test";
-import type { DialTarget } from "../../src/client/download/dialer.js";
-import { IMPOSTOR } from "../../src/client/download/dialPeer.js";
+import type { DialTarget } from "../../src/client/peers/dialer.js";
+import { IMPOSTOR } from "../../src/client/peers/dialPeer.js";
 import type { PeerIdentity } from "../../src/client/peerIdentity.js";
 import { PATH_TIMING, type PathHelp, reachingDialer } from "../../src/client/reach/reachingDialer.js";
-import { Reversals } from "../../src/client/reach/reversals.js";
+import { Reversals } from "../../src/client/peers/reversals.js";
 import { RELAYED_FRAGMENT } from "../../src/shared/tlsPolicy.js";
 
 /** Head starts far apart, so that which path started first never depends on the machine's speed. */

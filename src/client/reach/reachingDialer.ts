@@ -1,10 +1,10 @@
 import type { Duplex } from "node:stream";
 import type { PeerIdentity } from "../peerIdentity.js";
-import { type DialTarget, type Dialer, NO_PATH, type PathKind, type Reached } from "../download/dialer.js";
-import { dialPeer, IMPOSTOR } from "../download/dialPeer.js";
+import { type DialTarget, type Dialer, NO_PATH, type PathKind, type Reached } from "../peers/dialer.js";
+import { dialPeer, IMPOSTOR } from "../peers/dialPeer.js";
 import { RELAYED_FRAGMENT } from "../../shared/tlsPolicy.js";
 import { punchConnect } from "./punch.js";
-import type { Reversals } from "./reversals.js";
+import type { Reversals } from "../peers/reversals.js";
 
 /** What reaching a sharer behind a router needs from the tracker. */
 export interface PathHelp {
