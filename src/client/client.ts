@@ -7,7 +7,8 @@ import { Session } from "./engine/session.js";
 import { downloadEvent } from "./engine/views.js";
 import { loadPeerIdentity, type PeerIdentity } from "./peerIdentity.js";
 import { reachingDialer } from "./reach/reachingDialer.js";
-import { Reversals } from "./reach/reversals.js";
+import { type Clock, systemClock } from "./peers/clock.js";
+import { Reversals } from "./peers/reversals.js";
 import { PeerServer } from "./serving/peerServer.js";
 import { ShareRegistry } from "./serving/shares.js";
 import { prepareStateDir } from "./state.js";
@@ -20,6 +21,8 @@ export interface ClientOptions {
   port: number;
   stateDir: string;
   trackerTimeoutMs?: number;
+  /** one clock for the downloads, the peer server and the dialer (default: the system clock) */
+  clock?: Clock;
 }
 
 /**
@@ -50,18 +53,21 @@ export class GroupshareClient {
       known: new KnownTrackers(opts.stateDir),
     });
     this.tracker = tracker;
-    const reversals = new Reversals();
+    const clock = opts.clock ?? systemClock;
+    const reversals = new Reversals(clock);
     this.peerServer = new PeerServer({
       shares: this.shares,
       publicKey: () => this.session.current?.trackerKey,
       warn: (warning) => events.emit({ type: "warning", warning }),
       reversals,
+      clock,
     });
     this.downloads = new DownloadManager({
       tracker,
       shares: this.shares,
       news: (d, n) => events.emit(downloadEvent(d, n)),
       selfAddr: this.peerAddr,
+      clock,
       onStateChange: () => void this.session.save(),
       // a completed download becomes a share that survives logout
       onComplete: (share) => {
@@ -71,6 +77,7 @@ export class GroupshareClient {
       dialer: reachingDialer({
         identity: () => this.#peerIdentity(),
         reversals,
+        clock,
         help: {
           reverse: async (file, userId) => {
             await tracker.call("reverse", file, { userId });
