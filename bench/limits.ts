@@ -11,7 +11,7 @@ import { once } from "node:events";
 import { type AddressInfo, connect as tcpConnect, createServer, type Socket } from "node:net";
 import { Duplex } from "node:stream";
 import { connect as tlsConnect, TLSSocket } from "node:tls";
-import { systemClock } from "../src/client/download/clock.js";
+import { systemClock } from "../src/client/peers/clock.js";
 import { LimitTree } from "../src/client/limits/buckets.js";
 import { formatRate, type Rate } from "../src/client/limits/rate.js";
 import { ThrottledStream } from "../src/client/limits/throttle.js";

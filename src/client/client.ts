@@ -1,6 +1,5 @@
 import { isIP } from "node:net";
 import { formatHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
-import { systemClock } from "./download/clock.js";
 import { DownloadManager } from "./download/manager.js";
 import { EngineEmitter } from "./engine/emitter.js";
 import { Engine } from "./engine/engine.js";
@@ -10,7 +9,8 @@ import { SpeedLimits } from "./limits/limits.js";
 import type { Rate } from "./limits/rate.js";
 import { loadPeerIdentity, type PeerIdentity } from "./peerIdentity.js";
 import { reachingDialer } from "./reach/reachingDialer.js";
-import { Reversals } from "./reach/reversals.js";
+import { type Clock, systemClock } from "./peers/clock.js";
+import { Reversals } from "./peers/reversals.js";
 import { PeerServer } from "./serving/peerServer.js";
 import { ShareRegistry } from "./serving/shares.js";
 import { prepareStateDir } from "./state.js";
@@ -26,6 +26,8 @@ export interface ClientOptions {
   /** client-wide speed limits (--max-up, --max-down), bytes a second; none when absent */
   maxUp?: Rate;
   maxDown?: Rate;
+  /** one clock for the downloads, the peer server and the dialer (default: the system clock) */
+  clock?: Clock;
 }
 
 /**
@@ -57,8 +59,9 @@ export class GroupshareClient {
       known: new KnownTrackers(opts.stateDir),
     });
     this.tracker = tracker;
-    const reversals = new Reversals();
-    const limits = new SpeedLimits(systemClock, { up: opts.maxUp, down: opts.maxDown });
+    const clock = opts.clock ?? systemClock;
+    const reversals = new Reversals(clock);
+    const limits = new SpeedLimits(clock, { up: opts.maxUp, down: opts.maxDown });
     this.limits = limits;
     this.peerServer = new PeerServer({
       shares: this.shares,
@@ -66,12 +69,14 @@ export class GroupshareClient {
       warn: (warning) => events.emit({ type: "warning", warning }),
       reversals,
       limits,
+      clock,
     });
     this.downloads = new DownloadManager({
       tracker,
       shares: this.shares,
       news: (d, n) => events.emit(downloadEvent(d, n)),
       selfAddr: this.peerAddr,
+      clock,
       onStateChange: () => void this.session.save(),
       // a completed download becomes a share that survives logout
       onComplete: (share) => {
@@ -82,6 +87,7 @@ export class GroupshareClient {
       dialer: reachingDialer({
         identity: () => this.#peerIdentity(),
         reversals,
+        clock,
         help: {
           reverse: async (file, userId) => {
             await tracker.call("reverse", file, { userId });

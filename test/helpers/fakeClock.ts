@@ -1,4 +1,4 @@
-import type { Clock, Timer } from "../../src/client/download/clock.js";
+import type { Clock, Timer } from "../../src/client/peers/clock.js";
 
 interface Pending {
   at: number;

@@ -1,5 +1,5 @@
 import { Duplex } from "node:stream";
-import { type DialTarget, type Dialer, NO_PATH } from "../../src/client/download/dialer.js";
+import { type DialTarget, type Dialer, NO_PATH } from "../../src/client/peers/dialer.js";
 import { Bitfield } from "../../src/shared/bitfield.js";
 import { PIECE_SIZE } from "../../src/shared/constants.js";
 import { type RejectCode, Wire } from "../../src/wire/index.js";

@@ -5,7 +5,7 @@ import { type AddressInfo, connect as tcpConnect, createServer, type Server, typ
 import type { Duplex } from "node:stream";
 import { after, describe, it } from "node:test";
 import { connect as tlsConnect, TLSSocket } from "node:tls";
-import { systemClock } from "../../src/client/download/clock.js";
+import { systemClock } from "../../src/client/peers/clock.js";
 import { LimitTree } from "../../src/client/limits/buckets.js";
 import { newPeerIdentity } from "../../src/client/peerIdentity.js";
 import { ThrottledStream } from "../../src/client/limits/throttle.js";

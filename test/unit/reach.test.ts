@@ -1,7 +1,8 @@
 /**
  * How the downloads' dialer picks a path to a sharer (reach/reachingDialer): the
  * order, the head starts, what ends a dial, and what a failure says. The TLS dial and
- * the tracker's help are stand-ins that record what was asked of them. And how a
+ * the tracker's help are stand-ins that record what was asked of them; time is a fake
+ * clock, so the head starts are the real ones and no test waits them out. And how a
  * sharer shares its answers to signals among the downloaders asking.
  */
 import assert from "node:assert/strict";
@@ -9,11 +10,11 @@ import { createServer, type Socket } from "node:net";
 import { PassThrough } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { describe, it } from "node:test";
-import type { DialTarget } from "../../src/client/download/dialer.js";
-import { IMPOSTOR } from "../../src/client/download/dialPeer.js";
+import type { DialTarget } from "../../src/client/peers/dialer.js";
+import { IMPOSTOR } from "../../src/client/peers/dialPeer.js";
 import { newPeerIdentity, type PeerIdentity } from "../../src/client/peerIdentity.js";
 import { PATH_TIMING, type PathHelp, reachingDialer } from "../../src/client/reach/reachingDialer.js";
-import { Reversals } from "../../src/client/reach/reversals.js";
+import { Reversals } from "../../src/client/peers/reversals.js";
 import {
   type SignalDeps,
   SignalListener,
@@ -24,17 +25,9 @@ import type { ShareRegistry } from "../../src/client/serving/shares.js";
 import type { Signal } from "../../src/shared/api.js";
 import { TEST_PEER } from "../helpers/tls.js";
 import { RELAYED_FRAGMENT } from "../../src/shared/tlsPolicy.js";
+import { FakeClock, settle } from "../helpers/fakeClock.js";
 
-/** Head starts far apart, so that which path started first never depends on the machine's speed. */
-const TIMING: typeof PATH_TIMING = {
-  ...PATH_TIMING,
-  reverseAfterMs: 150,
-  punchAfterMs: 2_000,
-  relayAfterMs: 4_000,
-  natHeadStartMs: 150,
-  reverseWaitMs: 3_000,
-  directTimeoutMs: 8_000,
-};
+const TIMING = PATH_TIMING;
 
 const target: DialTarget = {
   addr: "198.18.0.9:6881",
@@ -50,7 +43,8 @@ type Outcome = "hang" | "refused" | "impostor" | "ok";
 /** A dialer whose direct dial does `direct`, and whose help does what `help` says; `log` records each step. */
 function harness(direct: Outcome, help: { reverse?: Outcome; punch?: Outcome; relay?: Outcome } = {}) {
   const log: string[] = [];
-  const reversals = new Reversals();
+  const clock = new FakeClock();
+  const reversals = new Reversals(clock);
   // what a relayed link sets on its TLS socket is recorded
   const stream = () =>
     Object.assign(new PassThrough(), {
@@ -91,6 +85,7 @@ function harness(direct: Outcome, help: { reverse?: Outcome; punch?: Outcome; re
     reversals,
     help: pathHelp,
     timing: TIMING,
+    clock,
     dial: async (_t, _id, signal, opts = {}) => {
       const kind = opts.transport ? "tls over a leg" : "direct dial";
       log.push(kind);
@@ -98,7 +93,17 @@ function harness(direct: Outcome, help: { reverse?: Outcome; punch?: Outcome; re
       return stream();
     },
   });
-  return { dialer, log };
+  return { dialer, log, clock };
+}
+
+/** `p` settled or not, without waiting for it (after the fake clock's advance has let it run). */
+function state<T>(p: Promise<T>): { settled: boolean } {
+  const seen = { settled: false };
+  p.then(
+    () => (seen.settled = true),
+    () => (seen.settled = true),
+  );
+  return seen;
 }
 
 describe("reaching a sharer", () => {
@@ -110,15 +115,35 @@ describe("reaching a sharer", () => {
   });
 
   it("a direct dial that hangs: the sharer is asked to dial back after its head start, and that wins", async () => {
-    const { dialer, log } = harness("hang", { reverse: "ok" });
-    const s = await dialer(target, new AbortController().signal);
+    const { dialer, log, clock } = harness("hang", { reverse: "ok" });
+    const dialing = dialer(target, new AbortController().signal);
+    await clock.advance(TIMING.reverseAfterMs - 1);
+    assert.deepEqual(log, ["direct dial"], "asked before the head start");
+    await clock.advance(1);
+    const s = await dialing;
     assert.equal(s.path, "reversed");
     assert.deepEqual(log, ["direct dial", "reverse asked"]);
+    assert.equal(clock.pending, 0, "the other paths' timers and the direct timeout are cancelled");
+  });
+
+  it("each path waits for its head start while the ones before hang: punch, then relay", async () => {
+    const { dialer, log, clock } = harness("hang", { reverse: "hang", relay: "ok" });
+    const dialing = state(dialer(target, new AbortController().signal));
+    await clock.advance(TIMING.reverseAfterMs);
+    assert.deepEqual(log, ["direct dial", "reverse asked"]);
+    await clock.advance(TIMING.punchAfterMs - TIMING.reverseAfterMs);
+    assert.deepEqual(log, ["direct dial", "reverse asked", "punch asked"]);
+    // the punch failed at once, but the reversal still hangs: the relay keeps its head start
+    await clock.advance(TIMING.relayAfterMs - TIMING.punchAfterMs - 1);
+    assert.equal(log.includes("relay asked"), false, "relay asked before its head start");
+    assert.equal(dialing.settled, false);
+    await clock.advance(1);
+    assert.equal(log[3], "relay asked");
+    assert.equal(dialing.settled, true);
   });
 
   it("a refused direct dial does not wait for the head start: each path starts when the last has failed", async () => {
-    const { dialer, log } = harness("refused", { relay: "ok" });
-    const began = Date.now();
+    const { dialer, log, clock } = harness("refused", { relay: "ok" });
     const s = await dialer(target, new AbortController().signal);
     assert.equal(s.path, "relayed");
     assert.deepEqual(log, [
@@ -130,15 +155,31 @@ describe("reaching a sharer", () => {
       "tls over a leg",
       `fragment ${RELAYED_FRAGMENT}`,
     ]);
-    // well before the relay's own head start
-    assert.ok(Date.now() - began < TIMING.relayAfterMs, `${Date.now() - began} ms`);
+    assert.equal(clock.pending, 0, "no head start left waiting");
   });
 
-  it("a sharer the tracker marks as behind a router is asked to dial back at once", async () => {
-    const { dialer, log } = harness("hang", { reverse: "ok" });
-    const s = await dialer({ ...target, nat: true }, new AbortController().signal);
-    assert.equal(s.path, "reversed");
-    assert.deepEqual(log, ["direct dial", "reverse asked"]);
+  it("a sharer the tracker marks as behind a router gets each path a head start sooner", async () => {
+    const { dialer, log, clock } = harness("hang", { reverse: "hang", relay: "ok" });
+    const dialing = state(dialer({ ...target, nat: true }, new AbortController().signal));
+    await settle();
+    assert.deepEqual(log, ["direct dial", "reverse asked"], "the reversal is asked at once");
+    await clock.advance(TIMING.punchAfterMs - TIMING.natHeadStartMs - 1);
+    assert.equal(log.length, 2);
+    await clock.advance(1);
+    assert.equal(log[2], "punch asked");
+    await clock.advance(TIMING.relayAfterMs - TIMING.punchAfterMs);
+    assert.equal(log[3], "relay asked");
+    assert.equal(dialing.settled, true);
+  });
+
+  it("a direct dial that never answers has failed after directTimeoutMs", async () => {
+    const { dialer, clock } = harness("hang", { reverse: "hang" });
+    const dialing = dialer({ ...target, file: undefined }, new AbortController().signal);
+    const seen = state(dialing);
+    await clock.advance(TIMING.directTimeoutMs - 1);
+    assert.equal(seen.settled, false, "gave up before the timeout");
+    await clock.advance(1);
+    await assert.rejects(dialing, /timed out/);
   });
 
   it("an impostor at the address ends the dial: nothing is asked of the tracker", async () => {
@@ -168,17 +209,20 @@ describe("reaching a sharer", () => {
   });
 
   it("an aborted dial stops every path", async () => {
-    const { dialer } = harness("hang", { reverse: "hang" });
+    const { dialer, clock } = harness("hang", { reverse: "hang" });
     const stop = new AbortController();
     const dialing = dialer(target, stop.signal);
+    await clock.advance(TIMING.reverseAfterMs);
     stop.abort(new Error("link closed"));
     await assert.rejects(dialing, /link closed/);
+    await settle();
+    assert.equal(clock.pending, 0, "a timer outlived the dial");
   });
 });
 
 describe("reversals", () => {
   it("hands a dialled-back connection to the dial waiting for that key, and refuses other keys", async () => {
-    const r = new Reversals();
+    const r = new Reversals(new FakeClock());
     const waiting = r.expect("k1", 5_000, new AbortController().signal);
     assert.equal(r.take("k2"), undefined);
     const socket = new PassThrough() as unknown as TLSSocket;
@@ -188,8 +232,15 @@ describe("reversals", () => {
   });
 
   it("a reversal not dialled back in time fails, and is no longer waited for", async () => {
-    const r = new Reversals();
-    await assert.rejects(r.expect("k1", 20, new AbortController().signal), /not dialled back/);
+    const clock = new FakeClock();
+    const r = new Reversals(clock);
+    const waiting = r.expect("k1", TIMING.reverseWaitMs, new AbortController().signal);
+    const seen = state(waiting);
+    await clock.advance(TIMING.reverseWaitMs - 1);
+    assert.equal(seen.settled, false, "gave up before its time");
+    assert.ok(r.take("k1"), "still waited for");
+    await clock.advance(1);
+    await assert.rejects(waiting, /not dialled back within 5 s/);
     assert.equal(r.take("k1"), undefined);
   });
 });

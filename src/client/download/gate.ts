@@ -1,4 +1,4 @@
-import type { Clock, Timer } from "./clock.js";
+import type { Clock, Timer } from "../peers/clock.js";
 import { PIPELINE_DEPTH } from "./peerLink.js";
 
 /**

@@ -1,8 +1,8 @@
 import type { Duplex } from "node:stream";
 import { printable } from "../../shared/ids.js";
 import { type PieceMessage, rejectCodeName, Wire } from "../../wire/index.js";
-import type { Clock, Timer } from "./clock.js";
-import type { DialTarget, Dialer, PathKind, Reached } from "./dialer.js";
+import type { Clock, Timer } from "../peers/clock.js";
+import type { DialTarget, Dialer, PathKind, Reached } from "../peers/dialer.js";
 
 /** Pieces requested from one peer at once: enough to keep a serving peer busy between round trips. */
 export const PIPELINE_DEPTH = 6;

@@ -1,4 +1,4 @@
-import type { PathKind } from "./dialer.js";
+import type { PathKind } from "../peers/dialer.js";
 import type { LinkFigures } from "./swarm.js";
 
 export type DownloadPhase =

@@ -1,4 +1,4 @@
-import type { Clock } from "./clock.js";
+import type { Clock } from "../peers/clock.js";
 
 /**
  * When no sharer has a missing piece (or no tracker answers): wait this long

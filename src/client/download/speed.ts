@@ -1,4 +1,4 @@
-import type { Clock } from "./clock.js";
+import type { Clock } from "../peers/clock.js";
 
 /** Speed is averaged over this window. */
 export const SPEED_WINDOW_MS = 5_000;

@@ -1,9 +1,9 @@
 import { Bitfield } from "../../shared/bitfield.js";
 import { parseHostPort } from "../../shared/trackerInfo.js";
 import type { PieceMessage } from "../../wire/index.js";
-import type { Clock } from "./clock.js";
-import { byPath, type Dialer, NO_PATH, type PathKind } from "./dialer.js";
-import { IMPOSTOR } from "./dialPeer.js";
+import type { Clock } from "../peers/clock.js";
+import { byPath, type Dialer, NO_PATH, type PathKind } from "../peers/dialer.js";
+import { IMPOSTOR } from "../peers/dialPeer.js";
 import type { Grant } from "./fileTracker.js";
 import { requestDepth, StartGate } from "./gate.js";
 import { type LinkOwner, PeerLink } from "./peerLink.js";

@@ -10,14 +10,14 @@
  * API can send it as it is.
  */
 import type { ErrorCode } from "../../shared/errors.js";
-import type { PathKind } from "../download/dialer.js";
+import type { PathKind } from "../peers/dialer.js";
 import type { DownloadRef, DownloadWarning } from "../download/events.js";
 import type { DownloadPhase } from "../download/progress.js";
 import type { SignalWarning } from "../reach/signalListener.js";
 import type { ServingWarning } from "../serving/peerServer.js";
 
 export type { DownloadRef, DownloadWarning } from "../download/events.js";
-export type { PathKind } from "../download/dialer.js";
+export type { PathKind } from "../peers/dialer.js";
 export type { DownloadPhase } from "../download/progress.js";
 
 /** A failure as a value: a code of the registry (shared/errors.ts), its message and what to do. */

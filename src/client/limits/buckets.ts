@@ -1,4 +1,4 @@
-import type { Clock, Timer } from "../download/clock.js";
+import type { Clock, Timer } from "../peers/clock.js";
 import type { Rate } from "./rate.js";
 
 /**

@@ -1,6 +1,6 @@
 import type { Duplex } from "node:stream";
 import { GsError } from "../../shared/errors.js";
-import type { Clock } from "../download/clock.js";
+import type { Clock } from "../peers/clock.js";
 import { type LimitNode, LimitTree } from "./buckets.js";
 import type { Rate } from "./rate.js";
 import { ThrottledStream } from "./throttle.js";

@@ -1,11 +1,12 @@
 import type { Duplex } from "node:stream";
 import type { PeerIdentity } from "../peerIdentity.js";
-import { type DialTarget, type Dialer, NO_PATH, type PathKind, type Reached } from "../download/dialer.js";
-import { dialPeer, IMPOSTOR } from "../download/dialPeer.js";
+import { type Clock, systemClock, type Timer } from "../peers/clock.js";
+import { type DialTarget, type Dialer, NO_PATH, type PathKind, type Reached } from "../peers/dialer.js";
+import { dialPeer, IMPOSTOR } from "../peers/dialPeer.js";
 import { RELAYED_FRAGMENT } from "../../shared/tlsPolicy.js";
 import type { SpeedLimits } from "../limits/limits.js";
 import { punchConnect } from "./punch.js";
-import type { Reversals } from "./reversals.js";
+import type { Reversals } from "../peers/reversals.js";
 
 /** What reaching a sharer behind a router needs from the tracker. */
 export interface PathHelp {
@@ -72,8 +73,11 @@ export function reachingDialer(o: {
   dial?: typeof dialPeer;
   /** the speed limits every link runs under (none when absent) */
   limits?: SpeedLimits;
+  /** head starts and timeouts are read from it (the system clock unless a test brings one) */
+  clock?: Clock;
 }): Dialer {
   const timing = o.timing ?? PATH_TIMING;
+  const clock = o.clock ?? systemClock;
   const dial = o.dial ?? dialPeer;
   const worked = new Map<string, PathKind>();
   const remember = (key: string, kind: PathKind) => {
@@ -91,7 +95,7 @@ export function reachingDialer(o: {
       {
         kind: "direct",
         after: 0,
-        run: (s) => dial(target, identity, withTimeout(s, timing.directTimeoutMs), { wrap }),
+        run: (s) => dial(target, identity, withTimeout(clock, s, timing.directTimeoutMs), { wrap }),
       },
     ];
     if (file) {
@@ -117,7 +121,7 @@ export function reachingDialer(o: {
               addr,
               localPort,
               o.help.localAddress,
-              withTimeout(s, timing.punchMs),
+              withTimeout(clock, s, timing.punchMs),
             );
             return dial(target, identity, s, { transport: tcp, wrap });
           },
@@ -148,7 +152,7 @@ export function reachingDialer(o: {
       if (signal.aborted) onAbort();
       else signal.addEventListener("abort", onAbort, { once: true });
       const failed = new Map<PathKind, string>();
-      const timers: NodeJS.Timeout[] = [];
+      const timers: Timer[] = [];
       const started = new Set<number>();
       let done = false;
       const finish = (err: Error | undefined, stream?: Duplex, kind?: PathKind) => {
@@ -157,7 +161,7 @@ export function reachingDialer(o: {
           return;
         }
         done = true;
-        for (const t of timers) clearTimeout(t);
+        for (const t of timers) t.cancel();
         signal.removeEventListener("abort", onAbort);
         stop.abort(new Error("another path won"));
         if (err) return reject(err);
@@ -189,16 +193,20 @@ export function reachingDialer(o: {
       };
       paths.forEach((p, i) => {
         if (p.after === 0) start(i);
-        else timers.push(setTimeout(() => start(i), p.after));
+        else timers.push(clock.after(p.after, () => start(i)));
       });
     });
   };
 }
 
-/** `signal`, or a timeout of `ms` (an error that reads "timed out"), whichever comes first. */
-function withTimeout(signal: AbortSignal, ms: number): AbortSignal {
-  const timer = AbortSignal.timeout(ms);
+/**
+ * `signal`, or a timeout of `ms` on `clock` (an error that reads "timed out"), whichever
+ * comes first. The timer ends with `signal`, which every dial aborts when it settles.
+ */
+function withTimeout(clock: Clock, signal: AbortSignal, ms: number): AbortSignal {
+  if (signal.aborted) return signal;
   const timedOut = new AbortController();
-  timer.addEventListener("abort", () => timedOut.abort(new Error("timed out")), { once: true });
+  const timer = clock.after(ms, () => timedOut.abort(new Error("timed out")));
+  signal.addEventListener("abort", () => timer.cancel(), { once: true });
   return AbortSignal.any([signal, timedOut.signal]);
 }

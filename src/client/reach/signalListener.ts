@@ -3,7 +3,7 @@ import type { Duplex } from "node:stream";
 import type { Signal } from "../../shared/api.js";
 import { GsError } from "../../shared/errors.js";
 import { parseHostPort } from "../../shared/trackerInfo.js";
-import { dialPeer } from "../download/dialPeer.js";
+import { dialPeer } from "../peers/dialPeer.js";
 import type { SpeedLimits } from "../limits/limits.js";
 import type { PeerIdentity } from "../peerIdentity.js";
 import type { PeerServer } from "../serving/peerServer.js";
@@ -11,7 +11,7 @@ import type { ShareRegistry } from "../serving/shares.js";
 import type { TrackerClient } from "../tracker/trackerClient.js";
 import { pause } from "./pause.js";
 import { punchConnect } from "./punch.js";
-import { REVERSED_ALPN } from "./reversals.js";
+import { REVERSED_ALPN } from "../peers/reversals.js";
 
 /** What answering signals needs from the client. */
 export interface SignalDeps {

@@ -8,9 +8,10 @@ import { peerKeyOf } from "../../shared/peerKey.js";
 import { type TicketClaims, verifyTicket } from "../../shared/tickets.js";
 import { RELAYED_FRAGMENT, TLS_VERSION } from "../../shared/tlsPolicy.js";
 import { type RequestMessage, RejectCode, Wire } from "../../wire/index.js";
-import { byPath, type PathKind } from "../download/dialer.js";
+import { type Clock, systemClock, type Timer } from "../peers/clock.js";
+import { byPath, type PathKind } from "../peers/dialer.js";
+import { REVERSED_ALPN, type Reversals } from "../peers/reversals.js";
 import type { SpeedLimits } from "../limits/limits.js";
-import { REVERSED_ALPN, type Reversals } from "../reach/reversals.js";
 import { shareFor } from "./access.js";
 import type { PeerIdentity } from "../peerIdentity.js";
 import { identityOf, pieceLength, type ShareRegistry, type SharedFile, sameIdentity } from "./shares.js";
@@ -19,12 +20,12 @@ import { identityOf, pieceLength, type ShareRegistry, type SharedFile, sameIdent
  * Served slots: connections whose handshake carried a valid ticket for a file we
  * share. More are refused with BUSY (each holds a socket and a file handle).
  */
-const MAX_SERVED = 64;
+export const MAX_SERVED = 64;
 /**
  * Served slots one user (the ticket's `u`) may hold: a downloader needs one per file
  * it downloads from us, so no one member can take every slot.
  */
-const MAX_SERVED_PER_USER = 8;
+export const MAX_SERVED_PER_USER = 8;
 /**
  * Connections that have not yet shown a valid ticket have a pool of their own, so
  * they never hold a served slot. When it is full, the oldest is dropped for the
@@ -45,7 +46,7 @@ const THIS_HOST = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
  * (median 0.9 ms; 15 connections of the sharing and fault tests, on a busy 2-core box).
  * 3 s leaves room for a slow link.
  */
-const HANDSHAKE_TIMEOUT_MS = 3_000;
+export const HANDSHAKE_TIMEOUT_MS = 3_000;
 /** A connection that sends nothing for this long is closed (downloaders keep-alive every 30 s at most). */
 const IDLE_TIMEOUT_MS = 120_000;
 /** Requests queued per connection; a downloader pipelines fewer than this, a flood is refused. */
@@ -54,7 +55,7 @@ const MAX_QUEUED_REQUESTS = 32;
  * Renewals closer together than this are refused: each costs a signature check, and a
  * downloader renews every TICKET_REFRESH_MS (3 s), never twice within half of it.
  */
-const MIN_RENEWAL_GAP_MS = 1_000;
+export const MIN_RENEWAL_GAP_MS = 1_000;
 
 /** What serving met that its user should hear of; serving goes on (or stops for that file). */
 export type ServingWarning =
@@ -69,7 +70,8 @@ export interface PeerServerOptions {
   /** The trackers' ticket-checking key; undefined until login (then every handshake is refused). */
   publicKey: () => KeyObject | undefined;
   warn: (warning: ServingWarning) => void;
-  now?: () => number;
+  /** ticket expiry, renewal gaps and handshake windows are read from it (the system clock unless a test brings one) */
+  clock?: Clock;
   /** Downloads waiting to be dialled back: a connection offering REVERSED_ALPN goes to them, not to serving. */
   reversals?: Reversals;
   /**
@@ -97,6 +99,7 @@ interface Slots {
  */
 export class PeerServer {
   readonly #opts: PeerServerOptions;
+  readonly #clock: Clock;
   readonly #server: Server;
   #tls: SecureContext | undefined;
   readonly #sockets = new Set<Socket>();
@@ -109,6 +112,7 @@ export class PeerServer {
 
   constructor(opts: PeerServerOptions) {
     this.#opts = opts;
+    this.#clock = opts.clock ?? systemClock;
     this.#server = createServer((socket) => this.#accept(socket));
     // every socket we keep is pending or served; one spare to accept (and evict for) a newcomer
     this.#server.maxConnections = MAX_SERVED + MAX_PENDING + 1;
@@ -213,10 +217,10 @@ export class PeerServer {
     if (path === "relayed") socket.setMaxSendFragment(RELAYED_FRAGMENT);
     // a plaintext or TLS 1.2 attempt, or garbage: an error here, and the connection ends
     socket.on("error", () => tcp.destroy());
-    const tlsTimer = setTimeout(() => tcp.destroy(), HANDSHAKE_TIMEOUT_MS);
-    tcp.on("close", () => clearTimeout(tlsTimer));
+    const tlsTimer = this.#clock.after(HANDSHAKE_TIMEOUT_MS, () => tcp.destroy());
+    tcp.on("close", () => tlsTimer.cancel());
     socket.once("secure", () => {
-      clearTimeout(tlsTimer);
+      tlsTimer.cancel();
       const cert = socket.getPeerX509Certificate();
       const key = cert ? peerKeyOf(cert) : undefined;
       if (socket.alpnProtocol === REVERSED_ALPN) {
@@ -252,7 +256,7 @@ export class PeerServer {
       },
     };
     const wire = new Wire();
-    const conn = new Connection(this.#opts, socket, wire, slots, key, path);
+    const conn = new Connection(this.#opts, this.#clock, socket, wire, slots, key, path);
     this.#connections.add(conn);
     tcp.on("close", () => {
       this.#connections.delete(conn);
@@ -271,6 +275,7 @@ export class PeerServer {
 /** One downloader's connection to us. */
 class Connection {
   readonly #opts: PeerServerOptions;
+  readonly #clock: Clock;
   readonly #socket: Socket;
   readonly #wire: Wire;
   readonly #slots: Slots;
@@ -278,7 +283,7 @@ class Connection {
   /** The claims of the ticket this connection runs on: the handshake's, then each renewal's. */
   #claims: TicketClaims | undefined;
   /** Refuses the connection when its ticket expires without a renewal. */
-  #expiry: NodeJS.Timeout | undefined;
+  #expiry: Timer | undefined;
   #lastRenewal = 0;
   /** the shared file, opened once and checked to be the one verified (undefined: it was not) */
   #fh: Promise<FileHandle | undefined> | undefined;
@@ -298,6 +303,7 @@ class Connection {
 
   constructor(
     opts: PeerServerOptions,
+    clock: Clock,
     socket: Socket,
     wire: Wire,
     slots: Slots,
@@ -306,16 +312,16 @@ class Connection {
   ) {
     this.path = path;
     this.#opts = opts;
+    this.#clock = clock;
     this.#socket = socket;
     this.#wire = wire;
     this.#slots = slots;
     this.#peerKey = peerKey;
-    const timer = setTimeout(
-      () => this.#refuse(RejectCode.BAD_REQUEST, "no handshake"),
-      HANDSHAKE_TIMEOUT_MS,
+    const timer = clock.after(HANDSHAKE_TIMEOUT_MS, () =>
+      this.#refuse(RejectCode.BAD_REQUEST, "no handshake"),
     );
     wire.once("handshake", (m) => {
-      clearTimeout(timer);
+      timer.cancel();
       void this.#handshake(m.version, m.fileId, m.ticket.toString("utf8"));
     });
     wire.on("ticket", (m) => this.#renew(m.ticket.toString("utf8")));
@@ -326,11 +332,11 @@ class Connection {
       );
     });
     wire.on("error", () => socket.destroy()); // a peer sending garbage: drop it, carry on
-    wire.on("close", () => clearTimeout(timer));
+    wire.on("close", () => timer.cancel());
   }
 
   #now(): number {
-    return (this.#opts.now ?? Date.now)();
+    return this.#clock.now();
   }
 
   /** The file served, once the handshake is through. */
@@ -399,11 +405,10 @@ class Connection {
 
   #setClaims(claims: TicketClaims): void {
     this.#claims = claims;
-    clearTimeout(this.#expiry);
+    this.#expiry?.cancel();
     // +1: verifyTicket accepts a ticket up to and including its exp
-    this.#expiry = setTimeout(
-      () => this.#refuse(RejectCode.BAD_TICKET, "ticket expired without a renewal"),
-      Math.max(0, claims.exp - this.#now() + 1),
+    this.#expiry = this.#clock.after(Math.max(0, claims.exp - this.#now() + 1), () =>
+      this.#refuse(RejectCode.BAD_TICKET, "ticket expired without a renewal"),
     );
   }
 
@@ -426,7 +431,7 @@ class Connection {
    * pieces that fail their SHA1, or another file's bytes.
    */
   async #stillValid(file: SharedFile): Promise<boolean> {
-    if (await this.#opts.shares.unchanged(file)) return true;
+    if (await this.#opts.shares.unchanged(file, this.#now())) return true;
     this.#replaced(file);
     return false;
   }
@@ -499,7 +504,7 @@ class Connection {
   #refuse(code: RejectCode, reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#expiry);
+    this.#expiry?.cancel();
     this.#queue = [];
     this.#wire.reject(code, reason);
     this.#wire.end();
@@ -508,7 +513,7 @@ class Connection {
   }
 
   close(): void {
-    clearTimeout(this.#expiry);
+    this.#expiry?.cancel();
     this.#opts.shares.off("have", this.#onHave);
     this.#opts.shares.off("removed", this.#onRemoved);
     void this.#fh?.then((fh) => fh?.close()).catch(() => {});

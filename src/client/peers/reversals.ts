@@ -1,4 +1,5 @@
 import type { TLSSocket } from "node:tls";
+import { type Clock, systemClock } from "./clock.js";
 
 /**
  * The ALPN protocol a sharer offers when it dials a downloader back: the peer
@@ -23,6 +24,11 @@ interface Waiter {
  */
 export class Reversals {
   readonly #waiting: Waiter[] = [];
+  readonly #clock: Clock;
+
+  constructor(clock: Clock = systemClock) {
+    this.#clock = clock;
+  }
 
   /** Resolves with the connection of the sharer proving `key`, or rejects after `timeoutMs` or on `signal`. */
   expect(key: string, timeoutMs: number, signal: AbortSignal): Promise<TLSSocket> {
@@ -31,7 +37,7 @@ export class Reversals {
     }
     return new Promise((resolve, reject) => {
       const end = () => {
-        clearTimeout(timer);
+        timer.cancel();
         signal.removeEventListener("abort", onAbort);
         const i = this.#waiting.indexOf(waiter);
         if (i >= 0) this.#waiting.splice(i, 1);
@@ -47,10 +53,10 @@ export class Reversals {
         end();
         reject(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
       };
-      const timer = setTimeout(() => {
+      const timer = this.#clock.after(timeoutMs, () => {
         end();
         reject(new Error(`not dialled back within ${timeoutMs / 1000} s`));
-      }, timeoutMs);
+      });
       if (signal.aborted) return onAbort();
       signal.addEventListener("abort", onAbort, { once: true });
       this.#waiting.push(waiter);

@@ -4,9 +4,10 @@ export interface Timer {
 }
 
 /**
- * Time as a download sees it. The engine reads the time and sets timers only
- * through this, so a test can drive backoff, the start gate and give-up with a
- * fake clock instead of waiting.
+ * Time as the client's rules see it. The downloads, the peer server and the
+ * reaching dialer read the time and set timers only through this, so a test can
+ * drive backoff, the start gate, give-up, ticket expiry, renewal gaps, handshake
+ * windows and head starts with a fake clock instead of waiting.
  */
 export interface Clock {
   /** Milliseconds, like Date.now(). */
