@@ -12,7 +12,7 @@ import type { Browser, Page } from "playwright-core";
 import { haveChromium, launchBrowser } from "../helpers/browser.js";
 import { Cluster } from "../helpers/procs.js";
 import { webClient } from "../helpers/web.js";
-import { assertSameFile, randomFile, stepUntil } from "./sharing.helpers.js";
+import { assertSameFile, ok, randomFile, stepUntil } from "./sharing.helpers.js";
 
 const UI_MS = 30_000;
 
@@ -167,6 +167,24 @@ describe("the web UI in a real browser", { timeout: 300_000 }, () => {
     }
     await assert.rejects(stat(join(dest, "second.bin.gspart")), { code: "ENOENT" });
     await assert.rejects(stat(join(dest, "second.bin")), { code: "ENOENT" });
+  });
+
+  it("the speed limits form sets what show_limits reports; a bad rate changes nothing", async () => {
+    await pb.getByRole("tab", { name: /Downloads/ }).click();
+    await pb.getByLabel("Upload limit").fill("2MB/s");
+    await pb.getByLabel("Download limit").fill("40Mbit/s");
+    await pb.getByRole("button", { name: "Set limits" }).click();
+    const now = "Now: upload 2.00 MB/s, download 5.00 MB/s";
+    await pb.getByText(now, { exact: true }).first().waitFor({ timeout: UI_MS });
+    await ok(bob.proc, "show_limits", /^upload limit: 2\.00 MB\/s$/);
+    await bob.proc.expect(/^download limit: 5\.00 MB\/s$/);
+
+    await pb.getByLabel("Upload limit").fill("5Mb/s");
+    await pb.getByRole("button", { name: "Set limits" }).click();
+    await pb.getByText(/not a speed limit: '5Mb\/s'/).waitFor({ timeout: UI_MS });
+    await ok(bob.proc, "show_limits", /^upload limit: 2\.00 MB\/s$/);
+    await ok(bob.proc, "set_limit up unlimited", /^upload limit \(client-wide\): unlimited$/);
+    await ok(bob.proc, "set_limit down unlimited", /^download limit \(client-wide\): unlimited$/);
   });
 
   it("a remembered login comes back after a headless restart, and logout forgets it", async () => {

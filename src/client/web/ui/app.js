@@ -798,8 +798,42 @@ setInterval(() => {
 }, 5000);
 
 function refreshAll() {
-  act(undefined, () => Promise.all([refreshGroups(), refreshDownloads(), refreshShares()]));
+  act(undefined, () => Promise.all([refreshGroups(), refreshDownloads(), refreshShares(), refreshLimits()]));
 }
+
+// ---- speed limits -----------------------------------------------------------------
+
+/** A limit as show_limits words it: null is none, 0 is paused (bytes a second, SI units). */
+function limitText(rate) {
+  if (rate === null) return "unlimited";
+  if (rate === 0) return "paused";
+  if (rate >= 1e9) return `${(rate / 1e9).toFixed(2)} GB/s`;
+  if (rate >= 1e6) return `${(rate / 1e6).toFixed(2)} MB/s`;
+  if (rate >= 1e3) return `${(rate / 1e3).toFixed(1)} kB/s`;
+  return `${rate} B/s`;
+}
+
+async function refreshLimits() {
+  const l = await api("GET", "/limits");
+  $("limits-now").textContent = `Now: upload ${limitText(l.up)}, download ${limitText(l.down)}`;
+}
+
+$("limits-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  act(ev.submitter, async () => {
+    for (const [direction, field] of [
+      ["up", "limit-up"],
+      ["down", "limit-down"],
+    ]) {
+      const rate = $(field).value.trim();
+      if (rate === "") continue;
+      await api("PUT", "/limits", { direction, rate });
+      $(field).value = "";
+    }
+    await refreshLimits();
+    notice($("limits-now").textContent);
+  });
+});
 
 // ---- start ------------------------------------------------------------------------
 
