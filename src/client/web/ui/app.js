@@ -803,15 +803,8 @@ function refreshAll() {
 
 // ---- speed limits -----------------------------------------------------------------
 
-/** A limit as show_limits words it: null is none, 0 is paused (bytes a second, SI units). */
-function limitText(rate) {
-  if (rate === null) return "unlimited";
-  if (rate === 0) return "paused";
-  if (rate >= 1e9) return `${(rate / 1e9).toFixed(2)} GB/s`;
-  if (rate >= 1e6) return `${(rate / 1e6).toFixed(2)} MB/s`;
-  if (rate >= 1e3) return `${(rate / 1e3).toFixed(1)} kB/s`;
-  return `${rate} B/s`;
-}
+/** A limit in bytes a second, as the page shows speeds: null is none, 0 is paused. */
+const limitText = (bps) => (bps === null ? "unlimited" : bps === 0 ? "paused" : rate(bps));
 
 async function refreshLimits() {
   const l = await api("GET", "/limits");
