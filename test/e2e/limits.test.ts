@@ -89,6 +89,8 @@ describe("speed limits", () => {
     await fails(p, "set_limit down 5Mb/s", /^download limit/);
     await fails(p, "set_limit up 1MB/s movies clip.bin", /^upload limit/);
     await fails(p, "set_limit down 1MB/s movies nothing.bin", /^download limit/);
+    // complete: a limit on it would be kept for nothing
+    await fails(p, "set_limit down 1MB/s movies clip.bin", /^download limit/);
     for (const body of [
       { direction: "down", rate: "fast" },
       { direction: "left", rate: "5MB/s" },

@@ -283,10 +283,13 @@ export const OPERATIONS = {
     ["direction", "rate"],
     (e, _l, [direction, rateText, groupId, name]): LimitSet => {
       const rate = parseRate(rateText);
-      if (name !== undefined && !e.downloads.list().some((d) => d.groupId === groupId && d.name === name))
+      // an ended download's limit would be kept for nothing (it is forgotten as it ends)
+      const going = (d: { groupId: string; name: string; phase: string }) =>
+        d.groupId === groupId && d.name === name && d.phase !== "complete" && d.phase !== "failed";
+      if (name !== undefined && !e.downloads.list().some(going))
         throw new GsError(
           "BAD_REQUEST",
-          `no download of [${groupId}] ${quoteWord(name)}: see show_downloads`,
+          `no download of [${groupId}] ${quoteWord(name)} under way: see show_downloads`,
         );
       e.limits.set(direction as LimitDirection, rate, groupId, name);
       return {

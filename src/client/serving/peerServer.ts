@@ -331,7 +331,12 @@ class Connection {
         (r) => !(r.piece === m.piece && r.offset === m.offset && r.length === m.length),
       );
     });
-    wire.on("error", () => socket.destroy()); // a peer sending garbage: drop it, carry on
+    // a peer sending garbage: drop it, carry on. Once refused, what it sends after (a request
+    // behind its handshake) errs as written after the wire's end: the refusal's own timer
+    // closes it then, or the reject, still on its way down a speed-limited link, is lost
+    wire.on("error", () => {
+      if (!this.#closed) socket.destroy();
+    });
     wire.on("close", () => timer.cancel());
   }
 
