@@ -146,7 +146,9 @@ describe("sharing: one group, three members", () => {
     }
     assert.match(
       await ok(bob, "show_shares", /^\[g\] "my file\.bin" {2}/),
-      new RegExp(`3/3 pieces  served=0 B  up=0 B down=1\\.00 MiB ratio=0\\.00  ${lit(join(into, "my file.bin"))}$`),
+      new RegExp(
+        `3/3 pieces  served=0 B  up=0 B down=1\\.00 MiB ratio=0\\.00  ${lit(join(into, "my file.bin"))}$`,
+      ),
     );
   });
 

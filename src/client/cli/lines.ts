@@ -45,7 +45,13 @@ export function userCreatedLines(r: UserCreated): string[] {
 export function loginLines(r: LoginResult): string[] {
   const lines = [`logged in as ${r.userId}`];
   if (r.reshared > 0) lines.push(`sharing again: ${plural(r.reshared, "file")}`);
-  for (const d of r.resumed) lines.push(`resuming download of ${fileRef(d.groupId, d.name)} to ${d.target}`);
+  for (const d of r.resumed) {
+    lines.push(
+      d.paused
+        ? `download of ${fileRef(d.groupId, d.name)} to ${d.target} stays paused (resume_download to go on)`
+        : `resuming download of ${fileRef(d.groupId, d.name)} to ${d.target}`,
+    );
+  }
   return lines;
 }
 

@@ -202,9 +202,9 @@ export class DownloadManager {
    * At login: every download that was unfinished goes on from its verified pieces,
    * in the saved order; a paused one stays paused (sharing what it has).
    */
-  restore(states: DownloadState[], maxActive = DEFAULT_MAX_ACTIVE): DownloadRef[] {
+  restore(states: DownloadState[], maxActive = DEFAULT_MAX_ACTIVE): (DownloadRef & { paused?: true })[] {
     this.#maxActive = Math.min(MAX_ACTIVE_LIMIT, Math.max(1, Math.trunc(maxActive) || DEFAULT_MAX_ACTIVE));
-    const resumed: DownloadRef[] = [];
+    const resumed: (DownloadRef & { paused?: true })[] = [];
     for (const s of states) {
       if (this.#unfinished().some((d) => d.groupId === s.groupId && d.name === s.name)) continue;
       const init = {
@@ -215,7 +215,12 @@ export class DownloadManager {
         ...(s.paused && { hold: "paused" as const }),
       };
       this.#add(this.#create(s.groupId, s.name, init));
-      resumed.push({ groupId: s.groupId, name: s.name, target: s.target });
+      resumed.push({
+        groupId: s.groupId,
+        name: s.name,
+        target: s.target,
+        ...(s.paused && { paused: true as const }),
+      });
     }
     return resumed;
   }

@@ -108,6 +108,8 @@ export interface ResumedDownload {
   groupId: string;
   name: string;
   target: string;
+  /** paused before: it shares its verified pieces, and fetches once resume_download is asked */
+  paused?: true;
 }
 
 export interface LoginResult {
