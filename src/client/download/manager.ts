@@ -29,6 +29,11 @@ export interface DownloadManagerOptions {
   dialer: Dialer;
 }
 
+/**
+ * Completed downloads kept in the list until show_downloads tells them: a client
+ * that only serves the web page, which never drops them, keeps no more than these.
+ */
+const KEEP_COMPLETED = 20;
 /** Downloads fetching at once unless the user sets another number (set_max_active). */
 export const DEFAULT_MAX_ACTIVE = 4;
 /** The most set_max_active accepts: each active download keeps up to 12 pieces (6 MiB) in flight. */
@@ -189,6 +194,9 @@ export class DownloadManager {
       (x) =>
         !(x.groupId === d.groupId && x.name === d.name && (x.phase === "failed" || x.phase === "stopped")),
     );
+    const completed = this.#downloads.filter((x) => x.phase === "complete");
+    const old = new Set(completed.slice(0, Math.max(0, completed.length - KEEP_COMPLETED)));
+    this.#downloads = this.#downloads.filter((x) => !old.has(x));
     this.#downloads.push(d);
     // queued before it starts, if the active places are taken
     this.#schedule();
