@@ -67,7 +67,8 @@ describe("pause and resume across a restart, with lifetime totals", () => {
       async () => (await progressOf(carol, "p.bin")).percent > 0,
     );
     await ok(carol, "cancel_download g p.bin", /^cancelled /);
-    assert.equal((await progressOf(bob, "p.bin")).percent, at, "the paused download fetched nothing");
+    const still = await progressOf(bob, "p.bin");
+    assert.equal(still.percent, at, `the paused download fetched nothing: ${still.line}`);
 
     // quit: a script's quit does not wait for a paused download
     bob.send("quit");

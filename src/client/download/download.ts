@@ -219,9 +219,24 @@ export class Download {
 
   get percent(): number {
     if (this.#phase === "complete") return 100;
+    const { file, done } = this.#pieces();
+    if (!file) return 0;
+    return file.pieceCount === 0 ? 100 : (100 * done) / file.pieceCount;
+  }
+
+  /**
+   * The file and its verified pieces: the open partial file's, or until it is open (a
+   * download restored paused or queued) what the saved state says, so that its figures
+   * do not read 0 while it waits.
+   */
+  #pieces(): { file: FileFacts | undefined; done: number } {
     const o = this.#opened;
-    if (!o) return 0;
-    return o.file.pieceCount === 0 ? 100 : (100 * o.swarm.have.count) / o.file.pieceCount;
+    if (o) return { file: o.file, done: o.swarm.have.count };
+    const r = this.#resume;
+    if (!r || r.size === 0 || r.have === "") return { file: undefined, done: 0 };
+    const pieceCount = pieceCountOf(r.size);
+    const file: FileFacts = { sha1: r.sha1, size: r.size, pieceCount, fileIdHex: r.fileId ?? "" };
+    return { file, done: Bitfield.fromBase64(pieceCount, r.have).count };
   }
 
   /** The figures of this download now. */
@@ -229,10 +244,10 @@ export class Download {
     const now = this.#clock.now();
     const speed = this.speed;
     const o = this.#opened;
-    const size = o?.file.size ?? 0;
-    const pieceCount = o?.file.pieceCount ?? 0;
-    const done = o?.swarm.have.count ?? 0;
-    const left = this.#phase === "complete" ? 0 : Math.max(0, size - bytesOf(done, o?.file));
+    const { file, done } = this.#pieces();
+    const size = file?.size ?? 0;
+    const pieceCount = file?.pieceCount ?? 0;
+    const left = this.#phase === "complete" ? 0 : Math.max(0, size - bytesOf(done, file));
     const share = o && this.#c.shares.get(this.groupId, o.file.fileIdHex);
     return {
       phase: this.phase,
