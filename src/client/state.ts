@@ -70,6 +70,9 @@ export interface ShareState {
   size: number;
   /** the file's mtime when it was verified; a different one means it changed */
   mtimeMs: number;
+  /** lifetime totals: bytes served to peers, and bytes downloaded to make it (absent: 0) */
+  uploadedBytes?: number;
+  downloadedBytes?: number;
 }
 
 export interface DownloadState {
@@ -92,12 +95,20 @@ export interface DownloadState {
    * resume is used only if it is this one (absent in states saved by older clients)
    */
   partIdentity?: FileIdentity;
+  /** paused by the user: taken up again paused at login (absent: not paused) */
+  paused?: boolean;
+  /** lifetime totals: verified bytes received, and bytes served from its partial file (absent: 0) */
+  uploadedBytes?: number;
+  downloadedBytes?: number;
 }
 
 export interface UserState {
   version: 1;
   shares: ShareState[];
+  /** downloads in the order of the queue */
   downloads: DownloadState[];
+  /** the queue's active places (absent: DEFAULT_MAX_ACTIVE) */
+  maxActive?: number;
 }
 
 const empty = (): UserState => ({ version: 1, shares: [], downloads: [] });

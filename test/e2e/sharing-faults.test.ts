@@ -120,7 +120,7 @@ describe("sharing faults: corrupt peers, sharers coming and going", () => {
     }
     assert.match(
       status,
-      /^\[D\] \[g\] w\.bin {2}0 B\/\S+ \S+ 0\.0% {2}waiting for a sharer: try \d+ in \d+ s {2}-> \/.*w\.bin$/,
+      /^\[D\] \[g\] w\.bin {2}0 B\/\S+ \S+ 0\.0% {2}waiting for a sharer: try \d+ in \d+ s {2}up=0 B down=0 B ratio=- {2}-> \/.*w\.bin$/,
     );
     // nothing under the final name while it is incomplete; the partial file is beside it
     await assert.rejects(stat(target), { code: "ENOENT" });

@@ -90,12 +90,15 @@ describe("sharing: one group, three members", () => {
     if (status.startsWith("[D]")) {
       assert.match(
         status,
-        /^\[D\] \[g\] big\.bin {2}(starting|\S+ \S+\/\S+ \S+ \d+\.\d% {2}DL .+ {2}ETA .+ {2}\d+ peers?(?: \((?:\d+ (?:direct|reversed|relayed)(?:, )?)+\))?|\S+ \S+\/\S+ \S+ 100% {2}checking .*) {2}-> \/.*big\.bin$/,
+        /^\[D\] \[g\] big\.bin {2}(starting|\S+ \S+\/\S+ \S+ \d+\.\d% {2}DL .+ {2}ETA .+ {2}\d+ peers?(?: \((?:\d+ (?:direct|reversed|relayed)(?:, )?)+\))?|\S+ \S+\/\S+ \S+ 100% {2}checking .*) {2}up=\S+ \S+ down=\S+ \S+ ratio=\S+ {2}-> \/.*big\.bin$/,
       );
     }
     await seen(bob, /^download complete: \[g\] big\.bin -> /, DOWNLOAD_MS);
     await watch.stop();
-    assert.match(await ok(bob, "show_downloads", /^\[[DC]\] \[g\] big\.bin/), /^\[C\] \[g\] big\.bin$/);
+    // a complete download is listed once, with its size and where it is, then leaves the list
+    const end = status.startsWith("[C]") ? status : await ok(bob, "show_downloads", /^\[C\] \[g\] big\.bin/);
+    assert.equal(end, `[C] [g] big.bin  12.0 MiB  -> ${bobCopy}`);
+    await ok(bob, "show_downloads", /^\(no downloads\)$/);
     await assertSameFile(bobCopy, big);
     await assert.rejects(stat(`${bobCopy}.gspart`), { code: "ENOENT" }, "the partial file is left behind");
 
@@ -135,11 +138,17 @@ describe("sharing: one group, three members", () => {
       assert.equal(target, join(into, name));
       await assertSameFile(target, f);
       // quoted like everywhere else when the name has a space
-      await ok(bob, "show_downloads", new RegExp(`^\\[C\\] \\[g\\] ${lit(shown(name))}$`));
+      await ok(
+        bob,
+        "show_downloads",
+        new RegExp(`^\\[C\\] \\[g\\] ${lit(shown(name))}  \\S+ \\S+  -> ${lit(target)}$`),
+      );
     }
     assert.match(
       await ok(bob, "show_shares", /^\[g\] "my file\.bin" {2}/),
-      new RegExp(`3/3 pieces  served=0 B  ${lit(join(into, "my file.bin"))}$`),
+      new RegExp(
+        `3/3 pieces  served=0 B  up=0 B down=1\\.00 MiB ratio=0\\.00  ${lit(join(into, "my file.bin"))}$`,
+      ),
     );
   });
 
@@ -174,7 +183,7 @@ describe("sharing: one group, three members", () => {
       await fails(carol, `download_file g nothing.bin ${dir("carol")}`, /^downloading /),
       /^error: no file nothing\.bin in g/,
     );
-    await ok(carol, "show_downloads", /^\[C\] \[g\] big\.bin$/);
+    await ok(carol, "show_downloads", /^\[C\] \[g\] big\.bin {2}\S+ \S+ {2}-> .*copy of big\.bin$/);
   });
 
   it("stop_share: the other members stop being handed that peer", async () => {

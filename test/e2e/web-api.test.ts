@@ -157,6 +157,44 @@ describe("the client's JSON API", () => {
 
     await A("DELETE", `/shares/films/${encodeURIComponent("clip one.bin")}`);
     assert.deepEqual((await A("GET", "/shares")).body.shares, []);
+
+    // pause, resume and the queue, on a download that waits (nobody shares the file now)
+    await B("DELETE", `/shares/films/${encodeURIComponent("clip one.bin")}`);
+    const again = join(c.dir, "second-try");
+    await mkdir(again);
+    await B("POST", "/downloads", { groupId: "films", name: "clip one.bin", destination: again });
+    const clip = `/downloads/films/${encodeURIComponent("clip one.bin")}`;
+    const paused = (await B("POST", `${clip}/pause`, {})).body;
+    assert.equal(paused.state, "paused");
+    assert.equal(paused.target, join(again, "clip one.bin"));
+    assert.equal(paused.downloadedBytes, 0);
+    assert.equal(paused.ratio, null);
+    assert.deepEqual(
+      (await B("POST", "/downloads/resume-all", {})).body.downloads
+        .map((d: { state: string }) => d.state)
+        .includes("paused"),
+      false,
+    );
+    assert.equal((await B("POST", "/downloads/pause-all", {})).body.downloads[0].state, "paused");
+    assert.equal((await B("POST", `${clip}/move`, { position: 1 })).body.name, "clip one.bin");
+    const queue = (await B("PUT", "/queue", { maxActive: 2 })).body;
+    assert.equal(queue.maxActive, 2);
+    for (const [path, body] of [
+      ["/queue", { maxActive: 0 }],
+      ["/queue", { maxActive: "2" }],
+    ] as const) {
+      const bad = await webCall(bob.port, { method: "PUT", path: `/api/v1${path}`, token: bob.token, body });
+      assert.equal(bad.code, "BAD_REQUEST", bad.text);
+    }
+    const far = await webCall(bob.port, {
+      method: "POST",
+      path: `/api/v1${clip}/move`,
+      token: bob.token,
+      body: { position: 5 },
+    });
+    assert.equal(far.code, "BAD_REQUEST", far.text);
+    assert.notEqual((await B("POST", `${clip}/resume`, {})).body.state, "paused");
+    await B("DELETE", clip);
     await A("DELETE", "/groups/films/members/bob");
     const gone = await webCall(bob.port, { path: "/api/v1/groups/films/files", token: bob.token });
     assert.equal(gone.code, "NOT_MEMBER", gone.text);

@@ -157,6 +157,12 @@ describe("the web UI in a real browser", { timeout: 300_000 }, () => {
     try {
       await pb.getByRole("button", { name: "Start download" }).click();
       await pb.getByRole("tab", { name: /Downloads/ }).click();
+      // paused and resumed from the page: the state and the button follow
+      await pb.getByRole("button", { name: "Pause download of second.bin" }).click();
+      const item = pb.getByRole("listitem", { name: "second.bin in films" });
+      await item.getByText("paused", { exact: true }).waitFor({ timeout: UI_MS });
+      await pb.getByRole("button", { name: "Resume download of second.bin" }).click();
+      await pb.getByRole("button", { name: "Pause download of second.bin" }).waitFor({ timeout: UI_MS });
       await pb.getByRole("button", { name: "Cancel download of second.bin" }).click();
       await pb.getByText("Cancelled the download of second.bin").waitFor({ timeout: UI_MS });
       await pb

@@ -510,6 +510,9 @@ describe("download lines", () => {
     bytesDone: 130 * 1024 * 1024,
     bytesThisRun: 100 * 1024 * 1024,
     fetchingMs: 8_000,
+    uploadedBytes: 0,
+    downloadedBytes: 100 * 1024 * 1024,
+    ratio: 0,
     peers: [
       { userId: "a", addr: "10.0.0.1:1", path: "direct", bytes: 0 },
       { userId: "b", addr: "10.0.0.2:1", path: "direct", bytes: 0 },

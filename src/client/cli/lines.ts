@@ -3,6 +3,7 @@ import type { DownloadList } from "../engine/types.js";
 import type {
   DownloadCancelled,
   DownloadStarted,
+  DownloadsChanged,
   DownloadView,
   EngineEvent,
   EngineWarning,
@@ -18,6 +19,7 @@ import type {
   LogoutResult,
   MemberList,
   MemberView,
+  QueueSettings,
   RequestList,
   RequestRejected,
   ShareView,
@@ -47,7 +49,13 @@ export function userCreatedLines(r: UserCreated): string[] {
 export function loginLines(r: LoginResult): string[] {
   const lines = [`logged in as ${r.userId}`];
   if (r.reshared > 0) lines.push(`sharing again: ${plural(r.reshared, "file")}`);
-  for (const d of r.resumed) lines.push(`resuming download of ${fileRef(d.groupId, d.name)} to ${d.target}`);
+  for (const d of r.resumed) {
+    lines.push(
+      d.paused
+        ? `download of ${fileRef(d.groupId, d.name)} to ${d.target} stays paused (resume_download to go on)`
+        : `resuming download of ${fileRef(d.groupId, d.name)} to ${d.target}`,
+    );
+  }
   return lines;
 }
 
@@ -131,9 +139,31 @@ export function uploadLines(r: UploadResult): string[] {
 }
 
 export function downloadStartedLines(r: DownloadStarted): string[] {
-  return [
+  const lines = [
     `downloading ${fileRef(r.groupId, r.name)} to ${r.target} in the background (show_downloads for progress)`,
   ];
+  if (r.held === "queued") lines.push("queued: it starts when an active download ends (set_max_active)");
+  return lines;
+}
+
+/** pause_download, resume_download, move_download: the download's line now. */
+export function heldLines(d: DownloadView): string[] {
+  return [downloadLine(d)];
+}
+
+/** pause_all, resume_all. */
+export function changedLines(r: DownloadsChanged): string[] {
+  return r.downloads.length === 0 ? ["(no download changed)"] : r.downloads.map(downloadLine);
+}
+
+export function queueLines(r: QueueSettings): string[] {
+  return [`at most ${plural(r.maxActive, "download")} active at once`];
+}
+
+/** `up=1.00 MiB down=2.00 MiB ratio=0.50`: lifetime totals, across logins and restarts. */
+function totalsText(t: { uploadedBytes: number; downloadedBytes: number; ratio: number | null }): string {
+  const ratio = t.ratio === null ? "-" : t.ratio.toFixed(2);
+  return `up=${formatBytes(t.uploadedBytes)} down=${formatBytes(t.downloadedBytes)} ratio=${ratio}`;
 }
 
 export function cancelledLines(r: DownloadCancelled): string[] {
@@ -144,13 +174,16 @@ export function stoppedShareLines(r: StopShareResult): string[] {
   return [`stopped sharing ${quoteWord(r.name)} in ${r.groupId}`];
 }
 
-/** One line per shared file: pieces, bytes served, connections serving it now, where it is. */
+/**
+ * One line per shared file: pieces, bytes served, lifetime totals, connections serving
+ * it now, where it is (last: a path may have spaces).
+ */
 export function shareLines(all: ShareView[]): string[] {
   if (all.length === 0) return ["(not sharing anything)"];
   return all.map((f) => {
     const kinds = Object.entries(f.serving).filter(([, n]) => n > 0);
     const peers = kinds.length > 0 ? `  serving ${kinds.map(([k, n]) => `${n} ${k}`).join(", ")}` : "";
-    return `${fileRef(f.groupId, f.name)}  ${f.piecesHave}/${f.pieceCount} pieces  served=${formatBytesExact(f.servedBytes)}${peers}  ${f.path}`;
+    return `${fileRef(f.groupId, f.name)}  ${f.piecesHave}/${f.pieceCount} pieces  served=${formatBytesExact(f.servedBytes)}  ${totalsText(f)}${peers}  ${f.path}`;
   });
 }
 
@@ -165,11 +198,14 @@ export function downloadListLines(r: DownloadList): string[] {
   return r.downloads.map(downloadLine);
 }
 
-/** show_downloads: `[C]` for a complete one, `[D]` with its state and destination otherwise. */
+/**
+ * show_downloads: `[C]` with its size for a complete one, `[D]` with its state and
+ * lifetime totals otherwise; the destination last (a path may have spaces).
+ */
 export function downloadLine(d: DownloadView): string {
   const head = `[${d.state === "complete" ? "C" : "D"}] ${fileRef(d.groupId, d.name)}`;
-  if (d.state === "complete") return head;
-  return `${head}  ${describeDownload(d)}  -> ${d.target}`;
+  if (d.state === "complete") return `${head}  ${formatBytes(d.size)}  -> ${d.target}`;
+  return `${head}  ${describeDownload(d)}  ${totalsText(d)}  -> ${d.target}`;
 }
 
 /**
@@ -201,6 +237,10 @@ export function describeDownload(d: DownloadView): string {
       return `failed: ${d.error?.message}`;
     case "stopped":
       return "stopped (resumes at next login)";
+    case "paused":
+      return `${bytes}  paused (resume_download to go on)`;
+    case "queued":
+      return `${bytes}  queued`;
   }
 }
 

@@ -2,7 +2,13 @@ import { Bitfield } from "../../shared/bitfield.js";
 import { SHA1_LENGTH, TICKET_REFRESH_MS } from "../../shared/constants.js";
 import { GsError } from "../../shared/errors.js";
 import { fileIdOf } from "../../shared/fileId.js";
-import { type FileIdentity, pieceCountOf, pieceLength, type ShareRegistry } from "../serving/shares.js";
+import {
+  type FileIdentity,
+  pieceCountOf,
+  pieceLength,
+  type ShareRegistry,
+  uploadedOf,
+} from "../serving/shares.js";
 import type { DownloadState, ShareState } from "../state.js";
 import { type Clock, systemClock, type Timer, Wakeup } from "../peers/clock.js";
 import { byPath, type Dialer } from "../peers/dialer.js";
@@ -17,8 +23,16 @@ import { Swarm } from "./swarm.js";
 
 export type { DownloadPhase } from "./progress.js";
 
+/** Why a download does not fetch: the user paused it, or it waits for a place in the queue. */
+export type Hold = "paused" | "queued";
+
 /** Save the verified-piece bitfield at most this often (a crash refetches at most this much). */
 const SAVE_EVERY_MS = 1_000;
+/**
+ * A held download wakes at least this often to look again (hold() wakes it at once;
+ * this only bounds a wait that nothing else ends).
+ */
+const HELD_RECHECK_MS = 60_000;
 /** Tell of new pieces at most this often: a front end redraws a bar, not 200 times a second at 100 MB/s. */
 const PROGRESS_EVERY_MS = 1_000;
 
@@ -49,6 +63,8 @@ export interface DownloadInit {
   target: string;
   /** the saved state of a download that was in flight */
   resume?: DownloadState;
+  /** held from the start: it opens its partial file and shares its pieces, but fetches nothing */
+  hold?: Hold;
 }
 
 /** The file as the tracker described it, with the id computed here from its piece hashes. */
@@ -109,6 +125,10 @@ export class Download {
    * connection (sharers refuse one whose ticket expired), whatever phase we are in.
    */
   #renewTimer: Timer | undefined;
+  #held: Hold | undefined;
+  /** lifetime totals from earlier runs (the state file) */
+  readonly #downloadedBefore: number;
+  readonly #uploadedBefore: number;
 
   constructor(components: DownloadComponents, init: DownloadInit) {
     this.#c = components;
@@ -121,6 +141,9 @@ export class Download {
     this.#wakeup = new Wakeup(this.#clock);
     this.#patience = new Patience(this.#clock);
     this.#speed = new SpeedMeter(this.#clock);
+    this.#held = init.hold;
+    this.#downloadedBefore = resume?.downloadedBytes ?? 0;
+    this.#uploadedBefore = resume?.uploadedBytes ?? 0;
     // until the partial file is open, a save records this much: enough to start again at login
     this.#resume = resume ?? {
       groupId,
@@ -146,7 +169,26 @@ export class Download {
   }
 
   get phase(): DownloadPhase {
-    return this.#phase;
+    // held before its partial file is open (asking the tracker) or while fetching: the hold is its state
+    const going = this.#phase === "starting" || this.#phase === "waiting" || this.#phase === "downloading";
+    return this.#held && going ? this.#held : this.#phase;
+  }
+
+  get held(): Hold | undefined {
+    return this.#held;
+  }
+
+  /**
+   * Pauses or queues the download (a Hold), or lets it fetch again (undefined). Held,
+   * it closes its peer links and requests nothing, but its verified pieces stay
+   * shared (the partial share stays in the registry, announced); let go, it goes on
+   * from them. A download already checking its whole file finishes regardless.
+   */
+  hold(h: Hold | undefined): void {
+    if (h === this.#held) return;
+    this.#held = h;
+    this.#wakeup.wake();
+    this.#c.news({ type: "progress" });
   }
 
   #setPhase(phase: DownloadPhase): void {
@@ -177,9 +219,24 @@ export class Download {
 
   get percent(): number {
     if (this.#phase === "complete") return 100;
+    const { file, done } = this.#pieces();
+    if (!file) return 0;
+    return file.pieceCount === 0 ? 100 : (100 * done) / file.pieceCount;
+  }
+
+  /**
+   * The file and its verified pieces: the open partial file's, or until it is open (a
+   * download restored paused or queued) what the saved state says, so that its figures
+   * do not read 0 while it waits.
+   */
+  #pieces(): { file: FileFacts | undefined; done: number } {
     const o = this.#opened;
-    if (!o) return 0;
-    return o.file.pieceCount === 0 ? 100 : (100 * o.swarm.have.count) / o.file.pieceCount;
+    if (o) return { file: o.file, done: o.swarm.have.count };
+    const r = this.#resume;
+    if (!r || r.size === 0 || r.have === "") return { file: undefined, done: 0 };
+    const pieceCount = pieceCountOf(r.size);
+    const file: FileFacts = { sha1: r.sha1, size: r.size, pieceCount, fileIdHex: r.fileId ?? "" };
+    return { file, done: Bitfield.fromBase64(pieceCount, r.have).count };
   }
 
   /** The figures of this download now. */
@@ -187,12 +244,13 @@ export class Download {
     const now = this.#clock.now();
     const speed = this.speed;
     const o = this.#opened;
-    const size = o?.file.size ?? 0;
-    const pieceCount = o?.file.pieceCount ?? 0;
-    const done = o?.swarm.have.count ?? 0;
-    const left = this.#phase === "complete" ? 0 : Math.max(0, size - bytesOf(done, o?.file));
+    const { file, done } = this.#pieces();
+    const size = file?.size ?? 0;
+    const pieceCount = file?.pieceCount ?? 0;
+    const left = this.#phase === "complete" ? 0 : Math.max(0, size - bytesOf(done, file));
+    const share = o && this.#c.shares.get(this.groupId, o.file.fileIdHex);
     return {
-      phase: this.#phase,
+      phase: this.phase,
       percent: this.percent,
       size,
       pieceCount,
@@ -208,15 +266,24 @@ export class Download {
       etaSeconds: left === 0 ? 0 : speed > 0 ? left / speed : undefined,
       tries: this.#patience.tries,
       nextTryMs: this.#patience.nextAt - now,
+      uploadedBytes: share ? uploadedOf(share) : this.#uploadedBefore,
+      downloadedBytes: this.downloadedBytes,
     };
+  }
+
+  /** Verified bytes received over the download's life (every run). */
+  get downloadedBytes(): number {
+    return this.#downloadedBefore + this.#speed.total;
   }
 
   /** What survives a restart: only unfinished downloads are saved. */
   snapshot(): DownloadState | undefined {
     if (this.#phase === "complete" || this.#phase === "failed") return undefined;
     const o = this.#opened;
+    const held = { ...(this.#held === "paused" && { paused: true }) };
     // not open yet (asking the tracker, checking the partial file): keep what we resume from
-    if (!o) return this.#resume;
+    if (!o) return this.#resume && { ...this.#resume, paused: undefined, ...held };
+    const share = this.#c.shares.get(this.groupId, o.file.fileIdHex);
     return {
       groupId: this.groupId,
       name: this.name,
@@ -228,6 +295,9 @@ export class Download {
       have: o.part.written.toBase64(),
       mtimeMs: o.part.mtimeMs,
       partIdentity: o.part.identity,
+      ...held,
+      uploadedBytes: share ? uploadedOf(share) : this.#uploadedBefore,
+      downloadedBytes: this.downloadedBytes,
     };
   }
 
@@ -311,8 +381,18 @@ export class Download {
 
   /** Until every piece is ours or we stop: new peers at each round, waits on the retry schedule when none can serve. */
   async #fetch(o: Opened): Promise<void> {
-    const started = this.#clock.now();
+    let started = this.#clock.now();
     while (!o.swarm.complete && !this.#stopping) {
+      if (this.#held) {
+        // no links, no requests: its pieces are served from the partial share meanwhile
+        o.swarm.closeAll(this.#held);
+        this.#setPhase(this.#held);
+        await this.#wakeup.wait(HELD_RECHECK_MS);
+        // the time held does not count towards giving up
+        started = this.#clock.now();
+        this.#patience.hopeful();
+        continue;
+      }
       if (this.#clock.now() >= this.#grants.dueAt) {
         try {
           await this.#refreshNow(o);
@@ -437,7 +517,7 @@ export class Download {
 
   #use(o: Opened, grant: Grant): void {
     this.#grants.record(grant, this.#clock.now());
-    if (this.#stopping) return;
+    if (this.#stopping || this.#held) return;
     o.swarm.renew(grant.ticket);
     o.swarm.connect(grant);
   }
@@ -510,6 +590,7 @@ export class Download {
       identity: o.part.identity,
       have: new Bitfield(file.pieceCount, o.swarm.have.bytes),
       mtimeMs: undefined,
+      servedBefore: this.#uploadedBefore,
     });
     await this.#c.tracker.addSharer(false).catch((err) =>
       this.#c.news({
@@ -536,8 +617,11 @@ export class Download {
         identity: o.part.identity,
         have: Bitfield.full(file.pieceCount),
         mtimeMs,
+        servedBefore: this.#uploadedBefore,
       });
     }
+    const share = this.#c.shares.get(this.groupId, file.fileIdHex);
+    if (share) share.downloadedBytes = this.downloadedBytes;
     this.#c.shares.completed(this.groupId, file.fileIdHex, this.target, mtimeMs);
     // only now: until completed, peers are served from the partial name
     await o.part.dropPartName();
@@ -550,6 +634,8 @@ export class Download {
       fileId: file.fileIdHex,
       size: file.size,
       mtimeMs,
+      uploadedBytes: share ? uploadedOf(share) : this.#uploadedBefore,
+      downloadedBytes: this.downloadedBytes,
     });
     await this.#c.tracker.addSharer(true).catch((err) =>
       this.#c.news({

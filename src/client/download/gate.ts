@@ -53,9 +53,10 @@ export class StartGate<Asker> {
     return true;
   }
 
-  /** The download ends: no timer left behind. */
+  /** The download ends or pauses: no timer left behind (a later request sets one again). */
   dispose(): void {
     this.#timer?.cancel();
+    this.#timer = undefined;
   }
 
   #openNow(asker: Asker | undefined): void {

@@ -8,10 +8,10 @@ import { quoteWord } from "../tokenize.js";
 import type { TrackerClient } from "../tracker/trackerClient.js";
 import type { Clock } from "../peers/clock.js";
 import type { Dialer } from "../peers/dialer.js";
-import { Download, type DownloadComponents } from "./download.js";
+import { Download, type DownloadComponents, type Hold } from "./download.js";
 import type { DownloadListener, DownloadNews, DownloadRef } from "./events.js";
 import { fileTracker } from "./fileTracker.js";
-import { inFlight } from "./progress.js";
+import { inFlight, unfinished } from "./progress.js";
 
 export interface DownloadManagerOptions {
   tracker: TrackerClient;
@@ -29,8 +29,15 @@ export interface DownloadManagerOptions {
   dialer: Dialer;
 }
 
-/** Completed downloads show_downloads keeps listing (as `[C]`) in a session. */
+/**
+ * Completed downloads kept in the list until show_downloads tells them: a client
+ * that only serves the web page, which never drops them, keeps no more than these.
+ */
 const KEEP_COMPLETED = 20;
+/** Downloads fetching at once unless the user sets another number (set_max_active). */
+export const DEFAULT_MAX_ACTIVE = 4;
+/** The most set_max_active accepts: each active download keeps up to 12 pieces (6 MiB) in flight. */
+export const MAX_ACTIVE_LIMIT = 64;
 
 /** The client's downloads: started by download_file, resumed at login, listed by show_downloads. */
 export class DownloadManager {
@@ -38,6 +45,9 @@ export class DownloadManager {
   #downloads: Download[] = [];
   /** Downloads that failed since the client started (a script's exit status counts them). */
   failures = 0;
+  #maxActive = DEFAULT_MAX_ACTIVE;
+  /** settles (and is replaced) at every change of the queue: a hold, an end */
+  #changed = signal();
 
   constructor(opts: DownloadManagerOptions) {
     this.#opts = opts;
@@ -57,8 +67,86 @@ export class DownloadManager {
     };
   }
 
-  #active(): Download[] {
-    return this.#downloads.filter((d) => inFlight(d.phase));
+  /** The downloads not over yet (fetching, paused or queued), in the queue's order. */
+  #unfinished(): Download[] {
+    return this.#downloads.filter((d) => unfinished(d.phase));
+  }
+
+  #find(groupId: string, name: string): Download {
+    const d = this.#unfinished().find((x) => x.groupId === groupId && x.name === name);
+    if (!d) {
+      throw new GsError(
+        "BAD_REQUEST",
+        `no unfinished download of [${groupId}] ${quoteWord(name)}: see show_downloads`,
+      );
+    }
+    return d;
+  }
+
+  /**
+   * The queue's rule, applied after every change: in the list's order, the first
+   * maxActive downloads that are not paused fetch, the others wait ("queued"). One
+   * checking its whole file keeps its place (it is nearly done).
+   */
+  #schedule(): void {
+    let places = this.#maxActive;
+    for (const d of this.#unfinished()) {
+      if (d.held === "paused") continue;
+      if (places > 0 || d.phase === "verifying") {
+        places--;
+        d.hold(undefined);
+      } else d.hold("queued");
+    }
+    this.#changed.resolve();
+    this.#changed = signal();
+  }
+
+  get maxActive(): number {
+    return this.#maxActive;
+  }
+
+  /** set_max_active: how many downloads fetch at once (1..MAX_ACTIVE_LIMIT); the rest wait in order. */
+  setMaxActive(n: number): void {
+    if (!Number.isInteger(n) || n < 1 || n > MAX_ACTIVE_LIMIT) {
+      throw new GsError(
+        "BAD_REQUEST",
+        `the number of active downloads is a whole number from 1 to ${MAX_ACTIVE_LIMIT}`,
+      );
+    }
+    this.#maxActive = n;
+    this.#schedule();
+  }
+
+  /** Pauses one download (it keeps sharing its verified pieces) or lets it go on (it may then wait in the queue). */
+  pause(groupId: string, name: string, paused: boolean): Download {
+    const d = this.#find(groupId, name);
+    d.hold(paused ? "paused" : d.held === "paused" ? undefined : d.held);
+    this.#schedule();
+    return d;
+  }
+
+  /** Pauses, or lets go on, every unfinished download; the ones it changed. */
+  pauseAll(paused: boolean): Download[] {
+    const changed = this.#unfinished().filter((d) => (d.held === "paused") !== paused);
+    for (const d of changed) d.hold(paused ? "paused" : undefined);
+    this.#schedule();
+    return changed;
+  }
+
+  /** Puts a download at `position` (1 = first) among the unfinished ones: the queue's order. */
+  move(groupId: string, name: string, position: number): Download {
+    const d = this.#find(groupId, name);
+    const order = this.#unfinished();
+    if (!Number.isInteger(position) || position < 1 || position > order.length) {
+      throw new GsError("BAD_REQUEST", `a position in the queue is a whole number from 1 to ${order.length}`);
+    }
+    const rest = order.filter((x) => x !== d);
+    const before = rest[position - 1];
+    this.#downloads = this.#downloads.filter((x) => x !== d);
+    const at = before ? this.#downloads.indexOf(before) : this.#downloads.length;
+    this.#downloads.splice(at, 0, d);
+    this.#schedule();
+    return d;
   }
 
   /** A download of the file, with the world it works in. */
@@ -72,7 +160,7 @@ export class DownloadManager {
   }
 
   /** Checks what can be checked at once, then downloads in the background. */
-  async start(groupId: string, name: string, destination: string): Promise<DownloadRef> {
+  async start(groupId: string, name: string, destination: string): Promise<DownloadRef & { held?: Hold }> {
     const mine = this.#opts.shares.find(groupId, name);
     if (mine?.have.complete) {
       throw new GsError(
@@ -81,7 +169,7 @@ export class DownloadManager {
       );
     }
     const target = await resolveTarget(name, destination);
-    for (const d of this.#active()) {
+    for (const d of this.#unfinished()) {
       if (d.groupId === groupId && d.name === name) {
         throw new GsError(
           "BAD_REQUEST",
@@ -95,8 +183,9 @@ export class DownloadManager {
     if (!files.some((f) => f.name === name)) {
       throw new GsError("FILE_NOT_FOUND", `no file ${quoteWord(name)} in ${groupId}`);
     }
-    this.#add(this.#create(groupId, name, { groupId, name, target }));
-    return { groupId, name, target };
+    const d = this.#create(groupId, name, { groupId, name, target });
+    this.#add(d);
+    return { groupId, name, target, ...(d.held && { held: d.held }) };
   }
 
   #add(d: Download): void {
@@ -105,20 +194,41 @@ export class DownloadManager {
       (x) =>
         !(x.groupId === d.groupId && x.name === d.name && (x.phase === "failed" || x.phase === "stopped")),
     );
+    const completed = this.#downloads.filter((x) => x.phase === "complete");
+    const old = new Set(completed.slice(0, Math.max(0, completed.length - KEEP_COMPLETED)));
+    this.#downloads = this.#downloads.filter((x) => !old.has(x));
     this.#downloads.push(d);
+    // queued before it starts, if the active places are taken
+    this.#schedule();
     void d.start().then(() => {
       if (d.phase === "failed") this.failures++;
+      this.#schedule();
     });
   }
 
-  /** At login: every download that was in flight goes on from its verified pieces. */
-  resumeAll(states: DownloadState[]): DownloadRef[] {
-    const resumed: DownloadRef[] = [];
+  /**
+   * At login: every download that was unfinished goes on from its verified pieces,
+   * in the saved order; a paused one stays paused (sharing what it has).
+   */
+  restore(states: DownloadState[], maxActive = DEFAULT_MAX_ACTIVE): (DownloadRef & { paused?: true })[] {
+    this.#maxActive = Math.min(MAX_ACTIVE_LIMIT, Math.max(1, Math.trunc(maxActive) || DEFAULT_MAX_ACTIVE));
+    const resumed: (DownloadRef & { paused?: true })[] = [];
     for (const s of states) {
-      if (this.#active().some((d) => d.groupId === s.groupId && d.name === s.name)) continue;
-      const init = { groupId: s.groupId, name: s.name, target: s.target, resume: s };
+      if (this.#unfinished().some((d) => d.groupId === s.groupId && d.name === s.name)) continue;
+      const init = {
+        groupId: s.groupId,
+        name: s.name,
+        target: s.target,
+        resume: s,
+        ...(s.paused && { hold: "paused" as const }),
+      };
       this.#add(this.#create(s.groupId, s.name, init));
-      resumed.push({ groupId: s.groupId, name: s.name, target: s.target });
+      resumed.push({
+        groupId: s.groupId,
+        name: s.name,
+        target: s.target,
+        ...(s.paused && { paused: true as const }),
+      });
     }
     return resumed;
   }
@@ -129,15 +239,12 @@ export class DownloadManager {
   }
 
   /**
-   * Forgets the downloads that failed, and completed ones beyond the last
-   * KEEP_COMPLETED: show_downloads calls this once it has listed them. (A stopped
-   * one stays: it is in the snapshot, to resume.)
+   * Forgets the downloads that failed or completed: show_downloads calls this once
+   * it has listed them, so each end is told once. (A stopped one stays: it is in
+   * the snapshot, to resume.)
    */
   dropEnded(): void {
-    const ended = (d: Download) => d.phase === "failed";
-    const completed = this.#downloads.filter((d) => d.phase === "complete");
-    const old = new Set(completed.slice(0, Math.max(0, completed.length - KEEP_COMPLETED)));
-    this.#downloads = this.#downloads.filter((d) => !ended(d) && !old.has(d));
+    this.#downloads = this.#downloads.filter((d) => d.phase !== "failed" && d.phase !== "complete");
   }
 
   /** The unfinished downloads, for the state file. */
@@ -147,7 +254,7 @@ export class DownloadManager {
 
   /** Logout: stop every download, keeping partial files for the next login. */
   async stopAll(): Promise<void> {
-    await Promise.all(this.#active().map((d) => d.stop()));
+    await Promise.all(this.#unfinished().map((d) => d.stop()));
   }
 
   /** Forgets every download (after stopAll, at logout). */
@@ -167,24 +274,25 @@ export class DownloadManager {
     );
     if (mine.length === 0) return undefined;
     this.#downloads = this.#downloads.filter((d) => !mine.includes(d));
+    this.#schedule();
     await Promise.all(mine.map((d) => d.stop(true)));
     return mine[0]!.partPath;
   }
 
   cancel(groupId: string, name: string): void {
-    for (const d of this.#active()) if (d.groupId === groupId && d.name === name) void d.stop(true);
+    for (const d of this.#unfinished()) if (d.groupId === groupId && d.name === name) void d.stop(true);
   }
 
   cancelGroup(groupId: string): void {
-    for (const d of this.#active()) if (d.groupId === groupId) void d.stop(true);
+    for (const d of this.#unfinished()) if (d.groupId === groupId) void d.stop(true);
   }
 
-  /** Resolves when no download is in flight. */
+  /** Resolves when no download is in flight or queued (paused ones wait for the user). */
   async whenIdle(): Promise<void> {
     for (;;) {
-      const active = this.#active();
-      if (active.length === 0) return;
-      await Promise.all(active.map((d) => d.done));
+      const going = this.#downloads.filter((d) => inFlight(d.phase) || d.phase === "queued");
+      if (going.length === 0) return;
+      await Promise.race([this.#changed.promise, ...going.map((d) => d.done)]);
     }
   }
 }
@@ -219,4 +327,13 @@ async function resolveTarget(name: string, destination: string): Promise<string>
   }
   if (basename(target).length > 240) throw new GsError("BAD_REQUEST", `file name too long for ${dir}`);
   return target;
+}
+
+/** A promise and the function that settles it. */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {};
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
 }

@@ -8,7 +8,11 @@ export type DownloadPhase =
   | "verifying"
   | "complete"
   | "failed"
-  | "stopped";
+  | "stopped"
+  /** held by the user: fetches nothing, still shares its verified pieces */
+  | "paused"
+  /** waits for one of the queue's active places (DownloadManager.maxActive) */
+  | "queued";
 
 /** A download's figures at one moment: what show_downloads and a progress line are made of. */
 export interface DownloadProgress {
@@ -40,9 +44,12 @@ export interface DownloadProgress {
   /** while waiting: tries made, and milliseconds until the next */
   tries: number;
   nextTryMs: number;
+  /** lifetime totals, every run's: bytes served from its partial file, verified bytes received */
+  uploadedBytes: number;
+  downloadedBytes: number;
 }
 
-/** The phases of a download that is still going (not complete, failed or stopped). */
+/** The phases of a download that is fetching or about to (not held, complete, failed or stopped). */
 export function inFlight(phase: DownloadPhase): boolean {
   return phase === "starting" || phase === "downloading" || phase === "waiting" || phase === "verifying";
 }
@@ -64,4 +71,9 @@ export class PhaseTimer {
   total(now: number): number {
     return this.#total + (this.#since === undefined ? 0 : now - this.#since);
   }
+}
+
+/** The phases of a download not yet over: in flight, paused or queued. */
+export function unfinished(phase: DownloadPhase): boolean {
+  return inFlight(phase) || phase === "paused" || phase === "queued";
 }

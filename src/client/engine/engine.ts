@@ -63,9 +63,9 @@ export class Engine {
     return this.#p.downloads.list().map(downloadView);
   }
 
-  /** Whether any download is still going. */
+  /** Whether any download is still going, or waits in the queue to (a paused one waits for the user). */
   get downloading(): boolean {
-    return this.#p.downloads.list().some((d) => inFlight(d.phase));
+    return this.#p.downloads.list().some((d) => inFlight(d.phase) || d.phase === "queued");
   }
 
   /** How many files this client shares now (complete ones and downloads' verified pieces). */

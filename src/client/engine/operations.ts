@@ -21,6 +21,8 @@ import type {
   DownloadCancelled,
   DownloadList,
   DownloadStarted,
+  DownloadsChanged,
+  DownloadView,
   FileList,
   LimitDirection,
   LimitSet,
@@ -33,6 +35,7 @@ import type {
   LogoutResult,
   MemberList,
   MemberView,
+  QueueSettings,
   RequestList,
   RequestRejected,
   ShareView,
@@ -63,6 +66,9 @@ export type ArgKind =
   | "file_path"
   | "destination_path"
   | "prefix"
+  /** whole numbers, 1 or more: how many, and a place in the queue (1 = first) */
+  | "count"
+  | "position"
   | "direction"
   | "rate";
 
@@ -88,6 +94,11 @@ export function checkArg(kind: ArgKind, value: string): string {
       return value;
     case "rate":
       parseRate(value);
+      return value;
+    case "count":
+    case "position":
+      if (!/^[0-9]{1,6}$/.test(value) || Number(value) < 1)
+        throw new GsError("BAD_REQUEST", `'${value}' is not a whole number from 1 up`);
       return value;
     case "passwd":
     case "file_path":
@@ -247,7 +258,34 @@ export const OPERATIONS = {
     },
   ),
 
-  /** A failed download is told once, then leaves the list. */
+  /** Stops fetching; its verified pieces stay shared. Saved paused: it stays paused across logins. */
+  pauseDownload: pausing(true),
+
+  /** Goes on from its verified pieces, or waits in the queue if every active place is taken. */
+  resumeDownload: pausing(false),
+
+  pauseAll: pausingAll(true),
+
+  resumeAll: pausingAll(false),
+
+  /** How many downloads fetch at once; the others wait in the queue's order. */
+  setMaxActive: loggedIn(["count"], async (e, _l, [n]): Promise<QueueSettings> => {
+    e.downloads.setMaxActive(Number(n));
+    await e.session.save();
+    return { maxActive: e.downloads.maxActive, downloads: e.downloads.list().map(downloadView) };
+  }),
+
+  /** Puts a download at a place in the queue (1 = first): the first ones fetch. */
+  moveDownload: loggedIn(
+    ["group_id", "file_name", "position"],
+    async (e, _l, [groupId, name, position]): Promise<DownloadView> => {
+      const d = e.downloads.move(groupId, name, Number(position));
+      await e.session.save();
+      return downloadView(d);
+    },
+  ),
+
+  /** A failed or completed download is told once, then leaves the list. */
   showDownloads: anyone([], async (e, l): Promise<DownloadList> => {
     if (!l) {
       const saved = await savedDownloads(e.stateDir);
@@ -321,6 +359,24 @@ type OpOf<K extends OpName> = (typeof OPERATIONS)[K];
 export type OpArgs<K extends OpName> = Parameters<OpOf<K>["run"]>[2];
 /** What operation K answers. */
 export type OpResult<K extends OpName> = Awaited<ReturnType<OpOf<K>["run"]>>;
+
+/** pause_download (true), resume_download (false): the download's view, saved. */
+function pausing(paused: boolean) {
+  return loggedIn(["group_id", "file_name"], async (e, _l, [groupId, name]): Promise<DownloadView> => {
+    const d = e.downloads.pause(groupId, name, paused);
+    await e.session.save();
+    return downloadView(d);
+  });
+}
+
+/** pause_all (true), resume_all (false): the downloads changed, saved. */
+function pausingAll(paused: boolean) {
+  return loggedIn([], async (e): Promise<DownloadsChanged> => {
+    const changed = e.downloads.pauseAll(paused);
+    await e.session.save();
+    return { downloads: changed.map(downloadView) };
+  });
+}
 
 /** upload_file: hash the file, offer it to the group, share it from where it is. */
 async function upload(e: EngineParts, l: LoggedIn, filePath: string, groupId: string): Promise<UploadResult> {

@@ -12,7 +12,7 @@ import { hashFile } from "../hashing/hasher.js";
 import type { PeerIdentity } from "../peerIdentity.js";
 import { SignalListener } from "../reach/signalListener.js";
 import type { PeerServer } from "../serving/peerServer.js";
-import { identityOf, pieceCountOf, type ShareRegistry } from "../serving/shares.js";
+import { identityOf, pieceCountOf, type ShareRegistry, uploadedOf } from "../serving/shares.js";
 import { type ShareState, StateFile, type UserState } from "../state.js";
 import type { TrackerClient } from "../tracker/trackerClient.js";
 import type { SpeedLimits } from "../limits/limits.js";
@@ -171,7 +171,7 @@ export class Session {
     if (this.#watchers > 0) void this.pollMembership().catch(() => {});
     p.events.emit({ type: "logged-in", userId });
     // resumed first: the re-share saves the state, and a save keeps only the downloads it sees
-    const resumed = p.downloads.resumeAll(state.downloads);
+    const resumed = p.downloads.restore(state.downloads, state.maxActive);
     const reshared = await this.#reshare(state);
     return { userId, reshared, resumed };
   }
@@ -226,6 +226,8 @@ export class Session {
         identity: identityOf(st),
         have: Bitfield.full(pieceCountOf(s.size)),
         mtimeMs: s.mtimeMs,
+        servedBefore: s.uploadedBytes ?? 0,
+        downloadedBytes: s.downloadedBytes ?? 0,
       });
       kept.push(s);
       shared++;
@@ -320,6 +322,15 @@ export class Session {
     const l = this.#login;
     if (!l) return Promise.resolve();
     l.state.downloads = this.#p.downloads.snapshot();
+    l.state.maxActive = this.#p.downloads.maxActive;
+    // the shares' lifetime totals as they are now (a share not live, skipped at login, keeps its own)
+    for (const s of l.state.shares) {
+      const live = this.#p.shares.find(s.groupId, s.name);
+      if (live && live.fileId === s.fileId) {
+        s.uploadedBytes = uploadedOf(live);
+        s.downloadedBytes = live.downloadedBytes;
+      }
+    }
     return l.stateFile.save(l.state).catch((err) => {
       this.#p.events.emit({
         type: "warning",

@@ -108,6 +108,8 @@ export interface ResumedDownload {
   groupId: string;
   name: string;
   target: string;
+  /** paused before: it shares its verified pieces, and fetches once resume_download is asked */
+  paused?: true;
 }
 
 export interface LoginResult {
@@ -166,8 +168,13 @@ export interface ShareView {
   fileId: string;
   piecesHave: number;
   pieceCount: number;
-  /** piece bytes sent to peers since it was shared */
+  /** piece bytes sent to peers since it was shared (this session) */
   servedBytes: number;
+  /** lifetime totals, across logins and restarts: bytes served to peers, bytes downloaded to make it (0 for an upload) */
+  uploadedBytes: number;
+  downloadedBytes: number;
+  /** uploadedBytes / downloadedBytes; null when nothing was downloaded */
+  ratio: number | null;
   /** connections serving it now, by how they were made */
   serving: ByPath;
 }
@@ -218,6 +225,11 @@ export interface DownloadView {
   retry?: { tries: number; nextTryMs: number };
   /** why it failed (state "failed") */
   error?: EngineError;
+  /** lifetime totals, across logins and restarts: bytes served from its partial file, verified bytes received */
+  uploadedBytes: number;
+  downloadedBytes: number;
+  /** uploadedBytes / downloadedBytes; null when nothing was downloaded yet */
+  ratio: number | null;
 }
 
 /** Before login: a download a user's state file will resume when that user logs in. */
@@ -238,6 +250,19 @@ export interface DownloadStarted {
   groupId: string;
   name: string;
   target: string;
+  /** "queued" when every active place was taken: it starts when one frees */
+  held?: "paused" | "queued";
+}
+
+/** pause_all, resume_all: the downloads each changed, as they are now. */
+export interface DownloadsChanged {
+  downloads: DownloadView[];
+}
+
+/** set_max_active: the queue's active places, and the downloads as they are now. */
+export interface QueueSettings {
+  maxActive: number;
+  downloads: DownloadView[];
 }
 
 export interface DownloadCancelled {

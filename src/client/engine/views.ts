@@ -2,7 +2,7 @@ import { ERRORS, GsError } from "../../shared/errors.js";
 import type { Download } from "../download/download.js";
 import type { DownloadFailure, DownloadNews } from "../download/events.js";
 import type { PeerServer } from "../serving/peerServer.js";
-import type { SharedFile } from "../serving/shares.js";
+import { type SharedFile, uploadedOf } from "../serving/shares.js";
 import type { DownloadView, EngineError, EngineEvent, ShareView } from "./types.js";
 
 /** A failure with its registry hint. */
@@ -46,6 +46,16 @@ export function downloadView(d: Download): DownloadView {
     receivedByPath: p.receivedByPath,
     ...(p.phase === "waiting" && { retry: { tries: p.tries, nextTryMs: p.nextTryMs } }),
     ...(d.error && { error: engineError(d.error) }),
+    ...totals(p.uploadedBytes, p.downloadedBytes),
+  };
+}
+
+/** Lifetime totals and their ratio (uploaded per byte downloaded; null before any download). */
+function totals(uploadedBytes: number, downloadedBytes: number) {
+  return {
+    uploadedBytes,
+    downloadedBytes,
+    ratio: downloadedBytes > 0 ? uploadedBytes / downloadedBytes : null,
   };
 }
 
@@ -62,6 +72,7 @@ export function shareViews(files: readonly SharedFile[], peerServer: PeerServer)
     piecesHave: f.have.count,
     pieceCount: f.pieceCount,
     servedBytes: f.servedBytes,
+    ...totals(uploadedOf(f), f.downloadedBytes),
     serving: { direct: 0, reversed: 0, punched: 0, relayed: 0, ...serving.get(f) },
   }));
 }

@@ -43,8 +43,17 @@ export interface SharedFile {
   have: Bitfield;
   /** mtime of a complete file when it was verified; serving stops if it changes */
   mtimeMs: number | undefined;
-  /** piece data sent to peers */
+  /** piece data sent to peers since this client shared it (this session) */
   servedBytes: number;
+  /** piece data sent to peers in earlier sessions (from the state file): lifetime uploaded = this + servedBytes */
+  servedBefore: number;
+  /** bytes downloaded to make this file (0 for an upload) */
+  downloadedBytes: number;
+}
+
+/** Lifetime bytes uploaded from a share: earlier sessions' and this one's. */
+export function uploadedOf(f: SharedFile): number {
+  return f.servedBefore + f.servedBytes;
 }
 
 export function pieceCountOf(size: number): number {
@@ -92,14 +101,23 @@ export class ShareRegistry extends EventEmitter<ShareEvents> {
   }
 
   /** Adds a share in one group; an existing one of the same file there is renamed, not duplicated. */
-  add(f: Omit<SharedFile, "servedBytes" | "pieceCount">): SharedFile {
+  add(
+    f: Omit<SharedFile, "servedBytes" | "pieceCount" | "servedBefore" | "downloadedBytes"> &
+      Partial<Pick<SharedFile, "servedBefore" | "downloadedBytes">>,
+  ): SharedFile {
     const key = keyOf(f.groupId, f.fileId);
     const old = this.#files.get(key);
     if (old) {
       old.name = f.name;
       return old;
     }
-    const entry: SharedFile = { ...f, pieceCount: pieceCountOf(f.size), servedBytes: 0 };
+    const entry: SharedFile = {
+      servedBefore: 0,
+      downloadedBytes: 0,
+      ...f,
+      pieceCount: pieceCountOf(f.size),
+      servedBytes: 0,
+    };
     this.#files.set(key, entry);
     return entry;
   }

@@ -22,6 +22,15 @@ function text(body: unknown, field: string, optional = false): string {
   return v;
 }
 
+/** A body's field as a whole number, as the operation's text argument (the operation checks its range). */
+function whole(body: unknown, field: string): string {
+  const v = (body as Record<string, unknown> | undefined)?.[field];
+  if (typeof v !== "number" || !Number.isSafeInteger(v)) {
+    throw new GsError("BAD_REQUEST", `the body needs '${field}' as a whole number`);
+  }
+  return String(v);
+}
+
 function flag(body: unknown, field: string): boolean {
   const v = (body as Record<string, unknown> | undefined)?.[field];
   if (v === undefined) return false;
@@ -137,6 +146,36 @@ export function apiRoutes(c: ApiContext): RouteTable {
       status: 201,
       handler: (r) =>
         e.call("downloadFile", [text(r.body, "groupId"), text(r.body, "name"), text(r.body, "destination")]),
+    },
+    {
+      method: "POST",
+      path: "/api/v1/downloads/pause-all",
+      handler: () => e.call("pauseAll", []),
+    },
+    {
+      method: "POST",
+      path: "/api/v1/downloads/resume-all",
+      handler: () => e.call("resumeAll", []),
+    },
+    {
+      method: "POST",
+      path: "/api/v1/downloads/:groupId/:name/pause",
+      handler: (r) => e.call("pauseDownload", [p(r, "groupId"), p(r, "name")]),
+    },
+    {
+      method: "POST",
+      path: "/api/v1/downloads/:groupId/:name/resume",
+      handler: (r) => e.call("resumeDownload", [p(r, "groupId"), p(r, "name")]),
+    },
+    {
+      method: "POST",
+      path: "/api/v1/downloads/:groupId/:name/move",
+      handler: (r) => e.call("moveDownload", [p(r, "groupId"), p(r, "name"), whole(r.body, "position")]),
+    },
+    {
+      method: "PUT",
+      path: "/api/v1/queue",
+      handler: (r) => e.call("setMaxActive", [whole(r.body, "maxActive")]),
     },
     {
       method: "DELETE",

@@ -582,6 +582,7 @@ function downloadItem(d) {
       el("span", { text: `${d.peers?.length ?? 0} peer${d.peers?.length === 1 ? "" : "s"}` }),
     );
   }
+  figures.append(el("span", { text: totalsText(d) }));
   const item = el("li", { class: `transfer ${d.state}`, "aria-label": label }, head, bar, figures);
   if (done) item.append(el("p", { class: "muted", text: `Saved to ${d.target}` }));
   else item.append(el("p", { class: "muted", text: `To ${d.target}` }));
@@ -627,6 +628,7 @@ function downloadItem(d) {
       el(
         "div",
         { class: "buttons" },
+        pauseButton(d),
         el("button", {
           type: "button",
           class: "ghost danger",
@@ -645,6 +647,33 @@ function downloadItem(d) {
     );
   }
   return item;
+}
+
+/** Pause for a download that fetches or waits; Resume for a paused one. */
+function pauseButton(d) {
+  const paused = d.state === "paused";
+  const verb = paused ? "Resume" : "Pause";
+  return el("button", {
+    type: "button",
+    class: "ghost",
+    text: verb,
+    "aria-label": `${verb} download of ${d.name}`,
+    onclick: (ev) =>
+      act(ev.currentTarget, async () => {
+        const view = await api(
+          "POST",
+          `/downloads/${seg(d.groupId)}/${seg(d.name)}/${paused ? "resume" : "pause"}`,
+        );
+        state.downloads.set(keyOf(view), view);
+        renderDownloads();
+      }),
+  });
+}
+
+/** Lifetime totals: "Up 1.0 MiB · Down 2.0 MiB · ratio 0.50". */
+function totalsText(t) {
+  const ratio = t.ratio == null ? "—" : t.ratio.toFixed(2);
+  return `Up ${bytes(t.uploadedBytes ?? 0)} · Down ${bytes(t.downloadedBytes ?? 0)} · ratio ${ratio}`;
 }
 
 // ---- shares -----------------------------------------------------------------------
@@ -677,7 +706,7 @@ function renderShares() {
         ),
         el("td", { text: s.groupId }),
         el("td", { text: `${s.piecesHave}/${s.pieceCount}` }),
-        el("td", { text: bytes(s.servedBytes) }),
+        el("td", { text: bytes(s.servedBytes) }, el("small", { class: "muted", text: totalsText(s) })),
         el("td", { text: serving || "—" }),
         el(
           "td",
