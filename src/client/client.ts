@@ -74,7 +74,11 @@ export class GroupshareClient {
     this.downloads = new DownloadManager({
       tracker,
       shares: this.shares,
-      news: (d, n) => events.emit(downloadEvent(d, n)),
+      news: (d, n) => {
+        // paused or queued: its links (closing, or one that connects meanwhile) move nothing
+        limits.setPaused(d, d.held !== undefined);
+        events.emit(downloadEvent(d, n));
+      },
       selfAddr: this.peerAddr,
       clock,
       onStateChange: () => void this.session.save(),

@@ -162,9 +162,10 @@ export class SpeedLimits {
       );
   }
 
-  /** A download paused (its links move nothing) or resumed (its own limit again). */
+  /** A download paused (its links move nothing) or resumed (its own limit again); cheap when nothing changes. */
   setPaused(file: FileRef, paused: boolean): void {
     const key = keyOf(file);
+    if (this.#paused.has(key) === paused) return;
     if (paused) this.#paused.add(key);
     else this.#paused.delete(key);
     this.#applyDownload(key);
