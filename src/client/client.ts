@@ -1,10 +1,13 @@
 import { isIP } from "node:net";
 import { formatHostPort, type TrackerAddress } from "../shared/trackerInfo.js";
+import { systemClock } from "./download/clock.js";
 import { DownloadManager } from "./download/manager.js";
 import { EngineEmitter } from "./engine/emitter.js";
 import { Engine } from "./engine/engine.js";
 import { Session } from "./engine/session.js";
 import { downloadEvent } from "./engine/views.js";
+import { SpeedLimits } from "./limits/limits.js";
+import type { Rate } from "./limits/rate.js";
 import { loadPeerIdentity, type PeerIdentity } from "./peerIdentity.js";
 import { reachingDialer } from "./reach/reachingDialer.js";
 import { Reversals } from "./reach/reversals.js";
@@ -20,6 +23,9 @@ export interface ClientOptions {
   port: number;
   stateDir: string;
   trackerTimeoutMs?: number;
+  /** client-wide speed limits (--max-up, --max-down), bytes a second; none when absent */
+  maxUp?: Rate;
+  maxDown?: Rate;
 }
 
 /**
@@ -35,6 +41,7 @@ export class GroupshareClient {
   readonly session: Session;
   readonly events = new EngineEmitter();
   readonly engine: Engine;
+  readonly limits: SpeedLimits;
   readonly #opts: ClientOptions;
   #identity: Promise<PeerIdentity> | undefined;
   #closing: Promise<void> | undefined;
@@ -51,11 +58,14 @@ export class GroupshareClient {
     });
     this.tracker = tracker;
     const reversals = new Reversals();
+    const limits = new SpeedLimits(systemClock, { up: opts.maxUp, down: opts.maxDown });
+    this.limits = limits;
     this.peerServer = new PeerServer({
       shares: this.shares,
       publicKey: () => this.session.current?.trackerKey,
       warn: (warning) => events.emit({ type: "warning", warning }),
       reversals,
+      limits,
     });
     this.downloads = new DownloadManager({
       tracker,
@@ -65,6 +75,7 @@ export class GroupshareClient {
       onStateChange: () => void this.session.save(),
       // a completed download becomes a share that survives logout
       onComplete: (share) => {
+        limits.forget(share);
         const l = this.session.current;
         if (l) void this.session.remember(l, share);
       },
@@ -83,6 +94,7 @@ export class GroupshareClient {
           },
           localAddress: tracker.localAddress,
         },
+        limits,
       }),
     });
     this.session = new Session({
@@ -94,8 +106,10 @@ export class GroupshareClient {
       stateDir: opts.stateDir,
       peerAddr: this.peerAddr,
       identity: () => this.#peerIdentity(),
+      limits,
     });
     this.engine = new Engine({
+      limits,
       tracker,
       shares: this.shares,
       peerServer: this.peerServer,

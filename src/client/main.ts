@@ -6,12 +6,14 @@ import { GroupshareClient } from "./client.js";
 import { historyEntry } from "./cli/commands.js";
 import { eventLine, loginLines } from "./cli/lines.js";
 import { Shell } from "./cli/shell.js";
+import { parseRate, type Rate } from "./limits/rate.js";
 import { apiRoutes } from "./web/api.js";
 import { startWeb } from "./web/start.js";
 import type { WebServer } from "./web/server.js";
 
 const USAGE = `usage: client <IP>:<PORT> <tracker_info.txt> [--state-dir DIR]
               [--web [ADDR:]PORT] [--web-allow-host NAME]... [--headless]
+              [--max-up RATE] [--max-down RATE]
 
 Starts a client: a command shell for you, and a peer server on IP:PORT that
 serves the pieces you share. State (your shares and partial downloads) is kept
@@ -21,7 +23,10 @@ in --state-dir, $GROUPSHARE_STATE_DIR, or ~/.groupshare. Type help once started.
                          given; any other address is HTTPS only)
   --web-allow-host NAME  a host name the web UI may be reached by, besides its
                          address and localhost (repeat for more)
-  --headless             no shell and no stdin: share until SIGTERM or SIGINT`;
+  --headless             no shell and no stdin: share until SIGTERM or SIGINT
+  --max-up RATE          limit what this client sends to peers, all links together
+  --max-down RATE        limit what it receives from peers (RATE: 5MB/s, 5MiB/s,
+                         40Mbit/s, 0 or unlimited; set_limit changes either later)`;
 
 /** `--web PORT` or `--web ADDR:PORT`: where the web UI listens. */
 function webAddress(text: string): { host: string; port: number } {
@@ -29,6 +34,16 @@ function webAddress(text: string): { host: string; port: number } {
   const a = parseHostPort(text);
   if (typeof a === "string") fail(`--web '${text}': ${a}; expected PORT or ADDR:PORT, e.g. 8080`);
   return a;
+}
+
+/** `--max-up RATE`, `--max-down RATE`: a speed limit as parseRate reads it. */
+function rateOption(option: string, text: string | undefined): Rate {
+  if (!text) fail(`${option} needs a rate, e.g. 5MB/s`);
+  try {
+    return parseRate(text);
+  } catch (err) {
+    fail(`${option}: ${(err as Error).message}`);
+  }
 }
 
 function fail(message: string): never {
@@ -42,6 +57,8 @@ async function main(argv: string[]): Promise<void> {
   let web: { host: string; port: number } | undefined;
   const allowHosts: string[] = [];
   let headless = false;
+  let maxUp: Rate;
+  let maxDown: Rate;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--help" || a === "-h") {
@@ -60,7 +77,9 @@ async function main(argv: string[]): Promise<void> {
       const v = argv[++i];
       if (!v) fail("--web-allow-host needs a host name");
       allowHosts.push(v);
-    } else if (a === "--headless") headless = true;
+    } else if (a === "--max-up") maxUp = rateOption(a, argv[++i]);
+    else if (a === "--max-down") maxDown = rateOption(a, argv[++i]);
+    else if (a === "--headless") headless = true;
     else if (a.startsWith("-")) fail(`unknown option '${a}'\n${USAGE}`);
     else positional.push(a);
   }
@@ -83,6 +102,8 @@ async function main(argv: string[]): Promise<void> {
     host: addr.host,
     port: addr.port,
     stateDir: dir,
+    maxUp,
+    maxDown,
   });
   // the engine's news, in the shell's words: above the prompt once there is one
   client.events.subscribe((e) => {

@@ -140,6 +140,13 @@ const COMMANDS: Record<string, Command> = {
     say.shareLines,
   ),
   logout: command("logout", "log out and stop sharing everything", "logout", say.logoutLines),
+  set_limit: command(
+    "setLimit",
+    "a speed limit (5MB/s, 40Mbit/s, 0, unlimited): client-wide, a group's, or a download's (down only)",
+    "set_limit down 5MB/s",
+    say.limitSetLines,
+  ),
+  show_limits: command("showLimits", "the speed limits in force", "show_limits", say.limitLines),
 };
 
 /** Words the shell answers to that are not in COMMANDS. */

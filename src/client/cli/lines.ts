@@ -11,6 +11,9 @@ import type {
   GroupList,
   JoinRequested,
   LeaveResult,
+  LimitRate,
+  LimitSet,
+  LimitsView,
   LoginResult,
   LogoutResult,
   MemberList,
@@ -23,6 +26,7 @@ import type {
   UserCreated,
 } from "../engine/types.js";
 import { printable } from "../../shared/ids.js";
+import { formatRate as formatLimit } from "../limits/rate.js";
 import { quoteWord } from "../tokenize.js";
 import { formatBytes, formatBytesExact, formatEta, formatRate } from "./format.js";
 
@@ -305,4 +309,21 @@ export function eventLine(e: EngineEvent): { line: string; warning: boolean } | 
     case "logged-out":
       return undefined;
   }
+}
+
+const limitText = (rate: LimitRate) => formatLimit(rate ?? undefined);
+
+export function limitSetLines(r: LimitSet): string[] {
+  const what = r.direction === "up" ? "upload" : "download";
+  const of =
+    r.groupId === null ? "client-wide" : r.name === null ? `group ${r.groupId}` : fileRef(r.groupId, r.name);
+  return [`${what} limit (${of}): ${limitText(r.rate)}`];
+}
+
+export function limitLines(r: LimitsView): string[] {
+  const lines = [`upload limit: ${limitText(r.up)}`, `download limit: ${limitText(r.down)}`];
+  for (const g of r.groups)
+    lines.push(`  group ${g.groupId}: upload ${limitText(g.up)}, download ${limitText(g.down)}`);
+  for (const d of r.downloads) lines.push(`  ${fileRef(d.groupId, d.name)}: download ${limitText(d.down)}`);
+  return lines;
 }

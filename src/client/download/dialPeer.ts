@@ -36,6 +36,8 @@ export interface DialOptions {
   transport?: Duplex;
   /** ALPN protocols to offer: REVERSED_ALPN when a sharer dials a downloader back. */
   alpn?: string[];
+  /** Wraps the transport before TLS runs over it (SpeedLimits.link: the speed limits). */
+  wrap?: (transport: Duplex) => Duplex;
 }
 
 /**
@@ -49,7 +51,7 @@ export function dialPeer(
   target: PeerTarget,
   identity: PeerIdentity,
   signal: AbortSignal,
-  { transport, alpn }: DialOptions = {},
+  { transport, alpn, wrap }: DialOptions = {},
 ): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     let tcp = transport;
@@ -58,6 +60,7 @@ export function dialPeer(
       direct.setNoDelay(true); // requests are small and the pipeline waits on each
       tcp = direct;
     }
+    if (wrap) tcp = wrap(tcp);
     const socket = connect({
       socket: tcp,
       secureContext: contextOf(identity),

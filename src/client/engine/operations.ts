@@ -6,6 +6,8 @@ import { GsError } from "../../shared/errors.js";
 import { fileIdOf } from "../../shared/fileId.js";
 import { checkFileName, checkId } from "../../shared/ids.js";
 import type { DownloadManager } from "../download/manager.js";
+import type { SpeedLimits } from "../limits/limits.js";
+import { parseRate } from "../limits/rate.js";
 import { hashFile } from "../hashing/hasher.js";
 import { localPath, makeDestinationFolders } from "../paths.js";
 import type { PeerServer } from "../serving/peerServer.js";
@@ -20,6 +22,9 @@ import type {
   DownloadList,
   DownloadStarted,
   FileList,
+  LimitDirection,
+  LimitSet,
+  LimitsView,
   GroupCreated,
   GroupList,
   JoinRequested,
@@ -46,6 +51,7 @@ export interface EngineParts {
   session: Session;
   events: EngineEmitter;
   stateDir: string;
+  limits: SpeedLimits;
 }
 
 /** What an argument is: ids and file names are checked before an operation runs; the rest are free text. */
@@ -56,7 +62,9 @@ export type ArgKind =
   | "file_name"
   | "file_path"
   | "destination_path"
-  | "prefix";
+  | "prefix"
+  | "direction"
+  | "rate";
 
 /**
  * An argument checked by its kind: the value the operation gets (a file name
@@ -73,6 +81,13 @@ export function checkArg(kind: ArgKind, value: string): string {
     case "prefix":
       if (!ID_PREFIX_PATTERN.test(value))
         throw new GsError("INVALID_ID", "a group id prefix has up to 32 letters, digits, '_', '-' or '.'");
+      return value;
+    case "direction":
+      if (value !== "up" && value !== "down")
+        throw new GsError("BAD_REQUEST", `'${value}': a limit's direction is up or down`);
+      return value;
+    case "rate":
+      parseRate(value);
       return value;
     case "passwd":
     case "file_path":
@@ -105,11 +120,12 @@ function loggedIn<const A extends readonly ArgKind[], R, const O extends readonl
   return { args, optional, login: true, run };
 }
 
-function anyone<const A extends readonly ArgKind[], R>(
+function anyone<const A extends readonly ArgKind[], R, const O extends readonly ArgKind[] = []>(
   args: A,
-  run: Operation<A, [], false, R>["run"],
-): Operation<A, [], false, R> {
-  return { args, optional: [], login: false, run };
+  run: Operation<A, O, false, R>["run"],
+  optional: O = [] as unknown as O,
+): Operation<A, O, false, R> {
+  return { args, optional, login: false, run };
 }
 
 /**
@@ -219,6 +235,7 @@ export const OPERATIONS = {
     ["group_id", "file_name"],
     async (e, _l, [groupId, name]): Promise<DownloadCancelled> => {
       const partPath = await e.downloads.forget(groupId, name);
+      e.limits.forget({ groupId, name });
       if (partPath === undefined) {
         throw new GsError(
           "BAD_REQUEST",
@@ -250,12 +267,49 @@ export const OPERATIONS = {
     if (f) e.shares.remove(groupId, f.fileId);
     e.session.forget(l, groupId, name);
     e.downloads.cancel(groupId, name);
+    e.limits.forget({ groupId, name });
     await e.session.save();
     return { groupId, name };
   }),
 
   /** What this client serves, with bytes served. */
   showShares: loggedIn([], (e): ShareView[] => shareViews(e.shares.all(), e.peerServer)),
+
+  /**
+   * A speed limit, in force at once on every link: client-wide, a group's, or one
+   * download's (down only). `unlimited` removes it, 0 pauses.
+   */
+  setLimit: anyone(
+    ["direction", "rate"],
+    (e, _l, [direction, rateText, groupId, name]): LimitSet => {
+      const rate = parseRate(rateText);
+      if (name !== undefined && !e.downloads.list().some((d) => d.groupId === groupId && d.name === name))
+        throw new GsError(
+          "BAD_REQUEST",
+          `no download of [${groupId}] ${quoteWord(name)}: see show_downloads`,
+        );
+      e.limits.set(direction as LimitDirection, rate, groupId, name);
+      return {
+        direction: direction as LimitDirection,
+        rate: rate ?? null,
+        groupId: groupId ?? null,
+        name: name ?? null,
+      };
+    },
+    ["group_id", "file_name"],
+  ),
+
+  /** The speed limits in force. */
+  showLimits: anyone([], (e): LimitsView => {
+    const s = e.limits.settings();
+    const n = (r: number | undefined) => r ?? null;
+    return {
+      up: n(s.up),
+      down: n(s.down),
+      groups: s.groups.map((g) => ({ groupId: g.groupId, up: n(g.up), down: n(g.down) })),
+      downloads: s.downloads.map((d) => ({ groupId: d.groupId, name: d.name, down: n(d.down) })),
+    };
+  }),
 } as const;
 
 export type OpName = keyof typeof OPERATIONS;

@@ -15,6 +15,7 @@ import type { PeerServer } from "../serving/peerServer.js";
 import { identityOf, pieceCountOf, type ShareRegistry } from "../serving/shares.js";
 import { type ShareState, StateFile, type UserState } from "../state.js";
 import type { TrackerClient } from "../tracker/trackerClient.js";
+import type { SpeedLimits } from "../limits/limits.js";
 import type { EngineEmitter } from "./emitter.js";
 import type { LoginResult, LogoutResult, Role } from "./types.js";
 
@@ -29,6 +30,8 @@ export interface SessionParts {
   /** our peer address, as the tracker hands it to downloaders */
   peerAddr: string;
   identity: () => Promise<PeerIdentity>;
+  /** the speed limits connections we dial back run under */
+  limits?: SpeedLimits;
 }
 
 /** One login: whole from the moment it exists, gone at logout. */
@@ -160,6 +163,7 @@ export class Session {
       peerServer: p.peerServer,
       identity: p.identity,
       warn: (warning) => p.events.emit({ type: "warning", warning }),
+      limits: p.limits,
     });
     this.#login = { userId, trackerKey, state, stateFile, heartbeat, signals, seen: undefined, device };
     // a watching front end learns what is there now, so that a request made before the

@@ -295,3 +295,30 @@ export type EngineEvent =
 
 export type EngineEventType = EngineEvent["type"];
 export type EventOf<T extends EngineEventType> = Extract<EngineEvent, { type: T }>;
+
+// ---- speed limits --------------------------------------------------------------
+
+/** Which way bytes go: "up" is what this client sends, "down" what it receives. */
+export type LimitDirection = "up" | "down";
+
+/** A limit in bytes a second: null is no limit, 0 is paused. */
+export type LimitRate = number | null;
+
+/**
+ * show_limits: client-wide, then each group's and download's limit that is set. Every
+ * byte of a peer link is counted as it crosses the socket, TLS included.
+ */
+export interface LimitsView {
+  up: LimitRate;
+  down: LimitRate;
+  groups: { groupId: string; up: LimitRate; down: LimitRate }[];
+  downloads: { groupId: string; name: string; down: LimitRate }[];
+}
+
+/** set_limit: the limit now in force, and what it applies to (client-wide with no group). */
+export interface LimitSet {
+  direction: LimitDirection;
+  rate: LimitRate;
+  groupId: string | null;
+  name: string | null;
+}

@@ -3,6 +3,7 @@ import type { PeerIdentity } from "../peerIdentity.js";
 import { type DialTarget, type Dialer, NO_PATH, type PathKind, type Reached } from "../download/dialer.js";
 import { dialPeer, IMPOSTOR } from "../download/dialPeer.js";
 import { RELAYED_FRAGMENT } from "../../shared/tlsPolicy.js";
+import type { SpeedLimits } from "../limits/limits.js";
 import { punchConnect } from "./punch.js";
 import type { Reversals } from "./reversals.js";
 
@@ -69,6 +70,8 @@ export function reachingDialer(o: {
   timing?: typeof PATH_TIMING;
   /** the TLS dial every path ends in (tests give their own) */
   dial?: typeof dialPeer;
+  /** the speed limits every link runs under (none when absent) */
+  limits?: SpeedLimits;
 }): Dialer {
   const timing = o.timing ?? PATH_TIMING;
   const dial = o.dial ?? dialPeer;
@@ -82,11 +85,13 @@ export function reachingDialer(o: {
   return async (target: DialTarget, signal: AbortSignal): Promise<Reached> => {
     const identity = await o.identity();
     const file = target.file;
+    const limits = o.limits;
+    const wrap = limits && ((t: Duplex) => limits.link(t, file));
     const paths: { kind: PathKind; after: number; run: (s: AbortSignal) => Promise<Duplex> }[] = [
       {
         kind: "direct",
         after: 0,
-        run: (s) => dial(target, identity, withTimeout(s, timing.directTimeoutMs)),
+        run: (s) => dial(target, identity, withTimeout(s, timing.directTimeoutMs), { wrap }),
       },
     ];
     if (file) {
@@ -98,7 +103,9 @@ export function reachingDialer(o: {
             const back = o.reversals.expect(target.key, timing.reverseWaitMs, s);
             back.catch(() => {}); // a failed ask settles the dial below; this must not go unhandled
             await o.help.reverse(file, target.userId);
-            return back;
+            const tls = await back;
+            limits?.placeDownload(tls, file); // accepted by our peer server, unplaced till now
+            return tls;
           },
         },
         {
@@ -112,7 +119,7 @@ export function reachingDialer(o: {
               o.help.localAddress,
               withTimeout(s, timing.punchMs),
             );
-            return dial(target, identity, s, { transport: tcp });
+            return dial(target, identity, s, { transport: tcp, wrap });
           },
         },
         {
@@ -121,7 +128,7 @@ export function reachingDialer(o: {
           run: async (s) => {
             const { relay, circuit } = await o.help.relay(file, target.userId);
             const leg = await o.help.openRelay(relay, circuit, s);
-            const tls = await dial(target, identity, s, { transport: leg });
+            const tls = await dial(target, identity, s, { transport: leg, wrap });
             tls.setMaxSendFragment(RELAYED_FRAGMENT);
             return tls;
           },

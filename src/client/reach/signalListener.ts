@@ -1,8 +1,10 @@
 import { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { Signal } from "../../shared/api.js";
 import { GsError } from "../../shared/errors.js";
 import { parseHostPort } from "../../shared/trackerInfo.js";
 import { dialPeer } from "../download/dialPeer.js";
+import type { SpeedLimits } from "../limits/limits.js";
 import type { PeerIdentity } from "../peerIdentity.js";
 import type { PeerServer } from "../serving/peerServer.js";
 import type { ShareRegistry } from "../serving/shares.js";
@@ -18,6 +20,8 @@ export interface SignalDeps {
   peerServer: PeerServer;
   identity: () => Promise<PeerIdentity>;
   warn: (warning: SignalWarning) => void;
+  /** the speed limits a connection we dial back runs under (none when absent) */
+  limits?: SpeedLimits;
 }
 
 /** A signal this client could not answer (its downloader goes on to its next way of reaching us). */
@@ -123,9 +127,13 @@ export class SignalListener {
     const hp = s.addr === undefined ? "no address" : parseHostPort(s.addr);
     if (typeof hp === "string") throw new Error(`bad address: ${hp}`);
     const signal = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(DIAL_BACK_TIMEOUT_MS)]);
+    const limits = this.#d.limits;
+    let link: Duplex | undefined;
     const socket = await dialPeer({ ...hp, key: s.key }, await this.#d.identity(), signal, {
       alpn: [REVERSED_ALPN],
+      ...(limits && { wrap: (t: Duplex) => (link = limits.link(t)) }),
     });
+    if (link) limits!.bind(socket, link);
     this.#d.peerServer.serveDialed(socket, s.key);
   }
 

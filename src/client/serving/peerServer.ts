@@ -9,6 +9,7 @@ import { type TicketClaims, verifyTicket } from "../../shared/tickets.js";
 import { RELAYED_FRAGMENT, TLS_VERSION } from "../../shared/tlsPolicy.js";
 import { type RequestMessage, RejectCode, Wire } from "../../wire/index.js";
 import { byPath, type PathKind } from "../download/dialer.js";
+import type { SpeedLimits } from "../limits/limits.js";
 import { REVERSED_ALPN, type Reversals } from "../reach/reversals.js";
 import { shareFor } from "./access.js";
 import type { PeerIdentity } from "../peerIdentity.js";
@@ -71,6 +72,11 @@ export interface PeerServerOptions {
   now?: () => number;
   /** Downloads waiting to be dialled back: a connection offering REVERSED_ALPN goes to them, not to serving. */
   reversals?: Reversals;
+  /**
+   * The speed limits every connection runs under (none when absent): unplaced until its
+   * ticket names the group; a reversal's goes to the download that asked.
+   */
+  limits?: SpeedLimits;
 }
 
 /** How a connection takes and gives back a served slot (the server keeps the counts). */
@@ -192,8 +198,10 @@ export class PeerServer {
   #accept(tcp: Socket, path: PathKind = "direct"): void {
     // a relay leg comes from a tracker's address, shared by every relayed downloader
     if (!this.#admit(tcp, path === "relayed")) return;
+    const limits = this.#opts.limits;
+    const link = limits?.link(tcp);
     // no certificate is refused here: the wire's reject says why, once the handshake is over
-    const socket = new TLSSocket(tcp, {
+    const socket = new TLSSocket(link ?? tcp, {
       isServer: true,
       secureContext: this.#tls,
       requestCert: true,
@@ -201,6 +209,7 @@ export class PeerServer {
       // a sharer dialling us back offers it; a downloader offers nothing
       ...(path === "direct" && this.#opts.reversals && { ALPNProtocols: [REVERSED_ALPN] }),
     });
+    if (link) limits!.bind(socket, link);
     if (path === "relayed") socket.setMaxSendFragment(RELAYED_FRAGMENT);
     // a plaintext or TLS 1.2 attempt, or garbage: an error here, and the connection ends
     socket.on("error", () => tcp.destroy());
@@ -346,6 +355,7 @@ class Connection {
       return this.#refuse(RejectCode.BUSY, "no free slot for this user now: try again later");
     }
     this.#setClaims(check.claims);
+    this.#opts.limits?.placeServed(this.#socket, file.groupId);
     if (!(await this.#stillValid(file))) return;
     if (this.#closed) return;
     this.#file = file;

@@ -143,6 +143,22 @@ export function apiRoutes(c: ApiContext): RouteTable {
       path: "/api/v1/downloads/:groupId/:name",
       handler: (r) => e.call("cancelDownload", [p(r, "groupId"), p(r, "name")]),
     },
+    { method: "GET", path: "/api/v1/limits", handler: () => e.call("showLimits", []) },
+    {
+      method: "PUT",
+      path: "/api/v1/limits",
+      handler: (r) => {
+        const groupId = text(r.body, "groupId", true);
+        const name = text(r.body, "name", true);
+        if (name !== "" && groupId === "")
+          throw new GsError("BAD_REQUEST", "a download's limit needs its 'groupId'");
+        const scope = groupId === "" ? [] : name === "" ? [groupId] : [groupId, name];
+        return e.call("setLimit", [text(r.body, "direction"), text(r.body, "rate"), ...scope] as [
+          string,
+          string,
+        ]);
+      },
+    },
     {
       method: "GET",
       path: "/api/v1/paths",

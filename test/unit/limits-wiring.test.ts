@@ -1,0 +1,134 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { GsError } from "../../src/shared/errors.js";
+import { MAX_SETTINGS, SpeedLimits } from "../../src/client/limits/limits.js";
+import { FakeClock, settle } from "../helpers/fakeClock.js";
+import { duplexPair } from "../helpers/memoryPeers.js";
+
+/** A throttled link over an in-memory pair: what arrives through it, and the far end to send from. */
+function linkOf(limits: SpeedLimits, file?: { groupId: string; name: string }) {
+  const [mine, far] = duplexPair();
+  const link = limits.link(mine, file);
+  const got: Buffer[] = [];
+  link.on("data", (c: Buffer) => got.push(c));
+  return { link, far, received: () => Buffer.concat(got).length };
+}
+
+const KB = Buffer.alloc(1000, 1);
+
+describe("SpeedLimits: where each link hangs", () => {
+  it("a download's link is charged to the client in both directions", async () => {
+    const limits = new SpeedLimits(new FakeClock());
+    const { link, far, received } = linkOf(limits, { groupId: "g", name: "a" });
+    far.write(KB);
+    link.write(Buffer.alloc(300));
+    await settle();
+    assert.equal(received(), 1000);
+    assert.equal(limits.down.root.bytes, 1000);
+    assert.equal(limits.up.root.bytes, 300);
+  });
+
+  it("a paused download's links move nothing until it is resumed; another download goes on", async () => {
+    const limits = new SpeedLimits(new FakeClock());
+    const a = linkOf(limits, { groupId: "g", name: "a" });
+    const b = linkOf(limits, { groupId: "g", name: "b" });
+    limits.setPaused({ groupId: "g", name: "a" }, true);
+    a.far.write(KB);
+    b.far.write(KB);
+    await settle();
+    assert.equal(a.received(), 0);
+    assert.equal(b.received(), 1000);
+    limits.setPaused({ groupId: "g", name: "a" }, false);
+    await settle();
+    assert.equal(a.received(), 1000);
+  });
+
+  it("a served link is unplaced until its group is known, then under the group's limit", async () => {
+    const limits = new SpeedLimits(new FakeClock());
+    limits.set("down", 0, "g");
+    const served = linkOf(limits);
+    const tls = {}; // what the peer server is handed: the TLS over the link
+    limits.bind(tls, served.link);
+    served.far.write(KB);
+    await settle();
+    assert.equal(served.received(), 1000, "not yet in g: g's pause does not hold it");
+    limits.placeServed(tls, "g");
+    served.far.write(KB);
+    served.far.write(KB);
+    await settle();
+    // reads are charged after: the read under way when it moved goes through, the next waits
+    assert.equal(served.received(), 2000, "in g now: paused");
+    limits.set("down", undefined, "g");
+    await settle();
+    assert.equal(served.received(), 3000);
+  });
+
+  it("an accepted link that a download was waiting for goes under that download", async () => {
+    const limits = new SpeedLimits(new FakeClock());
+    const file = { groupId: "g", name: "a" };
+    limits.set("down", 0, "g", "a");
+    const back = linkOf(limits);
+    limits.bind(back.link, back.link);
+    limits.placeDownload(back.link, file);
+    back.far.write(KB);
+    await settle();
+    assert.equal(back.received(), 0);
+    limits.forget(file);
+    await settle();
+    assert.equal(back.received(), 1000);
+  });
+
+  it("a client-wide limit changed at run time holds every link to it (fake clock)", async () => {
+    const clock = new FakeClock();
+    const limits = new SpeedLimits(clock, { down: 0 });
+    const links = [linkOf(limits, { groupId: "g", name: "a" }), linkOf(limits)];
+    for (const l of links) for (let i = 0; i < 50; i++) l.far.write(KB);
+    await settle();
+    assert.equal(limits.down.root.bytes, 0);
+    limits.set("down", 10_000);
+    // 10 kB/s for 5 s, its burst (a quarter of a second's worth) and one read past it
+    for (let t = 0; t < 50; t++) {
+      await clock.advance(100);
+    }
+    const moved = limits.down.root.bytes;
+    assert.ok(moved >= 45_000 && moved <= 50_000 + 2_500 + 1_000, `${moved} bytes in 5 s at 10 kB/s`);
+    assert.ok(
+      links.every((l) => l.received() > 0),
+      "both links had turns",
+    );
+  });
+
+  it("nodes last as long as a link or a setting needs them", async () => {
+    const limits = new SpeedLimits(new FakeClock());
+    const a = linkOf(limits, { groupId: "g", name: "a" });
+    const s = linkOf(limits);
+    limits.placeServed(s.link, "h");
+    assert.ok(limits.nodes > 0);
+    limits.set("down", 1000, "g", "a");
+    a.link.destroy();
+    s.link.destroy();
+    await settle();
+    assert.ok(a.link.closed && s.link.closed);
+    assert.equal(limits.nodes, 2, "download a's own limit keeps its node and g's, in the download tree");
+    limits.set("down", undefined, "g", "a");
+    assert.equal(limits.nodes, 0);
+    assert.deepEqual(limits.settings(), { up: undefined, down: undefined, groups: [], downloads: [] });
+  });
+
+  it("refuses an upload limit on a download, and settings beyond MAX_SETTINGS", () => {
+    const limits = new SpeedLimits(new FakeClock());
+    assert.throws(
+      () => limits.set("up", 1000, "g", "a"),
+      (e: GsError) => e.code === "BAD_REQUEST",
+    );
+    for (let i = 0; i < MAX_SETTINGS; i++) limits.set("up", 1000, `g${i}`);
+    assert.throws(
+      () => limits.set("down", 1000, "one-more"),
+      (e: GsError) => e.code === "BAD_REQUEST",
+    );
+    limits.set("up", 2000, "g0"); // changing one that is set is no new setting
+    limits.set("up", undefined, "g1");
+    limits.set("down", 1000, "one-more");
+    assert.equal(limits.settings().groups.length, MAX_SETTINGS);
+  });
+});
