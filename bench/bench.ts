@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --only download,hash,memory,tracker,scaling,swarm,crypto,nat] [--quick] [--runs N]
+ * npm run bench [-- --only download,hash,memory,tracker,scaling,swarm,crypto,nat,limits] [--quick] [--runs N]
  *                  [--size-mib N] [--no-record] [--cpu-prof DIR]
  *
  * Issue 6's benchmarks on 127.0.0.1, real tracker and client processes throughout:
@@ -10,6 +10,8 @@
  *   scaling   1, 2, 4, 8 seeders; list_files with 10,000 files; a 10 GiB file's memory
  *   swarm     a flash crowd on capped links in the network lab (root), beside aria2c and the fluid bound
  *   crypto    plain TCP, TLS 1.3 (AES-128-GCM, ChaCha20-Poly1305) and Noise XX moving bytes over loopback
+ *   nat       one download per path (direct, reversed, punched, relayed) behind lab routers (root)
+ *   limits    --max-down, --max-up and set_limit held on real traffic in the lab and on loopback (root)
  * Prints each part and rewrites its subsection of BENCHMARKS.md's "## Figures"
  * section (others stay). Missing tools (aria2, mktorrent, opentracker, wrk,
  * postgresql) are installed with apt-get. Every process and temp file is removed
@@ -25,6 +27,7 @@ import { describeMachine } from "./machine.js";
 import { cryptoPart } from "./parts/crypto.js";
 import { downloadPart } from "./parts/download.js";
 import { hashPart } from "./parts/hash.js";
+import { limitsPart } from "./parts/limits.js";
 import { memoryPart } from "./parts/memory.js";
 import { natPart } from "./parts/nat.js";
 import { SCALE_SEEDERS, scalingPart } from "./parts/scaling.js";
@@ -32,14 +35,24 @@ import { SWARM_CASE_KEYS, swarmPart } from "./parts/swarm.js";
 import { trackerPart } from "./parts/tracker.js";
 import { type Part, writeParts } from "./report.js";
 
-const PARTS = ["download", "hash", "memory", "tracker", "scaling", "swarm", "crypto", "nat"] as const;
+const PARTS = [
+  "download",
+  "hash",
+  "memory",
+  "tracker",
+  "scaling",
+  "swarm",
+  "crypto",
+  "nat",
+  "limits",
+] as const;
 type PartName = (typeof PARTS)[number];
 
 const USAGE = `usage: npm run bench -- [--only PARTS] [--quick] [--runs N] [--size-mib N] [--no-record] [--cpu-prof DIR]
                         [--swarm-cases KEYS]
   --only PARTS    comma-separated, of: ${PARTS.join(", ")} (default: all)
   --quick         small files (64 MiB, 1,000 listed files, 512 MiB for the large file; the swarm: 16 MiB,
-                  N = 4 and 6) and 1 run: checks the bench
+                  N = 4 and 6; limits: 96 MiB, 12 s spans) and 1 run: checks the bench
   --runs N        runs per timed case; the median is reported (default 3; --quick: 1)
   --size-mib N    the download and hash parts' file size (default 1024)
   --swarm-cases KEYS  the swarm part's cases, comma-separated, of: small, large, asymmetric, departure
@@ -127,6 +140,8 @@ async function runParts(args: Args, ctx: Context): Promise<Part[]> {
     else if (p === "swarm") out.push(await swarmPart(ctx, q ? 16 : 64));
     else if (p === "crypto") out.push(await cryptoPart(ctx, q ? 64 : 1024));
     else if (p === "nat") out.push(await natPart(ctx, q ? 8 : 32));
+    // 30 s at 4 MB/s, then 15 s at 2 MB/s: 150 MB of the file
+    else if (p === "limits") out.push(await limitsPart(ctx, q ? 96 : 192, q ? 12 : 30));
     else {
       out.push(
         await scalingPart(ctx, {

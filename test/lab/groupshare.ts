@@ -18,7 +18,7 @@ export async function startTracker(
   opts: ClientOptions = {},
 ): Promise<{ proc: Proc; infoPath: string }> {
   const infoPath = join(dir, "tracker_info.txt");
-  await writeFile(infoPath, `${host.addr} ${TRACKER_PORT}\n`);
+  await writeFile(infoPath, `${opts.addr ?? host.addr} ${TRACKER_PORT}\n`);
   const args = [infoPath, "1"];
   const proc = opts.nodeArgs
     ? host.spawn(
@@ -36,6 +36,10 @@ export interface ClientOptions {
   /** node flags (e.g. --cpu-prof, --import): the client's entry point then runs under node directly */
   nodeArgs?: string[];
   env?: NodeJS.ProcessEnv;
+  /** the address to listen on instead of the host's own (e.g. 127.0.0.2: the host's loopback) */
+  addr?: string;
+  /** a client's options after its own (e.g. --max-down 4MB/s) */
+  args?: string[];
 }
 
 /** Starts a client on `host` (peer server on its address), state in `dir`/state-<label>. */
@@ -46,7 +50,13 @@ export function startClient(
   dir: string,
   opts: ClientOptions = {},
 ): Proc {
-  const args = [`${host.addr}:${PEER_PORT}`, infoPath, "--state-dir", join(dir, `state-${label}`)];
+  const args = [
+    `${opts.addr ?? host.addr}:${PEER_PORT}`,
+    infoPath,
+    "--state-dir",
+    join(dir, `state-${label}`),
+    ...(opts.args ?? []),
+  ];
   // node refuses --cpu-prof in NODE_OPTIONS: flags go on node's own command line
   return opts.nodeArgs
     ? host.spawn(
