@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { EngineEmitter } from "../../src/client/engine/emitter.js";
 import { WebServer } from "../../src/client/web/server.js";
 import { newWebToken } from "../../src/client/web/token.js";
+import { CHROMIUM, haveChromium, launchBrowser } from "../helpers/browser.js";
 import { WebLogLines } from "../helpers/web.js";
 
 // The web UI's server against a real browser (Chromium, headless): the page logs in from
@@ -14,10 +14,8 @@ import { WebLogLines } from "../helpers/web.js";
 // (evil.example, which the browser resolves to 127.0.0.1, as DNS rebinding would make it)
 // tries to read the API, post to it, frame the page, and load it under its own name.
 
-const CHROMIUM = process.env.GS_CHROMIUM ?? "/usr/bin/chromium";
-
 describe("web UI server in a real browser", { timeout: 120_000 }, () => {
-  if (!existsSync(CHROMIUM)) {
+  if (!haveChromium()) {
     it("needs Chromium", (t) => t.skip(`no browser at ${CHROMIUM} (set GS_CHROMIUM)`));
     return;
   }
@@ -65,10 +63,7 @@ describe("web UI server in a real browser", { timeout: 120_000 }, () => {
     });
     await new Promise<void>((r) => evil.listen(0, "127.0.0.1", r));
     evilPort = (evil.address() as AddressInfo).port;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--no-sandbox", "--host-resolver-rules=MAP evil.example 127.0.0.1"],
-    });
+    browser = await launchBrowser(["--host-resolver-rules=MAP evil.example 127.0.0.1"]);
   });
 
   after(async () => {
