@@ -131,13 +131,7 @@ async function main(argv: string[]): Promise<void> {
         host: web.host,
         port: web.port,
         allowHosts,
-        routes: apiRoutes({
-          engine: client.engine,
-          peerAddr: client.peerAddr,
-          remembered: () => client.session.remembered,
-          login: (userId, password, remember) =>
-            client.engine.call(remember ? "rememberLogin" : "login", [userId, password]),
-        }),
+        routes: apiRoutes({ engine: client.engine, peerAddr: client.peerAddr }),
         // each event as the engine tells it, with the sentence the shell would print
         events: (listener) =>
           client.events.subscribe((e) => {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Cluster } from "../helpers/procs.js";
 import { openEvents, type WebAnswer, webCall, webClient } from "../helpers/web.js";
-import { assertSameFile, randomFile } from "./sharing.helpers.js";
+import { assertSameFile, randomFile, until } from "./sharing.helpers.js";
 
 /** Calls the API and fails the test on an error answer (with what it said). */
 async function ok(
@@ -98,7 +98,11 @@ describe("the client's JSON API", () => {
         ["bob"],
       );
       // the owner's page hears of the request without asking
-      await until(() => events.frames.some((f) => f.event === "join-request"), "a join-request event");
+      await until(
+        "a join-request event",
+        async () => events.frames.some((f) => f.event === "join-request"),
+        30_000,
+      );
       await A("POST", "/groups/films/requests/bob/accept", {});
     } finally {
       events.close();
@@ -134,8 +138,9 @@ describe("the client's JSON API", () => {
     try {
       await B("POST", "/downloads", { groupId: "films", name: "clip one.bin", destination: dest });
       await until(
-        () => bobEvents.frames.some((f) => f.event === "download-complete"),
         "a download-complete event",
+        async () => bobEvents.frames.some((f) => f.event === "download-complete"),
+        30_000,
       );
     } finally {
       bobEvents.close();
@@ -216,12 +221,3 @@ describe("the client's JSON API", () => {
     assert.equal(out.code, "UNAUTHORIZED");
   });
 });
-
-/** Polls a condition that is fed by an event stream, bounded. */
-async function until(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

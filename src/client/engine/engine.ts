@@ -63,6 +63,11 @@ export class Engine {
     return this.#p.downloads.list().map(downloadView);
   }
 
+  /** Whether the login now is remembered on this device (a restart logs in again by itself). */
+  get remembered(): boolean {
+    return this.#p.session.remembered;
+  }
+
   /** Whether any download is still going, or waits in the queue to (a paused one waits for the user). */
   get downloading(): boolean {
     return this.#p.downloads.list().some((d) => inFlight(d.phase) || d.phase === "queued");

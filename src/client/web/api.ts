@@ -8,10 +8,6 @@ export interface ApiContext {
   engine: Engine;
   /** The peer server's IP:PORT, shown on the page. */
   peerAddr: string;
-  /** Whether this device keeps a remembered login for the user now logged in. */
-  remembered(): boolean;
-  /** A login, remembered on this device when asked (the shell's `remember_login` does the same). */
-  login(userId: string, password: string, remember: boolean): Promise<object>;
 }
 
 /** A body's field as text; BAD_REQUEST names it when it is missing or not a string. */
@@ -48,7 +44,7 @@ export function apiRoutes(c: ApiContext): RouteTable {
     loggedIn: e.userId !== undefined,
     userId: e.userId ?? null,
     peerAddr: c.peerAddr,
-    remembered: e.userId !== undefined && c.remembered(),
+    remembered: e.remembered,
   });
   const p = (r: WebRequest, name: string) => r.params[name] ?? "";
   return [
@@ -57,11 +53,9 @@ export function apiRoutes(c: ApiContext): RouteTable {
       method: "POST",
       path: "/api/v1/session",
       handler: async (r) => {
-        const result = await c.login(
-          text(r.body, "userId"),
-          text(r.body, "password"),
-          flag(r.body, "remember"),
-        );
+        // remembered, the shell's remember_login: a restart logs in again by itself
+        const op = flag(r.body, "remember") ? "rememberLogin" : "login";
+        const result = await e.call(op, [text(r.body, "userId"), text(r.body, "password")]);
         return { ...session(), ...result };
       },
     },
