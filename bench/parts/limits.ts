@@ -11,6 +11,10 @@
  *             random ports, so punching fails and the tracker relays
  *   loopback  tracker, sharer and downloader on one namespace's loopback, read off
  *             its lo counters
+ * and whether a limit leaves the other direction alone, each beside a reference run
+ * without it: a sharer serving at full speed while its --max-down is in use by a
+ * download of its own, and a downloader downloading at full speed while its --max-up
+ * is in use serving another member.
  * A client without --max-down (the limits not wired in yet) runs every case with
  * no limit: a check of the plumbing, not a figure. Needs root (the lab).
  */
@@ -61,6 +65,16 @@ interface Measured {
   cpu: number;
   /** the change case: seconds from set_limit to the first 1 s window within 5%, and until all are */
   settle?: { first: number; held: number };
+}
+
+/** A transfer at full speed, with or without a limit on the client's other direction in use. */
+interface Unhindered {
+  name: string;
+  /** the limit in use meanwhile, or undefined for the reference */
+  limit: string | undefined;
+  where: string;
+  samples: Sample[];
+  cpu: number;
 }
 
 /**
@@ -169,6 +183,7 @@ export async function limitsPart(ctx: Context, mib: number, seconds: number): Pr
   await makeRandomFile(file, mib * 2 ** 20);
   const lab = await Lab.create();
   const results: Measured[] = [];
+  const full: Unhindered[] = [];
   const bound = (seconds + 60) * 1000;
   try {
     const { infoPath } = await startTracker(await lab.host("tracker"), dir);
@@ -344,10 +359,62 @@ export async function limitsPart(ctx: Context, mib: number, seconds: number): Pr
         (peers) => `the namespace's lo (every packet in it): ${peers}`,
       );
     }
+
+    {
+      ctx.say("limits: a limit leaves the other direction at full speed (beside a reference without it)");
+      /** One transfer from `s` to `d` measured at `measured`'s link in `direction`, with `busy` started first. */
+      const fullSpeed = async (
+        name: string,
+        limit: string | undefined,
+        pair: { s: Proc; d: Proc; measured: { p: Proc; host: Host }; direction: "up" | "down" },
+        busy: () => Promise<void>,
+      ) => {
+        const g = `lf${full.length}`;
+        await group(g, pair.s, [pair.d]);
+        await share(g, [pair.s]);
+        await busy();
+        const read = async () => (await pair.measured.host.counters())[pair.direction];
+        const cpu0 = await cpuOf(pair.measured.p);
+        await download(g, pair.d);
+        const samples = await sampleFor(read, bound, finished(pair.d), bound);
+        const cpu = (await cpuOf(pair.measured.p)) - cpu0;
+        const where = `${pair.direction === "up" ? "sharer" : "downloader"}'s link`;
+        full.push({ name, limit, where, samples, cpu });
+      };
+      const cases = [
+        { name: "serving", direction: "up", limit: ["--max-down", "4MB/s"], meanwhile: "downloading" },
+        { name: "downloading", direction: "down", limit: ["--max-up", "2MB/s"], meanwhile: "serving" },
+      ] as const;
+      for (const c of cases) {
+        for (const capped of [false, true]) {
+          const serving = c.direction === "up";
+          const s = await client({}, capped && serving ? [...c.limit] : []);
+          const d = await client({}, capped && !serving ? [...c.limit] : []);
+          const measured = serving ? s : d;
+          const other = await client({});
+          await fullSpeed(
+            c.name,
+            capped ? `${c.limit.join(" ")}, ${c.meanwhile} meanwhile` : undefined,
+            { s: s.p, d: d.p, measured, direction: c.direction },
+            async () => {
+              if (!capped) return;
+              // the measured client's limited direction is in use at its limit meanwhile
+              const [from, to] = serving ? [other.p, measured.p] : [measured.p, other.p];
+              const g = `lf${full.length}x`;
+              await group(g, from, [to]);
+              await share(g, [from]);
+              await download(g, to);
+            },
+          );
+          await stopAll([s.p, d.p, other.p]);
+        }
+      }
+    }
   } finally {
     await lab.close();
   }
-  return { key: "limits", text: report(title, results, limited, mib, seconds) };
+  const text = `${report(title, results, limited, mib, seconds)}\n${fullReport(full, mib)}`;
+  return { key: "limits", text };
 }
 
 function report(title: string, results: Measured[], limited: boolean, mib: number, seconds: number): string {
@@ -419,6 +486,47 @@ function report(title: string, results: Measured[], limited: boolean, mib: numbe
     "```",
     ...results.map((r) => `${r.name.split(":")[0]!.padEnd(9)} ${perSecond(r.samples)}`),
     "```",
+    "",
+  ].join("\n");
+}
+
+/** The full-speed cases: each beside its reference, as a ratio of mean rates. */
+function fullReport(full: readonly Unhindered[], mib: number): string {
+  const mean = (s: readonly Sample[]) =>
+    s.length < 2 ? Number.NaN : (s.at(-1)!.bytes - s[0]!.bytes) / ((s.at(-1)!.t - s[0]!.t) / 1000);
+  const rows = full.map((u) => {
+    const ref = full.find((r) => r.name === u.name && r.limit === undefined);
+    const m = mean(u.samples);
+    const bytes = u.samples.length < 2 ? 0 : u.samples.at(-1)!.bytes - u.samples[0]!.bytes;
+    return [
+      u.name,
+      u.limit ?? "none (the reference)",
+      u.where,
+      `${((u.samples.at(-1)?.t ?? 0) / 1000 - (u.samples[0]?.t ?? 0) / 1000).toFixed(1)} s`,
+      (m / 1e6).toFixed(1),
+      ref && ref !== u ? (m / mean(ref.samples)).toFixed(2) : "1",
+      `${u.cpu.toFixed(2)} (${(u.cpu / (bytes / 1e9)).toFixed(1)})`,
+    ];
+  });
+  return [
+    "A limit in one direction, in use, leaves the other at full speed: the same " +
+      `${mib} MiB transfer on uncapped lab hosts, first without any limit (the reference), then ` +
+      "with the measured client's other direction limited and busy at its limit (a download of " +
+      "its own at 4 MB/s while it serves; serving another member at 2 MB/s while it downloads). " +
+      "Mean rate over the whole transfer at the measured client's link; CPU as above.",
+    "",
+    mdTable(
+      [
+        "transfer",
+        "the other direction's limit",
+        "measured on",
+        "span>",
+        "mean MB/s>",
+        "÷ reference>",
+        "CPU s (per GB)>",
+      ],
+      rows,
+    ),
     "",
   ].join("\n");
 }

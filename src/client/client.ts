@@ -61,7 +61,9 @@ export class GroupshareClient {
     this.tracker = tracker;
     const clock = opts.clock ?? systemClock;
     const reversals = new Reversals(clock);
-    const limits = new SpeedLimits(clock, { up: opts.maxUp, down: opts.maxDown });
+    const limits = new SpeedLimits(clock, { up: opts.maxUp, down: opts.maxDown }, () =>
+      this.downloads.refill(),
+    );
     this.limits = limits;
     this.peerServer = new PeerServer({
       shares: this.shares,
@@ -106,6 +108,7 @@ export class GroupshareClient {
         },
         limits,
       }),
+      requestWindow: (file) => limits.window(file),
     });
     this.session = new Session({
       tracker,

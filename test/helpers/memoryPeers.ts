@@ -47,7 +47,10 @@ export interface SharerOptions {
  * It records what it was asked, for the test to look at.
  */
 export class MemorySharer {
+  /** the piece of each request, in order */
   readonly requests: number[] = [];
+  /** each request's range, in order */
+  readonly ranges: { piece: number; offset: number; length: number }[] = [];
   readonly cancels: number[] = [];
   /** Connections made to it. */
   dials = 0;
@@ -55,7 +58,7 @@ export class MemorySharer {
   readonly #fileId: Buffer;
   readonly #opts: SharerOptions;
   readonly #wires: Wire[] = [];
-  readonly #held: { wire: Wire; piece: number }[] = [];
+  readonly #held: { wire: Wire; piece: number; offset: number; length: number }[] = [];
 
   constructor(data: Buffer, fileId: Buffer, opts: SharerOptions = {}) {
     this.#data = data;
@@ -90,13 +93,15 @@ export class MemorySharer {
       if (!this.#opts.holdBitfield) this.#sendBitfield(wire);
     });
     wire.on("request", (m) => {
+      const range = { piece: m.piece, offset: m.offset, length: m.length };
       this.requests.push(m.piece);
-      if (this.#opts.holdPieces) this.#held.push({ wire, piece: m.piece });
-      else this.#send(wire, m.piece);
+      this.ranges.push(range);
+      if (this.#opts.holdPieces) this.#held.push({ wire, ...range });
+      else this.#send(wire, range);
     });
     wire.on("cancel", (m) => {
       this.cancels.push(m.piece);
-      const i = this.#held.findIndex((h) => h.wire === wire && h.piece === m.piece);
+      const i = this.#held.findIndex((h) => h.wire === wire && h.piece === m.piece && h.offset === m.offset);
       if (i >= 0) this.#held.splice(i, 1);
     });
     return theirs;
@@ -107,12 +112,12 @@ export class MemorySharer {
     for (const w of this.#wires) this.#sendBitfield(w);
   }
 
-  /** Answers a held request for this piece. */
-  serve(piece: number): void {
+  /** Answers the first held request for this piece; `length`: with that many bytes instead (a lying peer). */
+  serve(piece: number, length?: number): void {
     const i = this.#held.findIndex((h) => h.piece === piece);
     if (i < 0) throw new Error(`no held request for piece ${piece}`);
     const [h] = this.#held.splice(i, 1);
-    this.#send(h!.wire, piece);
+    this.#send(h!.wire, { ...h!, length: length ?? h!.length });
   }
 
   /** Tells every connection it has a new piece. */
@@ -125,10 +130,11 @@ export class MemorySharer {
     wire.bitfield((this.#opts.have ?? Bitfield.full(this.pieceCount)).bytes);
   }
 
-  #send(wire: Wire, piece: number): void {
-    const data = Buffer.from(this.#data.subarray(piece * PIECE_SIZE, (piece + 1) * PIECE_SIZE));
-    if (this.#opts.corrupt?.has(piece)) data[0]! ^= 0xff;
-    wire.piece(piece, 0, data);
+  #send(wire: Wire, r: { piece: number; offset: number; length: number }): void {
+    const at = r.piece * PIECE_SIZE + r.offset;
+    const data = Buffer.from(this.#data.subarray(at, at + r.length));
+    if (this.#opts.corrupt?.has(r.piece)) data[0]! ^= 0xff;
+    wire.piece(r.piece, r.offset, data);
   }
 }
 

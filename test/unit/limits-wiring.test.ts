@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { GsError } from "../../src/shared/errors.js";
-import { MAX_SETTINGS, SpeedLimits } from "../../src/client/limits/limits.js";
+import { MAX_SETTINGS, SpeedLimits, WINDOW_SECONDS } from "../../src/client/limits/limits.js";
 import { FakeClock, settle } from "../helpers/fakeClock.js";
 import { duplexPair } from "../helpers/memoryPeers.js";
 
@@ -130,5 +130,43 @@ describe("SpeedLimits: where each link hangs", () => {
     limits.set("up", undefined, "g1");
     limits.set("down", 1000, "one-more");
     assert.equal(limits.settings().groups.length, MAX_SETTINGS);
+  });
+});
+
+describe("SpeedLimits: what a download may keep requested", () => {
+  const a = { groupId: "g", name: "a" };
+  const b = { groupId: "g", name: "b" };
+  const c = { groupId: "h", name: "c" };
+
+  it("is its share of the tightest download limit above it, among the downloads with links", async () => {
+    let told = 0;
+    const limits = new SpeedLimits(new FakeClock(), {}, () => told++);
+    assert.equal(limits.window(a), undefined, "no limit: no window");
+    limits.set("down", 4e6);
+    await settle();
+    assert.equal(told, 1, "a change is told");
+    assert.equal(limits.window(a), 4e6 * WINDOW_SECONDS, "alone under the client's limit");
+    const links = [linkOf(limits, a), linkOf(limits, a), linkOf(limits, b), linkOf(limits, c)];
+    await settle();
+    assert.equal(
+      limits.window(a),
+      (4e6 / 3) * WINDOW_SECONDS,
+      "three downloads share it, however many links each has",
+    );
+    limits.set("down", 1e6, "g");
+    assert.equal(
+      limits.window(a),
+      (1e6 / 2) * WINDOW_SECONDS,
+      "the group's limit is tighter, shared by a and b",
+    );
+    assert.equal(limits.window(c), (4e6 / 3) * WINDOW_SECONDS);
+    limits.set("down", 1e5, "g", "a");
+    assert.equal(limits.window(a), 1e5 * WINDOW_SECONDS, "its own limit is tighter still");
+    limits.setPaused(a, true);
+    assert.equal(limits.window(a), 0, "paused: nothing");
+    for (const l of links.slice(2)) l.link.destroy();
+    await settle();
+    assert.equal(limits.window(c), 4e6 * WINDOW_SECONDS, "b and c left: a alone shares the client's limit");
+    assert.ok(told >= 4, "each change was told");
   });
 });

@@ -16,6 +16,7 @@ function harness(
   pieces: number,
   sharers: Record<string, (f: MemoryFile) => MemorySharer>,
   unreachable: string[] = [],
+  window?: () => number | undefined,
 ) {
   const f = memoryFile(pieces);
   const clock = new FakeClock();
@@ -33,6 +34,7 @@ function harness(
       pieceLength: (p) => pieceLength(f.data.length, p),
       have: new Bitfield(pieceCountOf(f.data.length)),
       selfAddr: "10.0.0.1:7000",
+      window,
       owner: {
         onVerified: (piece) => verified.push(piece),
         onCorrupt: (addr, piece) => corrupt.push(`${addr} ${piece}`),
@@ -220,6 +222,90 @@ describe("swarm: end-game", () => {
     await settle();
     assert.deepEqual(b.requests, [1]);
     assert.deepEqual(h.verified, [1]);
+  });
+});
+
+describe("swarm: requests under a download limit", () => {
+  /** Bytes requested of `s` and not answered yet. */
+  const heldBytes = (s: MemorySharer) =>
+    s.held.length && s.ranges.slice(-s.held.length).reduce((n, r) => n + r.length, 0);
+
+  it("keeps no more than the window requested, in blocks spread over its links, and puts pieces together", async () => {
+    const window = 96 * 1024;
+    const h = harness(
+      3,
+      {
+        "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true }),
+        "10.0.0.3:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true }),
+      },
+      [],
+      () => window,
+    );
+    open.push(h.swarm);
+    h.swarm.connect(h.grant);
+    await settle();
+    const sharers = [h.sharer("10.0.0.2:1"), h.sharer("10.0.0.3:1")];
+    // 48 KiB each: blocks of 16 KiB, two of which fit, and a third
+    for (const s of sharers)
+      assert.deepEqual(
+        s.ranges.map((r) => r.length),
+        [16384, 16384, 16384],
+      );
+    let most = 0;
+    for (let round = 0; round < 1000 && !h.swarm.complete; round++) {
+      const s = sharers[round % 2]!;
+      if (s.held.length > 0) s.serve(s.held[0]!);
+      await settle();
+      most = Math.max(most, heldBytes(sharers[0]!) + heldBytes(sharers[1]!));
+    }
+    assert.ok(h.swarm.complete, "every piece arrived");
+    assert.deepEqual([...h.verified].sort(), [0, 1, 2], "each put together and checked once");
+    assert.ok(most <= window, `${most} bytes requested at once, the window is ${window}`);
+    for (const s of sharers) assert.ok(s.ranges.every((r) => r.length <= 16384));
+  });
+
+  it("asks nothing while its window is 0, and goes on when the window opens", async () => {
+    let window = 0;
+    const h = harness(2, { "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId) }, [], () => window);
+    open.push(h.swarm);
+    h.swarm.connect(h.grant);
+    await settle();
+    assert.deepEqual(h.sharer("10.0.0.2:1").requests, []);
+    window = 2 ** 20;
+    h.swarm.fillAll();
+    await settle();
+    assert.ok(h.swarm.complete);
+    // 1 MiB for one link: two whole pieces at once
+    const whole = (r: { piece: number; offset: number; length: number }) =>
+      r.offset === 0 && r.length === pieceLength(h.f.data.length, r.piece);
+    assert.ok(h.sharer("10.0.0.2:1").ranges.every(whole));
+  });
+
+  it("bans a peer that answers a block with another length, and gets the piece elsewhere", async () => {
+    const h = harness(
+      1,
+      { "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true }) },
+      [],
+      () => 16384,
+    );
+    open.push(h.swarm);
+    h.swarm.connect(h.grant);
+    await settle();
+    // blocks of 8 KiB: the first answered with 4
+    h.sharer("10.0.0.2:1").serve(0, 4096);
+    await settle();
+    assert.equal(h.swarm.peerCount, 0, "dropped");
+    await h.clock.advance(60_000);
+    h.swarm.connect(h.grant);
+    await settle();
+    assert.equal(h.sharer("10.0.0.2:1").dials, 1, "never dialled again");
+    h.table.set("10.0.0.3:1", new MemorySharer(h.f.data, h.f.fileId));
+    h.swarm.connect({
+      ...h.grant,
+      peers: [...h.grant.peers, { userId: "u3", addr: "10.0.0.3:1", key: "k3", complete: true }],
+    });
+    await settle();
+    assert.deepEqual(h.verified, [0]);
   });
 });
 

@@ -53,6 +53,11 @@ export interface DownloadComponents {
   clock?: Clock;
   /** how sharers are reached (reach/reachingDialer: direct, dialled back or relayed; TLS with keys proved both ways) */
   dialer: Dialer;
+  /**
+   * The bytes a download of this file may keep requested under the download limits
+   * above it (SpeedLimits.window); none given, or undefined: no limit.
+   */
+  requestWindow?: (file: { groupId: string; name: string }) => number | undefined;
   /** default: node:fs */
   files?: PartFileSystem;
 }
@@ -189,6 +194,11 @@ export class Download {
     this.#held = h;
     this.#wakeup.wake();
     this.#c.news({ type: "progress" });
+  }
+
+  /** Its links request what they may now (the download limits above it changed). */
+  refill(): void {
+    if (this.#held === undefined) this.#opened?.swarm.fillAll();
   }
 
   #setPhase(phase: DownloadPhase): void {
@@ -481,6 +491,7 @@ export class Download {
         pieceLength: (piece) => pieceLength(file.size, piece),
         have: part.written,
         selfAddr: this.#c.selfAddr,
+        window: () => this.#c.requestWindow?.({ groupId: this.groupId, name: this.name }),
         owner: {
           onVerified: (piece, data) => this.#onVerified(o, piece, data),
           onCorrupt: (addr, piece) => warn({ kind: "corrupt-piece", addr, piece }),

@@ -1,3 +1,4 @@
+import { PIECE_SIZE } from "../../shared/constants.js";
 import type { Clock, Timer } from "../peers/clock.js";
 import { PIPELINE_DEPTH } from "./peerLink.js";
 
@@ -8,6 +9,36 @@ import { PIPELINE_DEPTH } from "./peerLink.js";
  * 159 MiB at peak, 12 keeps them near 135 MiB at the same speed).
  */
 export const MAX_IN_FLIGHT = 12;
+/**
+ * The smallest request under a download limit. Each request is answered at the
+ * sharer's line speed, whatever our limit: 4 KiB keeps even 20 kB/s within its bounds.
+ */
+export const MIN_BLOCK = 4 * 1024;
+
+/** What one ready link keeps requested: this many requests of at most this many bytes each. */
+export interface RequestBudget {
+  readonly requests: number;
+  readonly block: number;
+}
+
+/**
+ * A ready link's budget. With no download limit above the download (`window`
+ * undefined): whole pieces, the download's MAX_IN_FLIGHT shared among its links. Under
+ * a limit: its share of the window (the bytes the download may keep requested,
+ * SpeedLimits.window), never more than without a limit, in blocks (powers of two up to
+ * a piece) of which two fit where the share allows, so that one is on its way while
+ * the other is read; at least one block each; 0 (paused): none.
+ */
+export function requestBudget(readyLinks: number, window: number | undefined): RequestBudget {
+  const depth = requestDepth(readyLinks);
+  if (window === undefined) return { requests: depth, block: PIECE_SIZE };
+  if (window <= 0) return { requests: 0, block: MIN_BLOCK };
+  const share = Math.min(window / Math.max(1, readyLinks), depth * PIECE_SIZE);
+  let block = PIECE_SIZE;
+  while (block > MIN_BLOCK && block * 2 > share) block /= 2;
+  return { requests: Math.max(1, Math.floor(share / block)), block };
+}
+
 /**
  * The start gate's bound: the first requests wait at most this long after the first
  * bitfield for the other peers dialled with it (a loopback or LAN peer answers in

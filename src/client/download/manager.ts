@@ -27,6 +27,8 @@ export interface DownloadManagerOptions {
   clock?: Clock;
   /** how sharers are reached (reach/reachingDialer: direct, dialled back or relayed; TLS with keys proved both ways) */
   dialer: Dialer;
+  /** what a download may keep requested under the download limits (SpeedLimits.window) */
+  requestWindow?: DownloadComponents["requestWindow"];
 }
 
 /**
@@ -64,6 +66,7 @@ export class DownloadManager {
       onComplete: (share) => o.onComplete(share),
       clock: o.clock,
       dialer: o.dialer,
+      requestWindow: o.requestWindow,
     };
   }
 
@@ -99,6 +102,11 @@ export class DownloadManager {
     }
     this.#changed.resolve();
     this.#changed = signal();
+  }
+
+  /** The download limits changed: every fetching download's links request what they may now. */
+  refill(): void {
+    for (const d of this.#downloads) d.refill();
   }
 
   get maxActive(): number {

@@ -1,8 +1,10 @@
 import type { Duplex } from "node:stream";
+import { PIECE_SIZE } from "../../shared/constants.js";
 import { printable } from "../../shared/ids.js";
 import { type PieceMessage, rejectCodeName, Wire } from "../../wire/index.js";
 import type { Clock, Timer } from "../peers/clock.js";
 import type { DialTarget, Dialer, PathKind, Reached } from "../peers/dialer.js";
+import type { RequestBudget } from "./gate.js";
 
 /** Pieces requested from one peer at once: enough to keep a serving peer busy between round trips. */
 export const PIPELINE_DEPTH = 6;
@@ -24,6 +26,29 @@ const KEEPALIVE_MS = 30_000;
  */
 const RENEW_GAP_MS = 2_500;
 
+/** Why a link closes when its peer answered a request with another length: the swarm bans it. */
+export const WRONG_LENGTH = "sent a block of the wrong length";
+
+/** A piece asked of this link, put together from its blocks. */
+interface Asked {
+  readonly piece: number;
+  readonly length: number;
+  /** where the next request starts */
+  next: number;
+  /** bytes arrived */
+  got: number;
+  /** the piece, made at the first block that is not all of it (a whole piece comes as one buffer) */
+  data: Buffer | undefined;
+}
+
+/** A request on its way: a block of an asked piece, with its timeout. */
+interface Block {
+  readonly asked: Asked;
+  readonly offset: number;
+  readonly length: number;
+  readonly timer: Timer;
+}
+
 /** What a link needs from the peer set it belongs to. */
 export interface LinkOwner {
   readonly fileId: Buffer;
@@ -31,16 +56,16 @@ export interface LinkOwner {
   pieceLength(piece: number): number;
   /** May this ready link send requests yet? (the start gate, the disk) */
   mayRequest(link: PeerLink): boolean;
-  /** Requests each link keeps in flight now (the download shares a bound among its links). */
-  depth(): number;
+  /** What each link keeps requested now (the download shares a bound among its links). */
+  budget(): RequestBudget;
   /** The next piece to ask this link for, now counted as in flight on it; undefined: none. */
   pick(link: PeerLink): number | undefined;
   /** The peer's bitfield arrived: the link is ready. */
   onBitfield(link: PeerLink, bits: Uint8Array): void;
   /** The peer has a new piece. */
   onHave(link: PeerLink, piece: number): void;
-  /** A piece arrived from this link: check and store it. */
-  onPiece(link: PeerLink, msg: PieceMessage): void;
+  /** All of a piece arrived from this link: check and store it. */
+  onPiece(link: PeerLink, piece: number, data: Buffer): void;
   /** The link ended (with the reason for logs and show_downloads); its requests ended with it. */
   onClosed(link: PeerLink, reason: string): void;
 }
@@ -52,9 +77,10 @@ export interface LinkComponents {
 
 /**
  * One outgoing connection to a peer that shares the file: handshake with our
- * ticket, learn its pieces, keep its share of requests in flight (LinkOwner.depth). Every
- * request ends: with its piece, a timeout, or the link's end, which the owner
- * hands back to the picker.
+ * ticket, learn its pieces, keep its share of requests in flight (LinkOwner.budget):
+ * whole pieces, or a piece in blocks under a download limit, handed to the owner
+ * whole. Every request ends: with its bytes, a timeout, or the link's end, whose
+ * pieces the owner hands back to the picker.
  */
 export class PeerLink {
   readonly addr: string;
@@ -63,7 +89,10 @@ export class PeerLink {
   readonly #owner: LinkOwner;
   readonly #clock: Clock;
   readonly #wire = new Wire();
-  readonly #inFlight = new Map<number, Timer>();
+  /** the pieces asked of this link and not all here yet */
+  readonly #asked = new Map<number, Asked>();
+  /** requests on their way, by the file offset they start at */
+  readonly #blocks = new Map<number, Block>();
   readonly #dialing = new AbortController();
   #stream: Duplex | undefined;
   #ready = false;
@@ -106,14 +135,7 @@ export class PeerLink {
       owner.onHave(this, m.piece);
       this.fill();
     });
-    wire.on("piece", (m) => {
-      const timer = this.#inFlight.get(m.piece);
-      if (timer === undefined) return; // cancelled or timed out: a late duplicate, ignore
-      timer.cancel();
-      this.#inFlight.delete(m.piece);
-      this.received += m.data.length;
-      owner.onPiece(this, m);
-    });
+    wire.on("piece", (m) => this.#onBlock(m));
     wire.on("reject", (m) => {
       // the reason is the peer's text: escaped, never raw on a terminal
       this.refusal = `${rejectCodeName(m.code)} ${printable(m.reason)}`;
@@ -148,8 +170,9 @@ export class PeerLink {
     return this.#ready;
   }
 
+  /** Requests on their way. */
   get inFlight(): number {
-    return this.#inFlight.size;
+    return this.#blocks.size;
   }
 
   get closed(): boolean {
@@ -169,37 +192,81 @@ export class PeerLink {
     this.#wire.ticket(ticket);
   }
 
-  /** Requests pieces from this peer until its pipeline is full or it has nothing we lack. */
+  /** Requests blocks from this peer until its budget is used or it has nothing we lack. */
   fill(): void {
     if (!this.#ready || this.#closed || !this.#owner.mayRequest(this)) return;
-    const depth = this.#owner.depth();
-    while (this.#inFlight.size < depth) {
-      const piece = this.#owner.pick(this);
-      if (piece === undefined) break;
-      this.#inFlight.set(
-        piece,
-        this.#clock.after(REQUEST_TIMEOUT_MS, () =>
-          this.close(`piece ${piece} not delivered within ${REQUEST_TIMEOUT_MS / 1000} s`),
-        ),
+    const { requests, block } = this.#owner.budget();
+    while (this.#blocks.size < requests) {
+      const asked = this.#unasked() ?? this.#pick();
+      if (asked === undefined) break;
+      const offset = asked.next;
+      const length = Math.min(block, asked.length - offset);
+      asked.next += length;
+      const at = asked.piece * PIECE_SIZE + offset;
+      const timer = this.#clock.after(REQUEST_TIMEOUT_MS, () =>
+        this.close(`piece ${asked.piece} not delivered within ${REQUEST_TIMEOUT_MS / 1000} s`),
       );
-      this.#wire.request(piece, 0, this.#owner.pieceLength(piece));
+      this.#blocks.set(at, { asked, offset, length, timer });
+      this.#wire.request(asked.piece, offset, length);
     }
+  }
+
+  /** The asked piece with bytes not requested yet (one at most: a piece is asked to its end first). */
+  #unasked(): Asked | undefined {
+    for (const a of this.#asked.values()) if (a.next < a.length) return a;
+    return undefined;
+  }
+
+  #pick(): Asked | undefined {
+    const piece = this.#owner.pick(this);
+    if (piece === undefined) return undefined;
+    const asked: Asked = { piece, length: this.#owner.pieceLength(piece), next: 0, got: 0, data: undefined };
+    this.#asked.set(piece, asked);
+    return asked;
+  }
+
+  #onBlock(m: PieceMessage): void {
+    const at = m.piece * PIECE_SIZE + m.offset;
+    const block = this.#blocks.get(at);
+    if (block === undefined) return; // cancelled or timed out: a late duplicate, ignore
+    if (m.data.length !== block.length) {
+      this.close(WRONG_LENGTH);
+      return;
+    }
+    block.timer.cancel();
+    this.#blocks.delete(at);
+    this.received += m.data.length;
+    const asked = block.asked;
+    if (m.data.length === asked.length) asked.data = m.data;
+    else {
+      asked.data ??= Buffer.allocUnsafe(asked.length);
+      m.data.copy(asked.data, block.offset);
+    }
+    asked.got += m.data.length;
+    if (asked.got === asked.length) {
+      this.#asked.delete(asked.piece);
+      this.#owner.onPiece(this, asked.piece, asked.data as Buffer);
+    }
+    this.fill();
   }
 
   /** End-game: another peer delivered this piece first. */
   cancel(piece: number): void {
-    const timer = this.#inFlight.get(piece);
-    if (timer === undefined) return;
-    timer.cancel();
-    this.#inFlight.delete(piece);
-    this.#wire.cancel(piece, 0, this.#owner.pieceLength(piece));
+    if (!this.#asked.delete(piece)) return;
+    for (const [at, b] of this.#blocks) {
+      if (b.asked.piece !== piece) continue;
+      b.timer.cancel();
+      this.#blocks.delete(at);
+      this.#wire.cancel(piece, b.offset, b.length);
+    }
   }
 
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const t of this.#inFlight.values()) t.cancel();
-    this.#inFlight.clear();
+    for (const b of this.#blocks.values()) b.timer.cancel();
+    this.#blocks.clear();
+    this.#asked.clear();
     for (const t of this.#timers) t.cancel();
     this.#dialing.abort(new Error(reason));
     this.#wire.destroy();

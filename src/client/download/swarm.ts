@@ -1,12 +1,11 @@
 import { Bitfield } from "../../shared/bitfield.js";
 import { parseHostPort } from "../../shared/trackerInfo.js";
-import type { PieceMessage } from "../../wire/index.js";
 import type { Clock } from "../peers/clock.js";
 import { byPath, type Dialer, NO_PATH, type PathKind } from "../peers/dialer.js";
 import { IMPOSTOR } from "../peers/dialPeer.js";
 import type { Grant } from "./fileTracker.js";
-import { requestDepth, StartGate } from "./gate.js";
-import { type LinkOwner, PeerLink } from "./peerLink.js";
+import { type RequestBudget, requestBudget, StartGate } from "./gate.js";
+import { type LinkOwner, PeerLink, WRONG_LENGTH } from "./peerLink.js";
 import { PiecePicker } from "./picker.js";
 import { Backoff } from "./retry.js";
 
@@ -62,6 +61,11 @@ export interface SwarmInit {
   have: Bitfield;
   /** Our own peer address: the tracker may list us among the sharers. */
   selfAddr: string;
+  /**
+   * The bytes the download may keep requested under a download limit (SpeedLimits.window),
+   * read at each request; undefined, or none given: no limit, whole pieces.
+   */
+  window?: () => number | undefined;
   owner: SwarmOwner;
   /** [0, 1), like Math.random (the default): the order in which partial sharers are dialled */
   random?: () => number;
@@ -181,13 +185,14 @@ export class Swarm implements LinkOwner {
     this.#links.clear();
   }
 
-  depth(): number {
+  budget(): RequestBudget {
     let ready = 0;
     for (const l of this.#links.values()) if (l.ready && !l.closed) ready++;
-    return requestDepth(ready);
+    return requestBudget(ready, this.#init.window?.());
   }
 
   mayRequest(asker: PeerLink): boolean {
+    if (this.#owner.diskFull()) return false; // onRoom fills every link again
     if (this.#gate.isOpen) return true;
     return this.#gate.mayRequest(
       asker,
@@ -208,14 +213,8 @@ export class Swarm implements LinkOwner {
     this.#picker.peerHas(link.addr, piece);
   }
 
-  onPiece(link: PeerLink, msg: PieceMessage): void {
-    const { piece, data } = msg;
+  onPiece(link: PeerLink, piece: number, data: Buffer): void {
     this.received[link.path ?? "direct"] += data.length;
-    if (msg.offset !== 0 || data.length !== this.pieceLength(piece)) {
-      this.#banned.add(link.addr);
-      link.close("sent a piece of the wrong length");
-      return;
-    }
     if (!this.#owner.checks(piece, data)) {
       this.#picker.failed(piece, link.addr);
       this.#banned.add(link.addr);
@@ -227,8 +226,6 @@ export class Swarm implements LinkOwner {
       for (const other of this.#picker.received(piece, link.addr)) this.#links.get(other)?.cancel(piece);
       this.#owner.onVerified(piece, data);
     }
-    // more requests for this link, unless the disk is behind
-    if (!this.#owner.diskFull()) link.fill();
   }
 
   onClosed(link: PeerLink, reason: string): void {
@@ -237,6 +234,8 @@ export class Swarm implements LinkOwner {
       this.#banned.add(link.addr);
       this.#owner.onImpostor(link.addr);
     }
+    // nor one that answered a request with another length
+    if (reason === WRONG_LENGTH) this.#banned.add(link.addr);
     // its availability goes and its pieces return to the pool
     this.#picker.removePeer(link.addr);
     if (this.#links.get(link.addr) === link) this.#links.delete(link.addr);

@@ -24,6 +24,8 @@ export interface LimitSettings {
 /** A group's or download's node with the links below it counted, so that one nobody uses and nobody set goes. */
 interface Held {
   readonly node: LimitNode;
+  /** a download's node (not a group's): the downloads with links share the limits above them */
+  readonly download: boolean;
   links: number;
   /** closes the node and forgets it if no link and no setting needs it */
   readonly prune: () => void;
@@ -46,6 +48,15 @@ interface LinkPlace {
 const keyOf = (f: FileRef) => `${f.groupId}\0${f.name}`;
 
 /**
+ * A download under a download limit keeps requested at most this long of its share of
+ * the limit. A download limit can only read slowly, and bytes requested come at the
+ * sharers' line speed into the kernel's receive buffers, so what is requested beyond the
+ * round trip is what crosses the line above the limit at once: with whole pieces asked
+ * of three fresh links, the first second carried 1.9 to 2.4 times the limit.
+ */
+export const WINDOW_SECONDS = 0.15;
+
+/**
  * The client's speed limits: one tree per direction (client → group → download →
  * link; uploads have no per-download level), every peer link's ThrottledStream a leaf of
  * each. A download's link hangs under its download (down) and its group (up); a served
@@ -63,11 +74,52 @@ export class SpeedLimits {
   readonly #downloadRates = new Map<string, { file: FileRef; rate: Rate }>();
   readonly #paused = new Set<string>();
   readonly #links = new WeakMap<object, LinkPlace>();
+  readonly #onChange: (() => void) | undefined;
+  #telling = false;
 
-  constructor(clock: Clock, rates: { up?: Rate; down?: Rate } = {}) {
+  /** onChange: a download's request window may have changed (a rate, a pause, the downloads sharing a limit). */
+  constructor(clock: Clock, rates: { up?: Rate; down?: Rate } = {}, onChange?: () => void) {
     this.up = new LimitTree(clock, rates.up);
     this.down = new LimitTree(clock, rates.down);
     this.#unplaced = { up: this.up.root.child(), down: this.down.root.child() };
+    this.#onChange = onChange;
+  }
+
+  /**
+   * The bytes a download of `file` may keep requested (WINDOW_SECONDS of the rate it
+   * gets under the tightest download limit above it, a limit shared evenly among the
+   * downloads with links under it); 0 while it is paused, undefined with no limit.
+   */
+  window(file: FileRef): number | undefined {
+    const key = keyOf(file);
+    let rate: number | undefined;
+    const under = (limit: Rate, downloads: number) => {
+      if (limit === undefined) return;
+      const share = limit / Math.max(1, downloads);
+      rate = rate === undefined ? share : Math.min(rate, share);
+    };
+    under(this.#downloadRate(key), 1);
+    const group = this.#groups.down.get(file.groupId);
+    let inGroup = 0;
+    let all = 0;
+    for (const d of this.#downloads.values()) {
+      if (d.links === 0) continue;
+      all++;
+      if (d.node.parent === group?.node) inGroup++;
+    }
+    under(this.#groupRates.down.get(file.groupId), inGroup);
+    under(this.down.root.rate, all);
+    return rate === undefined ? undefined : rate * WINDOW_SECONDS;
+  }
+
+  /** Tells onChange once, after the code under way. */
+  #changed(): void {
+    if (this.#telling || !this.#onChange) return;
+    this.#telling = true;
+    queueMicrotask(() => {
+      this.#telling = false;
+      this.#onChange?.();
+    });
   }
 
   /**
@@ -125,6 +177,7 @@ export class SpeedLimits {
    * BAD_REQUEST for an upload limit on a download.
    */
   set(direction: Direction, rate: Rate, groupId?: string, name?: string): void {
+    if (direction === "down") this.#changed();
     if (groupId === undefined) {
       (direction === "up" ? this.up : this.down).root.setRate(rate);
       return;
@@ -205,6 +258,7 @@ export class SpeedLimits {
   }
 
   #applyDownload(key: string): void {
+    this.#changed();
     const held = this.#downloads.get(key);
     if (!held) return;
     held.node.setRate(this.#downloadRate(key));
@@ -218,6 +272,7 @@ export class SpeedLimits {
     const root = (direction === "up" ? this.up : this.down).root;
     const held: Held = {
       node: root.child(this.#groupRates[direction].get(groupId)),
+      download: false,
       links: 0,
       prune: () => {
         if (held.links > 0 || this.#groupRates[direction].has(groupId)) return;
@@ -239,6 +294,7 @@ export class SpeedLimits {
     if (!download) {
       const made: Held = {
         node: group.node.child(this.#downloadRate(key)),
+        download: true,
         links: 0,
         prune: () => {
           if (made.links > 0 || this.#downloadRate(key) !== undefined) return;
@@ -252,6 +308,7 @@ export class SpeedLimits {
     }
     const held: [Held, Held, Held] = [up, group, download];
     for (const h of held) h.links++;
+    if (download.links === 1) this.#changed(); // one more download shares the limits above it
     return held;
   }
 
@@ -260,6 +317,7 @@ export class SpeedLimits {
     const held = place.held;
     place.held = [];
     for (const h of held) h.links--;
+    if (held.some((h) => h.download && h.links === 0)) this.#changed(); // one fewer shares them
     for (const h of held) h.prune();
   }
 }
