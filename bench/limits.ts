@@ -14,7 +14,7 @@ import { connect as tlsConnect, TLSSocket } from "node:tls";
 import { systemClock } from "../src/client/peers/clock.js";
 import { LimitTree } from "../src/client/limits/buckets.js";
 import { formatRate, type Rate } from "../src/client/limits/rate.js";
-import { ThrottledStream } from "../src/client/limits/throttle.js";
+import { type LinkRole, ThrottledStream } from "../src/client/limits/throttle.js";
 import { newPeerIdentity } from "../src/client/peerIdentity.js";
 import { TLS_VERSION } from "../src/shared/tlsPolicy.js";
 import { measure } from "./parts/crypto.js";
@@ -63,19 +63,19 @@ async function link(wrap?: { up: LimitTree; down: LimitTree } | "bare"): Promise
   const accepted = once(server, "connection") as Promise<[Socket]>;
   const senderTcp = tcpConnect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port });
   const [receiverTcp] = await accepted;
-  const under = (tcp: Socket): Duplex =>
+  const under = (tcp: Socket, role: LinkRole): Duplex =>
     wrap === undefined
       ? tcp
       : wrap === "bare"
         ? bare(tcp)
-        : new ThrottledStream(tcp, { up: wrap.up.root.child(), down: wrap.down.root.child() });
-  const receiver = new TLSSocket(under(receiverTcp), {
+        : new ThrottledStream(tcp, { up: wrap.up.root.child(), down: wrap.down.root.child() }, role);
+  const receiver = new TLSSocket(under(receiverTcp, "download"), {
     isServer: true,
     key: identity.key,
     cert: identity.cert,
     ...TLS_VERSION,
   });
-  const sender = tlsConnect({ socket: under(senderTcp), rejectUnauthorized: false, ...TLS_VERSION });
+  const sender = tlsConnect({ socket: under(senderTcp, "serve"), rejectUnauthorized: false, ...TLS_VERSION });
   await Promise.all([once(sender, "secureConnect"), once(receiver, "secure")]);
   return {
     sender,

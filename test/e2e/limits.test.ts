@@ -1,7 +1,7 @@
 /**
  * Speed limits on real clients: a download under --max-down (from a sharer under
- * --max-up) arrives intact, and set_limit's changes are what show_limits and the JSON
- * API report. Behaviour only: how close the rate comes to the limit is the bench's.
+ * --max-up) arrives intact, set_limit's changes are what show_limits and the JSON
+ * API report, and a limit of 0 holds back one direction only. Behaviour only: how close the rate comes to the limit is the bench's.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -131,5 +131,17 @@ describe("speed limits", () => {
     await assertSameFile(target, f);
     // a complete download's own limit is forgotten
     assert.deepEqual((await api("GET")).body.downloads, []);
+  });
+
+  it("a limit of 0 holds back one way only: bob downloads with his uploads paused, from alice with her downloads paused", async () => {
+    await ok(bob.proc, "set_limit up 0", /^upload limit \(client-wide\): paused$/);
+    await ok(alice, "set_limit down 0", /^download limit \(client-wide\): paused$/);
+    const f = await randomFile(join(c.dir, "oneway.bin"), 2 * 512 * 1024 + 5);
+    await ok(alice, `upload_file ${f.path} movies`, /^uploaded oneway\.bin to movies: /);
+    // bob's requests (and his side of each handshake) are uploads, alice's reading them downloads
+    const target = await download(bob.proc, "movies", "oneway.bin", join(c.dir, "bob-oneway"));
+    await assertSameFile(target, f);
+    await ok(bob.proc, "set_limit up unlimited", /^upload limit \(client-wide\): unlimited$/);
+    await ok(alice, "set_limit down unlimited", /^download limit \(client-wide\): unlimited$/);
   });
 });

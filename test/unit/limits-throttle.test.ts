@@ -23,7 +23,10 @@ async function readAll(s: TLSSocket): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-/** Both ends of one TLS connection on 127.0.0.1, each over its own ThrottledStream with its own trees. */
+/**
+ * Both ends of one TLS connection on 127.0.0.1, each over its own ThrottledStream with
+ * its own trees: the client is a download's link, the server serves it.
+ */
 async function throttledPair(trees = newTrees()) {
   const server$ = createServer();
   servers.push(server$);
@@ -50,19 +53,20 @@ async function tlsOver(clientTransport: Duplex, serverTransport: Duplex, trees =
   const id = newPeerIdentity();
   const client = { up: trees.clientUp.root.child(), down: trees.clientDown.root.child() };
   const server = { up: trees.serverUp.root.child(), down: trees.serverDown.root.child() };
-  const serverTls = new TLSSocket(new ThrottledStream(serverTransport, server), {
+  const served = new ThrottledStream(serverTransport, server, "serve");
+  const serverTls = new TLSSocket(served, {
     isServer: true,
     key: id.key,
     cert: id.cert,
     ...TLS_VERSION,
   });
   const clientTls = tlsConnect({
-    socket: new ThrottledStream(clientTransport, client),
+    socket: new ThrottledStream(clientTransport, client, "download"),
     rejectUnauthorized: false, // the key is not what this test is about
     ...TLS_VERSION,
   });
   await Promise.all([once(clientTls, "secureConnect"), once(serverTls, "secure")]);
-  return { trees, client, server, clientTls, serverTls };
+  return { trees, client, server, served, clientTls, serverTls };
 }
 
 /**
@@ -93,7 +97,8 @@ after(() => {
 describe("ThrottledStream: TLS over a rate-limited socket on loopback", () => {
   it("delivers every byte intact both ways under limits, and counts exactly what crossed the socket", async () => {
     const p = await throttledPair();
-    // limits on the link and above it, low enough that both sides wait on them
+    // limits on the link and above it, low enough that the download's reads and the
+    // served side's writes wait on them; the other way is counted as it goes
     p.trees.clientUp.root.setRate(4_000_000);
     p.client.up.setRate(3_000_000);
     p.trees.serverDown.root.setRate(2_000_000);
@@ -137,50 +142,79 @@ describe("ThrottledStream: TLS over a rate-limited socket on loopback", () => {
 
   it("reads nothing while the download is paused, holds the sender back, and delivers all once resumed", async () => {
     const p = await throttledPair();
-    p.server.down.setRate(0);
+    p.client.down.setRate(0);
     let received = 0;
     const parts: Buffer[] = [];
-    p.serverTls.on("data", (c: Buffer) => {
+    p.clientTls.on("data", (c: Buffer) => {
       received += c.length;
       parts.push(c);
     });
     // write until the sender's TCP socket holds bytes the kernel would not take: the
     // receiver's window is shut, so the pause has reached the sender
     const sent: Buffer[] = [];
-    const pushedBack = until(() => p.clientTcp.writableLength > 0);
+    const pushedBack = until(() => p.serverTcp.writableLength > 0);
     for (let i = 0; i < 1024 && !(await pushedBack.done()); i++) {
       const b = randomBytes(64 * 1024);
       sent.push(b);
-      if (!p.clientTls.write(b)) await Promise.race([once(p.clientTls, "drain"), pushedBack.promise]);
+      if (!p.serverTls.write(b)) await Promise.race([once(p.serverTls, "drain"), pushedBack.promise]);
     }
     await pushedBack.promise;
     const sentBytes = sent.reduce((s, b) => s + b.length, 0);
     // one socket read may have been under way when the rate changed; nothing after it
     assert.ok(received <= 64 * 1024, `received ${received} of ${sentBytes} while paused`);
-    const readBefore = p.serverTcp.bytesRead;
+    const readBefore = p.clientTcp.bytesRead;
     await new Promise((r) => setImmediate(r));
-    assert.equal(p.serverTcp.bytesRead, readBefore, "the paused socket is not read");
-    p.server.down.setRate(undefined);
-    p.clientTls.end();
-    await once(p.serverTls, "end");
+    assert.equal(p.clientTcp.bytesRead, readBefore, "the paused socket is not read");
+    p.client.down.setRate(undefined);
+    p.serverTls.end();
+    await once(p.clientTls, "end");
     assert.equal(sha(Buffer.concat(parts)), sha(Buffer.concat(sent)), "everything came, in order");
   });
 
   it("limits a relay leg (a stream that is not a socket) the same way, every byte intact", async () => {
     const [a, b] = duplexPair();
     const p = await tlsOver(a, b);
-    p.trees.clientUp.root.setRate(2_000_000);
-    p.trees.serverDown.root.setRate(1_000_000);
-    const up = randomBytes(700_001);
-    const got = readAll(p.serverTls);
-    p.clientTls.end(up);
-    assert.equal(sha(await got), sha(up));
-    assert.ok(p.trees.clientUp.root.bytes > up.length, "TLS counted");
+    p.trees.serverUp.root.setRate(2_000_000);
+    p.trees.clientDown.root.setRate(1_000_000);
+    const sent = randomBytes(700_001);
+    const got = readAll(p.clientTls);
+    p.serverTls.end(sent);
+    assert.equal(sha(await got), sha(sent));
+    assert.ok(p.trees.serverUp.root.bytes > sent.length, "TLS counted");
     assert.equal(
-      p.trees.serverDown.root.bytes,
-      p.trees.clientUp.root.bytes,
+      p.trees.clientDown.root.bytes,
+      p.trees.serverUp.root.bytes,
       "what one end sent, the other read",
     );
+  });
+
+  it("holds back only the way pieces flow: requests go at 0 the other way, until an accepted link turns download", async () => {
+    const p = await throttledPair();
+    // the download's uploads and the server's downloads paused: what each sends its peer
+    // (the requests, here a few KB) still goes, and is counted
+    p.trees.clientUp.root.setRate(0);
+    p.trees.serverDown.root.setRate(0);
+    const request = randomBytes(5_000);
+    const got = new Promise<number>((resolve) => {
+      let n = 0;
+      p.serverTls.on("data", (c: Buffer) => {
+        n += c.length;
+        if (n >= request.length) resolve(n);
+      });
+    });
+    p.clientTls.write(request);
+    assert.equal(await got, request.length);
+    assert.equal(p.trees.clientUp.root.bytes, p.clientTcp.bytesWritten, "counted all the same");
+    // the server's end turns out to be a download's (a reversal): at 0 its socket is no longer read
+    p.served.role = "download";
+    assert.ok(p.serverTcp.isPaused(), "a paused download's socket is not read");
+    const more = new Promise<void>((resolve) => p.serverTls.once("data", () => resolve()));
+    p.clientTls.write(randomBytes(5_000));
+    p.trees.serverDown.root.setRate(undefined);
+    await more;
+    p.clientTls.end();
+    p.serverTls.end();
+    await Promise.all([closed(p.clientTcp), closed(p.serverTcp)]);
   });
 
   it("ends the connection when its link node is closed (its download removed)", async () => {

@@ -45,22 +45,42 @@ describe("SpeedLimits: where each link hangs", () => {
 
   it("a served link is unplaced until its group is known, then under the group's limit", async () => {
     const limits = new SpeedLimits(new FakeClock());
-    limits.set("down", 0, "g");
+    limits.set("up", 0, "g");
     const served = linkOf(limits);
+    let sent = 0;
+    served.far.on("data", (c: Buffer) => {
+      sent += c.length;
+    });
     const tls = {}; // what the peer server is handed: the TLS over the link
     limits.bind(tls, served.link);
-    served.far.write(KB);
+    served.link.write(KB);
     await settle();
-    assert.equal(served.received(), 1000, "not yet in g: g's pause does not hold it");
+    assert.equal(sent, 1000, "not yet in g: g's pause does not hold it");
     limits.placeServed(tls, "g");
-    served.far.write(KB);
-    served.far.write(KB);
+    served.link.write(KB);
+    served.link.write(KB);
     await settle();
-    // reads are charged after: the read under way when it moved goes through, the next waits
-    assert.equal(served.received(), 2000, "in g now: paused");
-    limits.set("down", undefined, "g");
+    assert.equal(sent, 1000, "in g now: paused");
+    limits.set("up", undefined, "g");
     await settle();
-    assert.equal(served.received(), 3000);
+    assert.equal(sent, 3000);
+  });
+
+  it("holds back a served link's pieces, not the requests it reads, nor a download's requests", async () => {
+    const limits = new SpeedLimits(new FakeClock(), { up: 0, down: 0 });
+    const served = linkOf(limits);
+    const fetching = linkOf(limits, { groupId: "g", name: "a" });
+    let requested = 0;
+    fetching.far.on("data", (c: Buffer) => {
+      requested += c.length;
+    });
+    served.far.write(KB);
+    fetching.link.write(KB);
+    await settle();
+    assert.equal(served.received(), 1000, "the peer's requests are read");
+    assert.equal(requested, 1000, "the download's requests go out");
+    assert.equal(limits.down.root.bytes, 1000, "and each is counted");
+    assert.equal(limits.up.root.bytes, 1000);
   });
 
   it("an accepted link that a download was waiting for goes under that download", async () => {
@@ -81,7 +101,7 @@ describe("SpeedLimits: where each link hangs", () => {
   it("a client-wide limit changed at run time holds every link to it (fake clock)", async () => {
     const clock = new FakeClock();
     const limits = new SpeedLimits(clock, { down: 0 });
-    const links = [linkOf(limits, { groupId: "g", name: "a" }), linkOf(limits)];
+    const links = [linkOf(limits, { groupId: "g", name: "a" }), linkOf(limits, { groupId: "h", name: "b" })];
     for (const l of links) for (let i = 0; i < 50; i++) l.far.write(KB);
     await settle();
     assert.equal(limits.down.root.bytes, 0);

@@ -39,6 +39,7 @@ export const MAX_SETTINGS = 256;
 
 /** Where one link's leaves hang, for moving and for the counts. */
 interface LinkPlace {
+  readonly stream: ThrottledStream;
   up: LimitNode;
   down: LimitNode;
   /** the held nodes its leaves hang under (released when it closes) */
@@ -127,12 +128,12 @@ export class SpeedLimits {
    * unplaced (a served or accepted connection) until place() or placeDownload().
    */
   link(transport: Duplex, file?: FileRef): ThrottledStream {
-    let place: LinkPlace = { up: this.#unplaced.up.child(), down: this.#unplaced.down.child(), held: [] };
-    if (file) {
-      const held = this.#hold(file);
-      place = { up: held[0].node.child(), down: held[2].node.child(), held };
-    }
-    const stream = new ThrottledStream(transport, { up: place.up, down: place.down });
+    const held = file ? this.#hold(file) : undefined;
+    const up = held ? held[0].node.child() : this.#unplaced.up.child();
+    const down = held ? held[2].node.child() : this.#unplaced.down.child();
+    // what is accepted is served, until a download claims it (placeDownload)
+    const stream = new ThrottledStream(transport, { up, down }, file ? "download" : "serve");
+    const place: LinkPlace = { stream, up, down, held: held ?? [] };
     this.#links.set(stream, place);
     stream.once("close", () => this.#release(place));
     return stream;
@@ -170,6 +171,7 @@ export class SpeedLimits {
     place.down.moveTo(held[2].node);
     this.#release(place);
     place.held = held;
+    place.stream.role = "download";
   }
 
   /**

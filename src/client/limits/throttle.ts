@@ -1,6 +1,14 @@
 import { Duplex } from "node:stream";
 import type { LimitNode, Waiting } from "./buckets.js";
 
+/**
+ * Which way a link's pieces flow. Its other direction carries the requests (a few dozen
+ * bytes a block): counted, but never held back, or a limit in one direction, even 0,
+ * would stall the other (a download's requests under `set_limit up 0`, the peers'
+ * requests to us under `set_limit down 0`).
+ */
+export type LinkRole = "download" | "serve";
+
 /** A link's two leaves: its node in the upload tree and in the download tree. */
 export interface LinkLimits {
   /** charged for each byte written to the transport */
@@ -22,6 +30,9 @@ export interface LinkLimits {
  * then holds the sender back. The transport is also paused while whoever reads from this
  * stream is behind.
  *
+ * Only the direction its role's pieces flow in waits (reads for a download, writes for
+ * a served link); the other is charged as it goes.
+ *
  * The stream owns the two nodes: destroying it closes them, and closing either (its
  * download removed, say) destroys it.
  */
@@ -38,9 +49,11 @@ export class ThrottledStream extends Duplex {
   #cleared = false;
   #downWait: Waiting | undefined;
   #upWait: Waiting | undefined;
+  #role: LinkRole;
 
-  constructor(inner: Duplex, limits: LinkLimits) {
+  constructor(inner: Duplex, limits: LinkLimits, role: LinkRole) {
     super();
+    this.#role = role;
     // TLS copies allowHalfOpen from the stream it runs over when it is made, and ends its
     // writing at the peer's end unless it is true: it must see false, as over a socket.
     // Our own writing must never end by itself (TLS would lose what it still had to
@@ -64,6 +77,16 @@ export class ThrottledStream extends Duplex {
     });
   }
 
+  /** An accepted link (served until then) turns out to be a download's: its reads wait from now on. */
+  set role(role: LinkRole) {
+    this.#role = role;
+    this.#flow();
+  }
+
+  get role(): LinkRole {
+    return this.#role;
+  }
+
   override _read(): void {
     this.#wanted = true;
     this.#flow();
@@ -80,7 +103,7 @@ export class ThrottledStream extends Duplex {
   #flow(): void {
     if (this.destroyed) return;
     let go = this.#wanted && this.#downWait === undefined;
-    if (go && !this.#cleared && !this.#down.ready()) {
+    if (go && this.#role === "download" && !this.#cleared && !this.#down.ready()) {
       go = false;
       this.#downWait = this.#down.wait(0, (_bytes, closed) => {
         this.#downWait = undefined;
@@ -103,8 +126,13 @@ export class ThrottledStream extends Duplex {
     this.#send(chunk, 0, done);
   }
 
-  /** Sends chunk[offset..] in grants, then calls done. */
+  /** Sends chunk[offset..] in grants (or at once, charged, for a download's requests), then calls done. */
   #send(chunk: Buffer, offset: number, done: (err?: Error | null) => void): void {
+    if (this.#role === "download") {
+      this.#up.debit(chunk.length - offset);
+      this.#put(chunk, offset, chunk.length - offset, done);
+      return;
+    }
     let at = offset;
     while (at < chunk.length) {
       const left = chunk.length - at;
