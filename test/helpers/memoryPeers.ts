@@ -1,5 +1,5 @@
 import { Duplex } from "node:stream";
-import { type DialTarget, type Dialer, NO_PATH } from "../../src/client/peers/dialer.js";
+import { type DialTarget, type Dialer, NoPathError } from "../../src/client/peers/dialer.js";
 import { Bitfield } from "../../src/shared/bitfield.js";
 import { PIECE_SIZE } from "../../src/shared/constants.js";
 import { type RejectCode, Wire } from "../../src/wire/index.js";
@@ -148,7 +148,7 @@ export function memoryDialer(
   return async (target: DialTarget) => {
     dialled.push(target.addr);
     if (unreachable.has(target.addr)) {
-      throw new Error(`${NO_PATH} ${target.userId}: direct: timed out; relayed: BUSY the relay is full`);
+      throw new NoPathError(target.userId, "direct: timed out; relayed: BUSY the relay is full");
     }
     const s = sharers.get(target.addr);
     if (!s) throw Object.assign(new Error(`connect ECONNREFUSED ${target.addr}`), { code: "ECONNREFUSED" });

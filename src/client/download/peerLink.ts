@@ -1,9 +1,10 @@
 import type { Duplex } from "node:stream";
 import { PIECE_SIZE } from "../../shared/constants.js";
 import { printable } from "../../shared/ids.js";
-import { type PieceMessage, rejectCodeName, Wire } from "../../wire/index.js";
+import { type PieceMessage, type RejectCode, rejectCodeName, Wire } from "../../wire/index.js";
 import type { Clock, Timer } from "../peers/clock.js";
-import type { DialTarget, Dialer, PathKind, Reached } from "../peers/dialer.js";
+import { type DialTarget, type Dialer, NoPathError, type PathKind, type Reached } from "../peers/dialer.js";
+import { IMPOSTOR } from "../peers/dialPeer.js";
 import type { RequestBudget } from "./gate.js";
 
 /** Pieces requested from one peer at once: enough to keep a serving peer busy between round trips. */
@@ -26,8 +27,40 @@ const KEEPALIVE_MS = 30_000;
  */
 const RENEW_GAP_MS = 2_500;
 
-/** Why a link closes when its peer answered a request with another length: the swarm bans it. */
-export const WRONG_LENGTH = "sent a block of the wrong length";
+/** Why a link ended, as its swarm acts on it. */
+export type LinkEnd =
+  /** the peer refused us; `reason` is its text, escaped */
+  | { readonly kind: "refused"; readonly code: RejectCode; readonly reason: string }
+  /** whoever answered at the sharer's address did not prove the sharer's key */
+  | { readonly kind: "impostor" }
+  /** no way of reaching the sharer worked; `why` says what each met */
+  | { readonly kind: "unreachable"; readonly why: string }
+  /** the peer answered a request with another length */
+  | { readonly kind: "wrong-length" }
+  /** anything else: a timeout, the connection's end, our own closing */
+  | { readonly kind: "ended"; readonly why: string };
+
+/** A line for a link's end (logs, a refusal's warning). */
+export function describeEnd(end: LinkEnd): string {
+  switch (end.kind) {
+    case "refused":
+      return `${rejectCodeName(end.code)} ${end.reason}`;
+    case "impostor":
+      return "did not prove the sharer's key";
+    case "unreachable":
+    case "ended":
+      return end.why;
+    case "wrong-length":
+      return "sent a block of the wrong length";
+  }
+}
+
+/** A dial's or stream's error as a link's end. */
+function endOf(err: NodeJS.ErrnoException): LinkEnd {
+  if (err.code === IMPOSTOR) return { kind: "impostor" };
+  if (err instanceof NoPathError) return { kind: "unreachable", why: err.message };
+  return { kind: "ended", why: err.code ?? err.message };
+}
 
 /** A piece asked of this link, put together from its blocks. */
 interface Asked {
@@ -66,8 +99,8 @@ export interface LinkOwner {
   onHave(link: PeerLink, piece: number): void;
   /** All of a piece arrived from this link: check and store it. */
   onPiece(link: PeerLink, piece: number, data: Buffer): void;
-  /** The link ended (with the reason for logs and show_downloads); its requests ended with it. */
-  onClosed(link: PeerLink, reason: string): void;
+  /** The link ended, and its requests with it. */
+  onClosed(link: PeerLink, end: LinkEnd): void;
 }
 
 export interface LinkComponents {
@@ -104,8 +137,6 @@ export class PeerLink {
   #renewedAt: number | undefined;
   /** Piece data received on this link. */
   received = 0;
-  /** Why the peer refused us (its reject, escaped), if it did. */
-  refusal: string | undefined;
   /** How the connection was made, once it is up. */
   path: PathKind | undefined;
 
@@ -115,14 +146,18 @@ export class PeerLink {
     this.#owner = owner;
     this.#clock = components.clock;
     this.#ticket = ticket;
-    const connectTimer = this.#clock.after(CONNECT_TIMEOUT_MS, () => this.close("connect timed out"));
-    const handshakeTimer = this.#clock.after(HANDSHAKE_TIMEOUT_MS, () => this.close("no handshake answer"));
+    const ended = (why: string) => () => this.close({ kind: "ended", why });
+    const connectTimer = this.#clock.after(CONNECT_TIMEOUT_MS, ended("connect timed out"));
+    const handshakeTimer = this.#clock.after(HANDSHAKE_TIMEOUT_MS, ended("no handshake answer"));
     this.#timers.push(connectTimer, handshakeTimer);
     const wire = this.#wire;
-    wire.on("error", (err) => this.close(`protocol error: ${(err as Error).message}`));
+    wire.on("error", (err) =>
+      this.close({ kind: "ended", why: `protocol error: ${(err as Error).message}` }),
+    );
     wire.once("handshake", (m) => {
       handshakeTimer.cancel();
-      if (!m.fileId.equals(owner.fileId)) return this.close("answered for another file");
+      if (!m.fileId.equals(owner.fileId))
+        return this.close({ kind: "ended", why: "answered for another file" });
       wire.setFile({ size: owner.size });
     });
     wire.once("bitfield", (m) => {
@@ -138,8 +173,7 @@ export class PeerLink {
     wire.on("piece", (m) => this.#onBlock(m));
     wire.on("reject", (m) => {
       // the reason is the peer's text: escaped, never raw on a terminal
-      this.refusal = `${rejectCodeName(m.code)} ${printable(m.reason)}`;
-      this.close(`peer refused: ${this.refusal}`);
+      this.close({ kind: "refused", code: m.code, reason: printable(m.reason) });
     });
     this.#timers.push(this.#clock.every(KEEPALIVE_MS, () => wire.keepAlive()));
     // queued in the wire until the stream is there
@@ -153,15 +187,15 @@ export class PeerLink {
         }
         this.#attach(stream);
       },
-      (err: NodeJS.ErrnoException) => this.close(err.code ?? err.message),
+      (err: NodeJS.ErrnoException) => this.close(endOf(err)),
     );
   }
 
   #attach(stream: Reached): void {
     this.#stream = stream;
     this.path = stream.path ?? "direct";
-    stream.on("error", (err: NodeJS.ErrnoException) => this.close(err.code ?? err.message));
-    stream.on("close", () => this.close("connection closed"));
+    stream.on("error", (err: NodeJS.ErrnoException) => this.close(endOf(err)));
+    stream.on("close", () => this.close({ kind: "ended", why: "connection closed" }));
     stream.pipe(this.#wire).pipe(stream);
   }
 
@@ -204,7 +238,10 @@ export class PeerLink {
       asked.next += length;
       const at = asked.piece * PIECE_SIZE + offset;
       const timer = this.#clock.after(REQUEST_TIMEOUT_MS, () =>
-        this.close(`piece ${asked.piece} not delivered within ${REQUEST_TIMEOUT_MS / 1000} s`),
+        this.close({
+          kind: "ended",
+          why: `piece ${asked.piece} not delivered within ${REQUEST_TIMEOUT_MS / 1000} s`,
+        }),
       );
       this.#blocks.set(at, { asked, offset, length, timer });
       this.#wire.request(asked.piece, offset, length);
@@ -230,7 +267,7 @@ export class PeerLink {
     const block = this.#blocks.get(at);
     if (block === undefined) return; // cancelled or timed out: a late duplicate, ignore
     if (m.data.length !== block.length) {
-      this.close(WRONG_LENGTH);
+      this.close({ kind: "wrong-length" });
       return;
     }
     block.timer.cancel();
@@ -261,16 +298,16 @@ export class PeerLink {
     }
   }
 
-  close(reason: string): void {
+  close(end: LinkEnd): void {
     if (this.#closed) return;
     this.#closed = true;
     for (const b of this.#blocks.values()) b.timer.cancel();
     this.#blocks.clear();
     this.#asked.clear();
     for (const t of this.#timers) t.cancel();
-    this.#dialing.abort(new Error(reason));
+    this.#dialing.abort(new Error(describeEnd(end)));
     this.#wire.destroy();
     this.#stream?.destroy();
-    this.#owner.onClosed(this, reason);
+    this.#owner.onClosed(this, end);
   }
 }

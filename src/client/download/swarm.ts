@@ -1,11 +1,11 @@
 import { Bitfield } from "../../shared/bitfield.js";
 import { parseHostPort } from "../../shared/trackerInfo.js";
 import type { Clock } from "../peers/clock.js";
-import { byPath, type Dialer, NO_PATH, type PathKind } from "../peers/dialer.js";
-import { IMPOSTOR } from "../peers/dialPeer.js";
+import { RejectCode } from "../../wire/index.js";
+import { byPath, type Dialer, type PathKind } from "../peers/dialer.js";
 import type { Grant } from "./fileTracker.js";
 import { type RequestBudget, requestBudget, StartGate } from "./gate.js";
-import { type LinkOwner, PeerLink, WRONG_LENGTH } from "./peerLink.js";
+import { describeEnd, type LinkEnd, type LinkOwner, PeerLink } from "./peerLink.js";
 import { PiecePicker } from "./picker.js";
 import { Backoff } from "./retry.js";
 
@@ -87,8 +87,8 @@ export class Swarm implements LinkOwner {
   /** Peers that sent a corrupt piece: never again in this download. */
   readonly #banned = new Set<string>();
   readonly #backoff: Backoff;
-  /** Refusals already reported (peer and reason): a peer that refuses each retry is told once. */
-  readonly #refusals = new Set<string>();
+  /** Refusals and unreachable sharers already reported (peer and reason): a peer that refuses each retry is told once. */
+  readonly #told = new Set<string>();
   readonly #gate: StartGate<PeerLink>;
 
   constructor(components: SwarmComponents, init: SwarmInit) {
@@ -179,9 +179,9 @@ export class Swarm implements LinkOwner {
     for (const l of this.#links.values()) l.fill();
   }
 
-  closeAll(reason: string): void {
+  closeAll(why: string): void {
     this.#gate.dispose();
-    for (const l of [...this.#links.values()]) l.close(reason);
+    for (const l of [...this.#links.values()]) l.close({ kind: "ended", why });
     this.#links.clear();
   }
 
@@ -219,7 +219,7 @@ export class Swarm implements LinkOwner {
       this.#picker.failed(piece, link.addr);
       this.#banned.add(link.addr);
       this.#owner.onCorrupt(link.addr, piece);
-      link.close("sent a corrupt piece");
+      link.close({ kind: "ended", why: "sent a corrupt piece" });
       return;
     }
     if (!this.#picker.have.has(piece)) {
@@ -228,35 +228,46 @@ export class Swarm implements LinkOwner {
     }
   }
 
-  onClosed(link: PeerLink, reason: string): void {
-    // someone at the address who could not prove the sharer's key: never dialled again
-    if (reason === IMPOSTOR && !this.#banned.has(link.addr)) {
-      this.#banned.add(link.addr);
-      this.#owner.onImpostor(link.addr);
-    }
-    // nor one that answered a request with another length
-    if (reason === WRONG_LENGTH) this.#banned.add(link.addr);
+  onClosed(link: PeerLink, end: LinkEnd): void {
     // its availability goes and its pieces return to the pool
     this.#picker.removePeer(link.addr);
     if (this.#links.get(link.addr) === link) this.#links.delete(link.addr);
-    // a refusal is news (a ticket refused, a share stopped), once per peer and reason;
-    // BUSY is routine and retried
-    const refusal = link.refusal;
-    const key = `${link.addr} ${refusal}`;
-    if (refusal && !refusal.startsWith("BUSY") && !this.#refusals.has(key)) {
-      this.#refusals.add(key);
-      this.#owner.onRefused(link.addr, refusal);
-    }
-    // so is a sharer that no path reaches: the download waits on, and the user learns why
-    const unreachable = `${link.addr} ${reason}`;
-    if (reason.startsWith(NO_PATH) && !this.#refusals.has(unreachable)) {
-      this.#refusals.add(unreachable);
-      this.#owner.onUnreachable(link.addr, reason);
+    switch (end.kind) {
+      case "impostor":
+        // someone at the address who could not prove the sharer's key: never dialled again
+        if (!this.#banned.has(link.addr)) {
+          this.#banned.add(link.addr);
+          this.#owner.onImpostor(link.addr);
+        }
+        break;
+      case "wrong-length":
+        this.#banned.add(link.addr); // as for a corrupt piece
+        break;
+      case "refused":
+        // news (a ticket refused, a share stopped), once per peer and reason; BUSY is routine and retried
+        if (end.code !== RejectCode.BUSY)
+          this.#once(link.addr, end, (text) => this.#owner.onRefused(link.addr, text));
+        break;
+      case "unreachable":
+        // so is a sharer that no path reaches: the download waits on, and the user learns why
+        this.#once(link.addr, end, (text) => this.#owner.onUnreachable(link.addr, text));
+        break;
+      case "ended":
+        break;
     }
     if (link.ready) this.#backoff.succeeded(link.addr);
     else this.#backoff.failed(link.addr);
     // its pieces went back to the pool: let the other peers take them now
     for (const l of this.#links.values()) l.fill();
     if (this.peerCount === 0) this.#owner.onIdle();
+  }
+
+  /** Tells `end` of the peer at `addr` once per peer and text. */
+  #once(addr: string, end: LinkEnd, tell: (text: string) => void): void {
+    const text = describeEnd(end);
+    const key = `${addr} ${end.kind} ${text}`;
+    if (this.#told.has(key)) return;
+    this.#told.add(key);
+    tell(text);
   }
 }

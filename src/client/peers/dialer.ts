@@ -27,8 +27,18 @@ export function byPath(): Record<PathKind, number> {
   return { direct: 0, reversed: 0, punched: 0, relayed: 0 };
 }
 
-/** How a dialer's error starts when no path to the sharer worked (the rest says what each met). */
-export const NO_PATH = "no path to";
+/** A dialer's error when no path to the sharer worked: `why` says what each met. */
+export class NoPathError extends Error {
+  readonly userId: string;
+  readonly why: string;
+
+  constructor(userId: string, why: string) {
+    super(`no path to ${userId}: ${why}`);
+    this.name = "NoPathError";
+    this.userId = userId;
+    this.why = why;
+  }
+}
 
 /** A dialer's stream may say how it was made (show_downloads prints it); absent means direct. */
 export type Reached = Duplex & { path?: PathKind };

@@ -1,7 +1,7 @@
 import type { Duplex } from "node:stream";
 import type { PeerIdentity } from "../peerIdentity.js";
 import { type Clock, systemClock, type Timer } from "../peers/clock.js";
-import { type DialTarget, type Dialer, NO_PATH, type PathKind, type Reached } from "../peers/dialer.js";
+import { type DialTarget, type Dialer, NoPathError, type PathKind, type Reached } from "../peers/dialer.js";
 import { dialPeer, IMPOSTOR } from "../peers/dialPeer.js";
 import { RELAYED_FRAGMENT } from "../../shared/tlsPolicy.js";
 import type { SpeedLimits } from "../limits/limits.js";
@@ -181,7 +181,7 @@ export function reachingDialer(o: {
             if (signal.aborted) return finish(err);
             if (failed.size === paths.length) {
               const why = paths.map((q) => `${q.kind}: ${failed.get(q.kind)}`).join("; ");
-              return finish(paths.length === 1 ? err : new Error(`${NO_PATH} ${target.userId}: ${why}`));
+              return finish(paths.length === 1 ? err : new NoPathError(target.userId, why));
             }
             // everything started has failed: the next path need not wait for its head start
             if (failed.size === started.size) {
