@@ -2,7 +2,7 @@
  * npm run bench [-- --only download,hash,memory,tracker,scaling,swarm,crypto,nat,limits] [--quick] [--runs N]
  *                  [--size-mib N] [--no-record] [--cpu-prof DIR]
  *
- * Issue 6's benchmarks on 127.0.0.1, real tracker and client processes throughout:
+ * The benchmarks on 127.0.0.1, real tracker and client processes throughout:
  *   download  a 1 GiB file from 1 and 4 seeders against the bare Node pipeline (the limit) and aria2c
  *   hash      upload_file's hashing of 1 GiB against sha1sum and mktorrent
  *   memory    the downloader's peak memory for 256 MiB, 1 GiB and 4 GiB files

@@ -1,5 +1,5 @@
 /**
- * Soak test (issue 5), run on demand: `npm run soak -- [--minutes N] [--seed S] [--keep]`.
+ * Soak test, run on demand: `npm run soak -- [--minutes N] [--seed S] [--keep]`.
  * Not part of `npm test`.
  *
  * Two trackers over one SQLite store and ten clients in one group. For N minutes

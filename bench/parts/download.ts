@@ -44,7 +44,7 @@ async function bareRun(
 }
 
 /**
- * Issue 6, item 1: a 1 GiB random file from 1 and from 4 seeders, end to end,
+ * A 1 GiB random file from 1 and from 4 seeders, end to end,
  * groupshare against the bare pipeline (the limit) and against aria2c.
  */
 export async function downloadPart(ctx: Context, mibs: number): Promise<Part> {

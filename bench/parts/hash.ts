@@ -6,7 +6,7 @@ import { sha1File } from "../files.js";
 import { mbps, mdTable, median, type Part, secs, verdict } from "../report.js";
 import { ensureTools, timed } from "../tools.js";
 
-/** Issue 6, item 2: upload_file's hashing of 1 GiB against sha1sum and mktorrent. */
+/** upload_file's hashing of 1 GiB against sha1sum and mktorrent. */
 export async function hashPart(ctx: Context, mibs: number): Promise<Part> {
   await ensureTools(["sha1sum", "mktorrent"], (l) => ctx.say(l));
   const file = await ctx.file(mibs);

@@ -41,7 +41,7 @@ const LOWER = 2e6;
 const UP = 2e6;
 /** A 100 ms sample with this much has the transfer going: the span measured starts there. */
 const MOVING_BYTES = 64 * 1024;
-/** The bounds: each 10 s window within 5% of the limit, no 1 s window above 1.25 times it. */
+/** The bounds a limit must hold: each 10 s window within 5% of the limit, no 1 s window above 1.25 times it. */
 const TEN_S_TOLERANCE = 0.05;
 const ONE_S_MAX = 1.25;
 const FILE = "lim.bin";

@@ -1,7 +1,7 @@
 import type { Context } from "../context.js";
 import { mbps, mdTable, mib, type Part, verdict } from "../report.js";
 
-/** Peak memory target for the downloader, whatever the file's size (issue 6). */
+/** Peak memory target for the downloader, whatever the file's size. */
 export const PEAK_TARGET = 150 * 1e6;
 
 export interface MemoryRow {
@@ -37,7 +37,7 @@ export function memoryTable(rows: MemoryRow[]): string {
   );
 }
 
-/** Issue 6, item 3: the downloader's peak memory for 256 MiB, 1 GiB and 4 GiB files. */
+/** The downloader's peak memory for 256 MiB, 1 GiB and 4 GiB files. */
 export async function memoryPart(ctx: Context, sizes: number[], keep: Set<number>): Promise<Part> {
   const rows: MemoryRow[] = [];
   for (const mibs of sizes) rows.push(await measureMemory(ctx, mibs, keep.has(mibs)));

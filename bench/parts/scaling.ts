@@ -6,7 +6,7 @@ import { listFilesScaling } from "./tracker.js";
 export const SCALE_SEEDERS = [1, 2, 4, 8];
 
 /**
- * Issue 6, item 5: one download's time with 1, 2, 4 and 8 seeders; list_files
+ * One download's time with 1, 2, 4 and 8 seeders; list_files
  * with 10,000 files in a group; a 10 GiB file (20,480 pieces) downloads with the
  * memory of a small one.
  */

@@ -8,7 +8,7 @@ import type { Context } from "../context.js";
 import { mdTable, median, type Part, verdict } from "../report.js";
 import { cpuTime, ensurePackage, ensureTools, timed } from "../tools.js";
 
-/** Concurrent connections of the load (issue 6). */
+/** Concurrent connections of the load. */
 const CONNECTIONS = 50;
 /** Pieces of the file whose download is started under load: a 256 MiB file. */
 const PIECES = 512;
@@ -177,7 +177,7 @@ async function loadOne(ctx: Context, t: Tracker, seconds: number): Promise<[stri
   ];
 }
 
-/** Issue 6, item 4: requests per second and p99 latency under 50 connections, SQLite and PostgreSQL. */
+/** Requests per second and p99 latency under 50 connections, SQLite and PostgreSQL. */
 export async function trackerPart(ctx: Context): Promise<Part> {
   await ensureTools(["wrk"], (l) => ctx.say(l));
   const seconds = ctx.opts.quick ? 2 : 5;
@@ -244,7 +244,7 @@ export async function trackerPart(ctx: Context): Promise<Part> {
   };
 }
 
-/** Issue 6, item 5: list_files with `n` files in one group: one request's time. */
+/** list_files with `n` files in one group: one request's time. */
 export async function listFilesScaling(
   ctx: Context,
   n: number,

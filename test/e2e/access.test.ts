@@ -1,5 +1,5 @@
 /**
- * Issue 3, who gets a file: only members, through the tracker; and a sharer's
+ * Who gets a file: only members, through the tracker; and a sharer's
  * peer port gives no piece to a raw connection without a valid ticket for the
  * file's group (garbage, a forged ticket, no ticket, another group's ticket).
  */

@@ -5,7 +5,7 @@ import { Cluster, freePort, type Proc } from "../helpers/procs.js";
 import { fails, ok, say } from "../helpers/say.js";
 import { trackerCall } from "../helpers/tls.js";
 
-// Issue 2: accounts and groups, end to end. Three real clients against one real
+// Accounts and groups, end to end. Three real clients against one real
 // tracker, driven through stdin (not a terminal) the way a script or a new user would.
 
 const NOT_LOGGED_IN = /^error: not logged in.*log in/;

@@ -1,5 +1,5 @@
 /**
- * The failover scenario of issue 4, written once and run by multi-tracker.test.ts
+ * The failover scenario between two trackers, written once and run by multi-tracker.test.ts
  * (two trackers over one SQLite file) and multi-tracker-pg.test.ts (two trackers
  * on PostgreSQL, started from different folders). Not a test file by itself.
  */

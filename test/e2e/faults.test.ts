@@ -1,5 +1,5 @@
 /**
- * Issue 5, faults: each one ends in a byte-identical file, or in a clear error with
+ * Faults: each one ends in a byte-identical file, or in a clear error with
  * no file under the final name. Real tracker and client processes on 127.0.0.1.
  *
  * Loopback moves a whole test file in a fraction of a second, so "mid-download" is

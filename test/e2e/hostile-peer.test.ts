@@ -1,5 +1,5 @@
 /**
- * Issue 5, hostile input on the peer wire: a real client process's peer port, spoken
+ * Hostile input on the peer wire: a real client process's peer port, spoken
  * to with node:net and the wire encoders. Each hostile connection is closed (with a
  * reject where the protocol has one); the process carries on, keeps its memory
  * bounded, and still serves a legitimate download afterwards.

@@ -1,5 +1,5 @@
 /**
- * Issue 4 on PostgreSQL: two trackers started from different folders, each with
+ * Two trackers on PostgreSQL: started from different folders, each with
  * its own copy of tracker_info.txt (as if on different hosts: no SQLite file to
  * share), one store chosen by --db, the other by GROUPSHARE_DB.
  */

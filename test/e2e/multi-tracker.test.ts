@@ -1,5 +1,5 @@
 /**
- * Issue 4 on SQLite: two trackers started from one tracker_info.txt share the
+ * Two trackers on SQLite: started from one tracker_info.txt, they share the
  * groupshare.db beside it with no configuration; clients fail over between them.
  */
 import assert from "node:assert/strict";

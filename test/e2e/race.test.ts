@@ -1,5 +1,5 @@
 /**
- * Issue 4: two trackers racing on the same action give one success and one
+ * Two trackers racing on the same action give one success and one
  * clear error, on both stores. Clients whose tracker_info.txt lists tracker 1
  * first and clients that list tracker 2 first send the same commands at once;
  * then the same request is sent to both trackers at once over HTTP, with one

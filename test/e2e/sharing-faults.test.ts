@@ -1,5 +1,5 @@
 /**
- * Issue 3, file sharing when things go wrong: a peer serving a corrupted copy,
+ * File sharing when things go wrong: a peer serving a corrupted copy,
  * a sharer that logs out and back in, a download that waits for a sharer, and a
  * script's end of input with a download still in flight.
  */

@@ -1,5 +1,5 @@
 /**
- * Helpers for the file-sharing end-to-end tests (issue 3): commands that fail
+ * Helpers for the file-sharing end-to-end tests: commands that fail
  * fast on an `error:` line, groups of real clients, random files written and
  * hashed as streams.
  */

@@ -1,5 +1,5 @@
 /**
- * Issue 3, file sharing, with a real tracker and real clients on 127.0.0.1:
+ * File sharing, with a real tracker and real clients on 127.0.0.1:
  * a file spread over several peers, odd sizes and names, where downloads land,
  * and stop_share.
  */

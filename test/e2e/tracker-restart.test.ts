@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { Cluster, freePort, Proc, ROOT } from "../helpers/procs.js";
 import { fails, ok } from "../helpers/say.js";
 
-// Issue 2: the tracker keeps nothing that matters in memory. Stopped with `quit` or
+// The tracker keeps nothing that matters in memory. Stopped with `quit` or
 // killed with SIGKILL, and started again on the same tracker_info.txt (so the same
 // SQLite file beside it), it has every user, group, membership, pending request and
 // session: logged-in clients carry on without logging in again.

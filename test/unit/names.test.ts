@@ -1,5 +1,5 @@
 /**
- * Issue 5, hostile file names: a name with '/', '..', NUL or control characters is
+ * Hostile file names: a name with '/', '..', NUL or control characters is
  * refused at upload (INVALID_FILE_NAME), and can never make a download write outside
  * its destination, even when a lying tracker hands it out.
  */
