@@ -396,6 +396,7 @@ async function upload(e: EngineParts, l: LoggedIn, filePath: string, groupId: st
   try {
     hashes = await hashFile(path, (done, total) => e.events.emit({ type: "hashing", name, done, total }));
   } catch (err) {
+    if (err instanceof GsError) throw err;
     const x = err as NodeJS.ErrnoException;
     throw new GsError("BAD_REQUEST", `cannot read ${filePath}: ${x.code ?? x.message}`);
   }

@@ -1,6 +1,8 @@
 import { createHash, type Hash } from "node:crypto";
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { PIECE_SIZE, SHA1_LENGTH } from "../../shared/constants.js";
+import { GsError } from "../../shared/errors.js";
 import { readAhead } from "../serving/readAhead.js";
 import { type FileIdentity, identityOf } from "../serving/shares.js";
 import { wholeFileSha1 } from "./wholeSha1.js";
@@ -22,20 +24,26 @@ const READ_SIZE = 4 * PIECE_SIZE;
 /**
  * The SHA1 of every piece and of the whole file, streaming: memory is one read
  * buffer whatever the file's size. The whole-file hash runs on a worker thread,
- * reading the same file alongside (from the page cache), so both cores hash.
+ * reading the same open file alongside (from the page cache), so both cores hash.
+ * Everything is read through the one descriptor opened here, so both hashes and the
+ * identity are of one file even if its path is replaced meanwhile; opening does not
+ * wait on a FIFO put in a file's place (it is refused as not a regular file).
  * `onProgress` is called with the bytes hashed so far after each read.
  */
 export async function hashFile(
   path: string,
   onProgress?: (done: number, total: number) => void,
 ): Promise<FileHashes> {
-  const fh = await open(path, "r");
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const stop = new AbortController();
+  let whole: Promise<string> | undefined;
   try {
     const st = await fh.stat();
+    if (!st.isFile()) throw new GsError("BAD_REQUEST", `${path} is not a regular file`);
     const size = st.size;
     const pieceCount = Math.ceil(size / PIECE_SIZE);
     const pieces = Buffer.allocUnsafe(pieceCount * SHA1_LENGTH);
-    const whole = wholeFileSha1(path, size);
+    whole = wholeFileSha1(fh.fd, size, path, stop.signal);
     whole.catch(() => {}); // awaited below; a failure there must not be an unhandled rejection first
     let piece: Hash | undefined;
     let pieceFill = 0;
@@ -65,6 +73,9 @@ export async function hashFile(
       throw new Error(`${path} changed while it was being hashed`);
     return { size, sha1: await whole, pieces, mtimeMs: st.mtimeMs, identity: identityOf(st) };
   } finally {
+    // the worker reads through fh: it must have stopped before fh closes (and its number is reused)
+    stop.abort();
+    await whole?.catch(() => {});
     await fh.close();
   }
 }

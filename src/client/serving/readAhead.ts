@@ -1,4 +1,7 @@
-import type { FileHandle } from "node:fs/promises";
+/** What readAhead reads from: a FileHandle, or a descriptor shared with another thread. */
+export interface PositionalReader {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
 
 /**
  * The first `length` bytes of a file, in chunks of `chunkSize`, with the next read
@@ -6,7 +9,7 @@ import type { FileHandle } from "node:fs/promises";
  * whatever the file's size: a chunk is valid until the next one is asked for.
  */
 export async function* readAhead(
-  fh: FileHandle,
+  fh: PositionalReader,
   length: number,
   chunkSize: number,
   path: string,
