@@ -111,6 +111,11 @@ export class Wire extends Duplex {
     return super.once(...args);
   }
 
+  /** Bytes of a frame from the peer still arriving (a piece on its way, mostly). */
+  get arriving(): number {
+    return this.decoder.buffered;
+  }
+
   /** The peer's handshake, once received. */
   get peerHandshake(): HandshakeMessage | null {
     return this.remoteHandshake;

@@ -2,7 +2,7 @@ import { Duplex } from "node:stream";
 import { type DialTarget, type Dialer, NoPathError } from "../../src/client/peers/dialer.js";
 import { Bitfield } from "../../src/shared/bitfield.js";
 import { PIECE_SIZE } from "../../src/shared/constants.js";
-import { type RejectCode, Wire } from "../../src/wire/index.js";
+import { encodePieceHeader, type RejectCode, Wire } from "../../src/wire/index.js";
 
 /** Two in-memory stream ends: what one writes the other reads; destroying one ends both. */
 export function duplexPair(): [Duplex, Duplex] {
@@ -58,7 +58,14 @@ export class MemorySharer {
   readonly #fileId: Buffer;
   readonly #opts: SharerOptions;
   readonly #wires: Wire[] = [];
-  readonly #held: { wire: Wire; piece: number; offset: number; length: number }[] = [];
+  readonly #held: {
+    wire: Wire;
+    socket: Duplex;
+    piece: number;
+    offset: number;
+    length: number;
+    sent: number;
+  }[] = [];
 
   constructor(data: Buffer, fileId: Buffer, opts: SharerOptions = {}) {
     this.#data = data;
@@ -96,7 +103,7 @@ export class MemorySharer {
       const range = { piece: m.piece, offset: m.offset, length: m.length };
       this.requests.push(m.piece);
       this.ranges.push(range);
-      if (this.#opts.holdPieces) this.#held.push({ wire, ...range });
+      if (this.#opts.holdPieces) this.#held.push({ wire, socket: mine, ...range, sent: 0 });
       else this.#send(wire, range);
     });
     wire.on("cancel", (m) => {
@@ -118,6 +125,25 @@ export class MemorySharer {
     if (i < 0) throw new Error(`no held request for piece ${piece}`);
     const [h] = this.#held.splice(i, 1);
     this.#send(h!.wire, { ...h!, length: length ?? h!.length });
+  }
+
+  /**
+   * Sends the next `bytes` of the first held request for this piece (its frame, header
+   * first), as a slow link would; the request is answered once all of it is sent.
+   */
+  trickle(piece: number, bytes: number): void {
+    const i = this.#held.findIndex((h) => h.piece === piece);
+    if (i < 0) throw new Error(`no held request for piece ${piece}`);
+    const h = this.#held[i]!;
+    const at = h.piece * PIECE_SIZE + h.offset;
+    const frame = Buffer.concat([
+      encodePieceHeader(h.piece, h.offset, h.length),
+      this.#data.subarray(at, at + h.length),
+    ]);
+    const end = Math.min(frame.length, h.sent + bytes);
+    h.socket.write(frame.subarray(h.sent, end));
+    h.sent = end;
+    if (end === frame.length) this.#held.splice(i, 1);
   }
 
   /** Tells every connection it has a new piece. */

@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { afterEach, describe, it } from "node:test";
 import type { Grant } from "../../src/client/download/fileTracker.js";
 import { START_GATE_MS } from "../../src/client/download/gate.js";
+import { STALL_BYTES } from "../../src/client/download/peerLink.js";
 import { Swarm } from "../../src/client/download/swarm.js";
 import { pieceCountOf, pieceLength } from "../../src/client/serving/shares.js";
 import { Bitfield } from "../../src/shared/bitfield.js";
@@ -306,6 +307,45 @@ describe("swarm: requests under a download limit", () => {
     });
     await settle();
     assert.deepEqual(h.verified, [0]);
+  });
+});
+
+describe("swarm: a slow sharer", () => {
+  it("keeps a link whose piece takes longer than the request timeout while its bytes keep coming", async () => {
+    const h = harness(1, { "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true }) });
+    open.push(h.swarm);
+    h.swarm.connect(h.grant);
+    await settle();
+    const s = h.sharer("10.0.0.2:1");
+    assert.deepEqual(s.requests, [0]);
+    // a 512 KiB piece at about 26 kB/s: 20 s (REQUEST_TIMEOUT_MS) pass three times before it is all here
+    for (let t = 0; t < 20; t++) {
+      s.trickle(0, 26_000);
+      await h.clock.advance(1_000);
+    }
+    assert.equal(h.swarm.peerCount, 1, "still linked after 20 s: its bytes kept coming");
+    while (s.held.length > 0) {
+      s.trickle(0, 26_000);
+      await h.clock.advance(1_000);
+    }
+    await settle();
+    assert.deepEqual(h.verified, [0]);
+  });
+
+  it("drops one that sends less than STALL_BYTES of what was asked in a period", async () => {
+    const h = harness(1, { "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true }) });
+    open.push(h.swarm);
+    h.swarm.connect(h.grant);
+    await settle();
+    const s = h.sharer("10.0.0.2:1");
+    await h.clock.advance(10_000);
+    s.trickle(0, STALL_BYTES * 2);
+    await h.clock.advance(10_000);
+    assert.equal(h.swarm.peerCount, 1, "progress in the first 20 s");
+    await h.clock.advance(10_000);
+    s.trickle(0, 100); // 100 bytes in the next 20 s: stalled
+    await h.clock.advance(10_000);
+    assert.equal(h.swarm.peerCount, 0);
   });
 });
 

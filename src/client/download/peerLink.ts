@@ -16,8 +16,20 @@ export const PIPELINE_DEPTH = 6;
 const CONNECT_TIMEOUT_MS = 15_000;
 /** The peer must answer our handshake within this time. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
-/** A requested piece must arrive within this time, or it goes back to the pool and the peer is dropped. */
+/**
+ * While requests are out, the peer must send at least STALL_BYTES of what was asked
+ * in each period of this length, or the link is dropped and its pieces go back to the
+ * pool. Progress, not a whole piece: a sharer whose upload limit is shared by many
+ * downloaders sends each a 512 KiB piece in far more than 20 s (2 MB/s over 100 of
+ * them is 20 kB/s, 26 s a piece, and the sixth piece of a pipeline waits behind five).
+ */
 export const REQUEST_TIMEOUT_MS = 20_000;
+/**
+ * Small: our own download limit may be what slows a link (1 kB/s shared by eight links
+ * is 2.5 kB each in 20 s); a peer trickling less holds its pieces only until the
+ * end-game asks another peer for them.
+ */
+export const STALL_BYTES = 1024;
 /** Keep-alive towards a peer we are idle on (it closes idle connections after 120 s). */
 const KEEPALIVE_MS = 30_000;
 /**
@@ -74,12 +86,11 @@ interface Asked {
   data: Buffer | undefined;
 }
 
-/** A request on its way: a block of an asked piece, with its timeout. */
+/** A request on its way: a block of an asked piece. */
 interface Block {
   readonly asked: Asked;
   readonly offset: number;
   readonly length: number;
-  readonly timer: Timer;
 }
 
 /** What a link needs from the peer set it belongs to. */
@@ -131,6 +142,8 @@ export class PeerLink {
   #ready = false;
   #closed = false;
   readonly #timers: Timer[] = [];
+  /** set while requests are out: each time it fires, the peer must have made progress (STALL_BYTES) */
+  #stall: Timer | undefined;
   /** The ticket this connection runs on: the handshake's, then each renewal. */
   #ticket: string;
   /** When the last renewal went out (undefined: none yet). */
@@ -237,13 +250,8 @@ export class PeerLink {
       const length = Math.min(block, asked.length - offset);
       asked.next += length;
       const at = asked.piece * PIECE_SIZE + offset;
-      const timer = this.#clock.after(REQUEST_TIMEOUT_MS, () =>
-        this.close({
-          kind: "ended",
-          why: `piece ${asked.piece} not delivered within ${REQUEST_TIMEOUT_MS / 1000} s`,
-        }),
-      );
-      this.#blocks.set(at, { asked, offset, length, timer });
+      this.#blocks.set(at, { asked, offset, length });
+      this.#stall ??= this.#stallTimer();
       this.#wire.request(asked.piece, offset, length);
     }
   }
@@ -270,9 +278,9 @@ export class PeerLink {
       this.close({ kind: "wrong-length" });
       return;
     }
-    block.timer.cancel();
     this.#blocks.delete(at);
     this.received += m.data.length;
+    if (this.#blocks.size === 0) this.#calm();
     const asked = block.asked;
     if (m.data.length === asked.length) asked.data = m.data;
     else {
@@ -287,21 +295,40 @@ export class PeerLink {
     this.fill();
   }
 
+  /** Requested bytes received, with a frame still arriving: what the stall check measures. */
+  #progress(): number {
+    return this.received + this.#wire.arriving;
+  }
+
+  #stallTimer(): Timer {
+    const mark = this.#progress();
+    return this.#clock.after(REQUEST_TIMEOUT_MS, () => {
+      if (this.#progress() - mark >= STALL_BYTES) this.#stall = this.#stallTimer();
+      else this.close({ kind: "ended", why: `no piece data for ${REQUEST_TIMEOUT_MS / 1000} s` });
+    });
+  }
+
+  /** Nothing is asked of the peer any more: no progress is due. */
+  #calm(): void {
+    this.#stall?.cancel();
+    this.#stall = undefined;
+  }
+
   /** End-game: another peer delivered this piece first. */
   cancel(piece: number): void {
     if (!this.#asked.delete(piece)) return;
     for (const [at, b] of this.#blocks) {
       if (b.asked.piece !== piece) continue;
-      b.timer.cancel();
       this.#blocks.delete(at);
       this.#wire.cancel(piece, b.offset, b.length);
     }
+    if (this.#blocks.size === 0) this.#calm();
   }
 
   close(end: LinkEnd): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const b of this.#blocks.values()) b.timer.cancel();
+    this.#stall?.cancel();
     this.#blocks.clear();
     this.#asked.clear();
     for (const t of this.#timers) t.cancel();
