@@ -96,6 +96,8 @@ describe("speed limits", () => {
       { direction: "left", rate: "5MB/s" },
       { direction: "down", rate: "5MB/s", name: "clip.bin" },
       { direction: "down" },
+      { direction: "down", rate: 5_000_000 },
+      { direction: "down", rate: "5MB/s", group: "movies" },
     ]) {
       const a = await api("PUT", body);
       assert.equal(a.status, 400, `${JSON.stringify(body)}: ${a.text}`);

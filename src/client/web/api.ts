@@ -1,4 +1,5 @@
 import { GsError } from "../../shared/errors.js";
+import { type Infer, type Schema, strict, validate } from "../../shared/schema.js";
 import type { Engine } from "../engine/engine.js";
 import { pathCandidates } from "../cli/completion.js";
 import type { RouteTable, WebRequest } from "./routes.js";
@@ -10,28 +11,28 @@ export interface ApiContext {
   peerAddr: string;
 }
 
-/** A body's field as text; BAD_REQUEST names it when it is missing or not a string. */
-function text(body: unknown, field: string, optional = false): string {
-  const v = (body as Record<string, unknown> | undefined)?.[field];
-  if (v === undefined && optional) return "";
-  if (typeof v !== "string") throw new GsError("BAD_REQUEST", `the body needs '${field}' as a string`);
-  return v;
-}
+const word = { type: "string" } as const;
+/** A whole number as the shell's commands take it (the operation checks its range). */
+const count = { type: "integer", minimum: 0, maximum: 2 ** 31 } as const;
 
-/** A body's field as a whole number, as the operation's text argument (the operation checks its range). */
-function whole(body: unknown, field: string): string {
-  const v = (body as Record<string, unknown> | undefined)?.[field];
-  if (typeof v !== "number" || !Number.isSafeInteger(v)) {
-    throw new GsError("BAD_REQUEST", `the body needs '${field}' as a whole number`);
-  }
-  return String(v);
-}
+/** The bodies the API takes, each checked whole before its operation runs: unknown fields are refused. */
+const BODIES = {
+  login: strict({ userId: word, password: word, remember: { type: "boolean" } }, ["userId", "password"]),
+  user: strict({ userId: word, password: word }, ["userId", "password"]),
+  group: strict({ groupId: word }, ["groupId"]),
+  share: strict({ path: word, groupId: word }, ["path", "groupId"]),
+  download: strict({ groupId: word, name: word, destination: word }, ["groupId", "name", "destination"]),
+  move: strict({ position: count }, ["position"]),
+  queue: strict({ maxActive: count }, ["maxActive"]),
+  limit: strict({ direction: word, rate: word, groupId: word, name: word }, ["direction", "rate"]),
+} as const;
 
-function flag(body: unknown, field: string): boolean {
-  const v = (body as Record<string, unknown> | undefined)?.[field];
-  if (v === undefined) return false;
-  if (typeof v !== "boolean") throw new GsError("BAD_REQUEST", `'${field}' is true or false`);
-  return v;
+/** The request's body as `schema` says, or BAD_REQUEST naming what is wrong (a missing body is an empty one). */
+function bodyOf<S extends Schema>(r: WebRequest, schema: S): Infer<S> {
+  const body = r.body ?? {};
+  const wrong = validate(schema, body, "body");
+  if (wrong) throw new GsError("BAD_REQUEST", wrong);
+  return body as Infer<S>;
 }
 
 /**
@@ -53,9 +54,9 @@ export function apiRoutes(c: ApiContext): RouteTable {
       method: "POST",
       path: "/api/v1/session",
       handler: async (r) => {
+        const b = bodyOf(r, BODIES.login);
         // remembered, the shell's remember_login: a restart logs in again by itself
-        const op = flag(r.body, "remember") ? "rememberLogin" : "login";
-        const result = await e.call(op, [text(r.body, "userId"), text(r.body, "password")]);
+        const result = await e.call(b.remember ? "rememberLogin" : "login", [b.userId, b.password]);
         return { ...session(), ...result };
       },
     },
@@ -64,7 +65,10 @@ export function apiRoutes(c: ApiContext): RouteTable {
       method: "POST",
       path: "/api/v1/users",
       status: 201,
-      handler: (r) => e.call("createUser", [text(r.body, "userId"), text(r.body, "password")]),
+      handler: (r) => {
+        const b = bodyOf(r, BODIES.user);
+        return e.call("createUser", [b.userId, b.password]);
+      },
     },
     {
       method: "GET",
@@ -75,7 +79,7 @@ export function apiRoutes(c: ApiContext): RouteTable {
       method: "POST",
       path: "/api/v1/groups",
       status: 201,
-      handler: (r) => e.call("createGroup", [text(r.body, "groupId")]),
+      handler: (r) => e.call("createGroup", [bodyOf(r, BODIES.group).groupId]),
     },
     {
       method: "POST",
@@ -126,7 +130,10 @@ export function apiRoutes(c: ApiContext): RouteTable {
       method: "POST",
       path: "/api/v1/shares",
       status: 201,
-      handler: (r) => e.call("uploadFile", [text(r.body, "path"), text(r.body, "groupId")]),
+      handler: (r) => {
+        const b = bodyOf(r, BODIES.share);
+        return e.call("uploadFile", [b.path, b.groupId]);
+      },
     },
     {
       method: "DELETE",
@@ -138,8 +145,10 @@ export function apiRoutes(c: ApiContext): RouteTable {
       method: "POST",
       path: "/api/v1/downloads",
       status: 201,
-      handler: (r) =>
-        e.call("downloadFile", [text(r.body, "groupId"), text(r.body, "name"), text(r.body, "destination")]),
+      handler: (r) => {
+        const b = bodyOf(r, BODIES.download);
+        return e.call("downloadFile", [b.groupId, b.name, b.destination]);
+      },
     },
     {
       method: "POST",
@@ -164,12 +173,13 @@ export function apiRoutes(c: ApiContext): RouteTable {
     {
       method: "POST",
       path: "/api/v1/downloads/:groupId/:name/move",
-      handler: (r) => e.call("moveDownload", [p(r, "groupId"), p(r, "name"), whole(r.body, "position")]),
+      handler: (r) =>
+        e.call("moveDownload", [p(r, "groupId"), p(r, "name"), String(bodyOf(r, BODIES.move).position)]),
     },
     {
       method: "PUT",
       path: "/api/v1/queue",
-      handler: (r) => e.call("setMaxActive", [whole(r.body, "maxActive")]),
+      handler: (r) => e.call("setMaxActive", [String(bodyOf(r, BODIES.queue).maxActive)]),
     },
     {
       method: "DELETE",
@@ -181,15 +191,11 @@ export function apiRoutes(c: ApiContext): RouteTable {
       method: "PUT",
       path: "/api/v1/limits",
       handler: (r) => {
-        const groupId = text(r.body, "groupId", true);
-        const name = text(r.body, "name", true);
-        if (name !== "" && groupId === "")
+        const { direction, rate, groupId, name } = bodyOf(r, BODIES.limit);
+        if (name !== undefined && groupId === undefined)
           throw new GsError("BAD_REQUEST", "a download's limit needs its 'groupId'");
-        const scope = groupId === "" ? [] : name === "" ? [groupId] : [groupId, name];
-        return e.call("setLimit", [text(r.body, "direction"), text(r.body, "rate"), ...scope] as [
-          string,
-          string,
-        ]);
+        const scope = groupId === undefined ? [] : name === undefined ? [groupId] : [groupId, name];
+        return e.call("setLimit", [direction, rate, ...scope] as [string, string]);
       },
     },
     {
