@@ -1,5 +1,6 @@
 import { chmod, lstat, mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { LimitSettings } from "./limits/limits.js";
 import type { FileIdentity } from "./serving/shares.js";
 
 /** The state folder and its sub-folders: the owner's only (they hold what you share and where). */
@@ -109,6 +110,8 @@ export interface UserState {
   downloads: DownloadState[];
   /** the queue's active places (absent: DEFAULT_MAX_ACTIVE) */
   maxActive?: number;
+  /** the speed limits set (SpeedLimits.settings(); a limit absent is none) */
+  limits?: LimitSettings;
 }
 
 const empty = (): UserState => ({ version: 1, shares: [], downloads: [] });

@@ -146,4 +146,40 @@ describe("speed limits", () => {
     await ok(bob.proc, "set_limit up unlimited", /^upload limit \(client-wide\): unlimited$/);
     await ok(alice, "set_limit down unlimited", /^download limit \(client-wide\): unlimited$/);
   });
+
+  it("keeps the limits with the login's state: in force at the next login, a limit given at start winning", async () => {
+    const args = ["--max-up", "40Mbit/s"];
+    await ok(alice, "set_limit down 3MB/s", /^download limit \(client-wide\): 3\.00 MB\/s$/);
+    await ok(alice, "set_limit up 2MB/s movies", /^upload limit \(group movies\): 2\.00 MB\/s$/);
+    await ok(alice, "set_limit up 1MB/s", /^upload limit \(client-wide\): 1\.00 MB\/s$/);
+    alice.send("quit");
+    assert.equal(await alice.waitExit(), 0);
+    alice = await c.client("alice", { port: alice.port, args });
+    // before login: only what was given at start
+    await ok(alice, "show_limits", /^upload limit: 5\.00 MB\/s$/);
+    await alice.expect(/^download limit: unlimited$/);
+    await ok(alice, "login alice pw-alice", /^logged in as alice/);
+    const shown = async (lines: RegExp[]) => {
+      await ok(alice, "show_limits", lines[0]!);
+      for (const l of lines.slice(1)) await alice.expect(l);
+    };
+    await shown([
+      /^upload limit: 5\.00 MB\/s$/, // --max-up at start wins over the 1MB/s saved
+      /^download limit: 3\.00 MB\/s$/,
+      /^ {2}group movies: upload 2\.00 MB\/s, download unlimited$/,
+    ]);
+    await ok(alice, "logout", /^logged out/);
+    const from = alice.lines.length;
+    await shown([/^upload limit: 5\.00 MB\/s$/, /^download limit: unlimited$/]);
+    // the answer to a later command comes after all of show_limits' lines
+    await ok(alice, "set_limit up 5MB/s", /^upload limit \(client-wide\): 5\.00 MB\/s$/);
+    assert.ok(
+      !alice.lines.slice(from).some((l) => l.includes("group movies")),
+      "a logout forgets the login's limits",
+    );
+    await ok(alice, "login alice pw-alice", /^logged in as alice/);
+    await shown([/^upload limit: 5\.00 MB\/s$/, /^download limit: 3\.00 MB\/s$/, /^ {2}group movies: /]);
+    await ok(alice, "set_limit down unlimited", /^download limit \(client-wide\): unlimited$/);
+    await ok(alice, "set_limit up unlimited movies", /^upload limit \(group movies\): unlimited$/);
+  });
 });

@@ -190,3 +190,53 @@ describe("SpeedLimits: what a download may keep requested", () => {
     assert.ok(told >= 4, "each change was told");
   });
 });
+
+describe("SpeedLimits: a login's saved limits", () => {
+  it("restores what settings() gave, a limit given at start winning; reset goes back to the start's", () => {
+    const limits = new SpeedLimits(new FakeClock(), { up: 5e6 });
+    const saved = {
+      up: 1e6,
+      down: 3e6,
+      groups: [{ groupId: "g", up: 2e6 }],
+      downloads: [{ groupId: "g", name: "a", down: 1e5 }],
+    };
+    limits.restore(saved);
+    assert.deepEqual(limits.settings(), {
+      up: 5e6,
+      down: 3e6,
+      groups: [{ groupId: "g", up: 2e6, down: undefined }],
+      downloads: [{ groupId: "g", name: "a", down: 1e5 }],
+    });
+    limits.restore(JSON.parse(JSON.stringify(limits.settings())));
+    assert.deepEqual(
+      limits.settings().groups,
+      [{ groupId: "g", up: 2e6, down: undefined }],
+      "through JSON too",
+    );
+    limits.reset();
+    assert.deepEqual(limits.settings(), { up: 5e6, down: undefined, groups: [], downloads: [] });
+  });
+
+  it("skips what is not a limit in a hand-edited file", () => {
+    const limits = new SpeedLimits(new FakeClock());
+    limits.restore({
+      up: -1,
+      down: "fast",
+      groups: [
+        { groupId: 7, up: 1 },
+        null,
+        { groupId: "g", down: Number.MAX_VALUE },
+        { groupId: "h", down: 0 },
+      ],
+      downloads: [{ groupId: "g", down: 5 }],
+    });
+    assert.deepEqual(limits.settings(), {
+      up: undefined,
+      down: undefined,
+      groups: [{ groupId: "h", up: undefined, down: 0 }],
+      downloads: [],
+    });
+    limits.restore("not an object");
+    assert.equal(limits.settings().groups.length, 0);
+  });
+});

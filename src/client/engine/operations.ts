@@ -315,11 +315,11 @@ export const OPERATIONS = {
 
   /**
    * A speed limit, in force at once on every link: client-wide, a group's, or one
-   * download's (down only). `unlimited` removes it, 0 pauses.
+   * download's (down only). `unlimited` removes it, 0 pauses. Saved with the login's state.
    */
   setLimit: anyone(
     ["direction", "rate"],
-    (e, _l, [direction, rateText, groupId, name]): LimitSet => {
+    async (e, _l, [direction, rateText, groupId, name]): Promise<LimitSet> => {
       const rate = parseRate(rateText);
       // an ended download's limit would be kept for nothing (it is forgotten as it ends)
       const going = (d: { groupId: string; name: string; phase: string }) =>
@@ -330,6 +330,7 @@ export const OPERATIONS = {
           `no download of [${groupId}] ${quoteWord(name)} under way: see show_downloads`,
         );
       e.limits.set(direction as LimitDirection, rate, groupId, name);
+      await e.session.save(); // kept with the login's state, in force again at its next login
       return {
         direction: direction as LimitDirection,
         rate: rate ?? null,

@@ -30,8 +30,8 @@ export interface SessionParts {
   /** our peer address, as the tracker hands it to downloaders */
   peerAddr: string;
   identity: () => Promise<PeerIdentity>;
-  /** the speed limits connections we dial back run under */
-  limits?: SpeedLimits;
+  /** the speed limits: connections we dial back run under them, and each login saves its own */
+  limits: SpeedLimits;
 }
 
 /** One login: whole from the moment it exists, gone at logout. */
@@ -170,6 +170,8 @@ export class Session {
     // first heartbeat is news at that heartbeat rather than part of what was there
     if (this.#watchers > 0) void this.pollMembership().catch(() => {});
     p.events.emit({ type: "logged-in", userId });
+    // the limits first, so the downloads fetch under them from their first request
+    p.limits.restore(state.limits);
     // resumed first: the re-share saves the state, and a save keeps only the downloads it sees
     const resumed = p.downloads.restore(state.downloads, state.maxActive);
     const reshared = await this.#reshare(state);
@@ -323,6 +325,7 @@ export class Session {
     if (!l) return Promise.resolve();
     l.state.downloads = this.#p.downloads.snapshot();
     l.state.maxActive = this.#p.downloads.maxActive;
+    l.state.limits = this.#p.limits.settings();
     // the shares' lifetime totals as they are now (a share not live, skipped at login, keeps its own)
     for (const s of l.state.shares) {
       const live = this.#p.shares.find(s.groupId, s.name);
@@ -374,6 +377,7 @@ export class Session {
       await this.save();
       p.downloads.clear();
       p.shares.clear();
+      p.limits.reset();
       this.#login = undefined;
       p.tracker.token = undefined;
       p.events.emit({ type: "logged-out", userId: l.userId, reason });

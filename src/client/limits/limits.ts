@@ -2,7 +2,7 @@ import type { Duplex } from "node:stream";
 import { GsError } from "../../shared/errors.js";
 import type { Clock } from "../peers/clock.js";
 import { type LimitNode, LimitTree } from "./buckets.js";
-import type { Rate } from "./rate.js";
+import { MAX_RATE, type Rate } from "./rate.js";
 import { ThrottledStream } from "./throttle.js";
 
 export type Direction = "up" | "down";
@@ -77,6 +77,8 @@ export class SpeedLimits {
   readonly #links = new WeakMap<object, LinkPlace>();
   readonly #onChange: (() => void) | undefined;
   #telling = false;
+  /** the client-wide limits given at start (--max-up, --max-down) */
+  readonly #start: { readonly up: Rate; readonly down: Rate };
 
   /** onChange: a download's request window may have changed (a rate, a pause, the downloads sharing a limit). */
   constructor(clock: Clock, rates: { up?: Rate; down?: Rate } = {}, onChange?: () => void) {
@@ -84,6 +86,41 @@ export class SpeedLimits {
     this.down = new LimitTree(clock, rates.down);
     this.#unplaced = { up: this.up.root.child(), down: this.down.root.child() };
     this.#onChange = onChange;
+    this.#start = { up: rates.up, down: rates.down };
+  }
+
+  /**
+   * A login's saved limits (its settings() when it was saved) in force, after reset(); a
+   * client-wide limit given at start wins for its direction. What is not a limit in
+   * `saved` (a hand-edited file) is skipped.
+   */
+  restore(saved: unknown): void {
+    this.reset();
+    if (typeof saved !== "object" || saved === null) return;
+    const s = saved as Record<string, unknown>;
+    const entries = (list: unknown) =>
+      (Array.isArray(list) ? list.slice(0, MAX_SETTINGS) : []).filter(
+        (x): x is Record<string, unknown> =>
+          typeof x === "object" && x !== null && typeof x.groupId === "string",
+      );
+    for (const d of ["up", "down"] as const) {
+      if (this.#start[d] === undefined && isRate(s[d])) this.set(d, s[d]);
+      for (const g of entries(s.groups)) if (isRate(g[d])) this.set(d, g[d], g.groupId as string);
+    }
+    for (const x of entries(s.downloads)) {
+      if (typeof x.name === "string" && isRate(x.down)) this.set("down", x.down, x.groupId as string, x.name);
+    }
+  }
+
+  /** Back to the limits given at start, group and download limits forgotten (a logout). */
+  reset(): void {
+    this.up.root.setRate(this.#start.up);
+    this.down.root.setRate(this.#start.down);
+    for (const d of ["up", "down"] as const)
+      for (const id of [...this.#groupRates[d].keys()]) this.set(d, undefined, id);
+    for (const { file } of [...this.#downloadRates.values()])
+      this.set("down", undefined, file.groupId, file.name);
+    this.#changed();
   }
 
   /**
@@ -322,4 +359,8 @@ export class SpeedLimits {
     if (held.some((h) => h.download && h.links === 0)) this.#changed(); // one fewer shares them
     for (const h of held) h.prune();
   }
+}
+
+function isRate(x: unknown): x is number {
+  return typeof x === "number" && Number.isFinite(x) && x >= 0 && x <= MAX_RATE;
 }
