@@ -108,7 +108,7 @@ export class GroupshareClient {
         },
         limits,
       }),
-      requestWindow: (file) => limits.window(file),
+      limitShare: (file) => limits.share(file),
     });
     this.session = new Session({
       tracker,

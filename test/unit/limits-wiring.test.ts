@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { GsError } from "../../src/shared/errors.js";
-import { MAX_SETTINGS, SpeedLimits, WINDOW_SECONDS } from "../../src/client/limits/limits.js";
+import { MAX_SETTINGS, SpeedLimits } from "../../src/client/limits/limits.js";
+import { FREE_READ_START } from "../../src/client/limits/throttle.js";
 import { FakeClock, settle } from "../helpers/fakeClock.js";
 import { duplexPair } from "../helpers/memoryPeers.js";
 
@@ -153,7 +154,7 @@ describe("SpeedLimits: where each link hangs", () => {
   });
 });
 
-describe("SpeedLimits: what a download may keep requested", () => {
+describe("SpeedLimits: a download's share of the limits above it", () => {
   const a = { groupId: "g", name: "a" };
   const b = { groupId: "g", name: "b" };
   const c = { groupId: "h", name: "c" };
@@ -161,32 +162,24 @@ describe("SpeedLimits: what a download may keep requested", () => {
   it("is its share of the tightest download limit above it, among the downloads with links", async () => {
     let told = 0;
     const limits = new SpeedLimits(new FakeClock(), {}, () => told++);
-    assert.equal(limits.window(a), undefined, "no limit: no window");
+    assert.equal(limits.share(a), undefined, "no limit: no share");
     limits.set("down", 4e6);
     await settle();
     assert.equal(told, 1, "a change is told");
-    assert.equal(limits.window(a), 4e6 * WINDOW_SECONDS, "alone under the client's limit");
+    assert.equal(limits.share(a), 4e6, "alone under the client's limit");
     const links = [linkOf(limits, a), linkOf(limits, a), linkOf(limits, b), linkOf(limits, c)];
     await settle();
-    assert.equal(
-      limits.window(a),
-      (4e6 / 3) * WINDOW_SECONDS,
-      "three downloads share it, however many links each has",
-    );
+    assert.equal(limits.share(a), 4e6 / 3, "three downloads share it, however many links each has");
     limits.set("down", 1e6, "g");
-    assert.equal(
-      limits.window(a),
-      (1e6 / 2) * WINDOW_SECONDS,
-      "the group's limit is tighter, shared by a and b",
-    );
-    assert.equal(limits.window(c), (4e6 / 3) * WINDOW_SECONDS);
+    assert.equal(limits.share(a), 1e6 / 2, "the group's limit is tighter, shared by a and b");
+    assert.equal(limits.share(c), 4e6 / 3);
     limits.set("down", 1e5, "g", "a");
-    assert.equal(limits.window(a), 1e5 * WINDOW_SECONDS, "its own limit is tighter still");
+    assert.equal(limits.share(a), 1e5, "its own limit is tighter still");
     limits.setPaused(a, true);
-    assert.equal(limits.window(a), 0, "paused: nothing");
+    assert.equal(limits.share(a), 0, "paused: nothing");
     for (const l of links.slice(2)) l.link.destroy();
     await settle();
-    assert.equal(limits.window(c), 4e6 * WINDOW_SECONDS, "b and c left: a alone shares the client's limit");
+    assert.equal(limits.share(c), 4e6, "b and c left: a alone shares the client's limit");
     assert.ok(told >= 4, "each change was told");
   });
 });
@@ -238,5 +231,44 @@ describe("SpeedLimits: a login's saved limits", () => {
     });
     limits.restore("not an object");
     assert.equal(limits.settings().groups.length, 0);
+  });
+});
+
+describe("SpeedLimits: what a served link reads without waiting", () => {
+  it("a peer flooding a served link is held once past its allowance: our downloads under the limit go on", async () => {
+    const clock = new FakeClock();
+    const limits = new SpeedLimits(clock, { down: 100_000 });
+    // an accepted connection, not yet placed (served), its far end the attacker's
+    const flood = linkOf(limits);
+    const fetching = linkOf(limits, { groupId: "g", name: "a" });
+    // 10 MB of keep-alives, as fast as the line takes them, 64 KiB a socket read
+    for (let i = 0; i < 160; i++) flood.far.write(Buffer.alloc(65_536));
+    await settle();
+    assert.ok(
+      flood.received() <= FREE_READ_START + 2 * 65_536,
+      `${flood.received()} bytes read from the flood before it waited with everyone else`,
+    );
+    fetching.far.write(Buffer.alloc(16 * 1024));
+    fetching.far.write(Buffer.alloc(16 * 1024));
+    await clock.advance(10_000);
+    assert.equal(fetching.received(), 32 * 1024, "the download got its two blocks within 10 s at 100 kB/s");
+    flood.link.destroy();
+    fetching.link.destroy();
+  });
+
+  it("a downloader's requests are read at once however busy the download limit is", async () => {
+    const clock = new FakeClock();
+    const limits = new SpeedLimits(clock, { down: 10_000 });
+    const served = linkOf(limits);
+    const fetching = linkOf(limits, { groupId: "g", name: "a" });
+    fetching.far.write(Buffer.alloc(64 * 1024)); // the download puts the limit in debt for seconds
+    await settle();
+    // forty requests of 40 bytes, while we serve what they ask for
+    for (let i = 0; i < 40; i++) {
+      served.link.write(Buffer.alloc(4096));
+      served.far.write(Buffer.alloc(40));
+    }
+    await settle();
+    assert.equal(served.received(), 1600);
   });
 });

@@ -2,9 +2,12 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { afterEach, describe, it } from "node:test";
 import type { Grant } from "../../src/client/download/fileTracker.js";
-import { START_GATE_MS } from "../../src/client/download/gate.js";
+import { START_GATE_MS, WINDOW_SECONDS } from "../../src/client/download/gate.js";
 import { STALL_BYTES } from "../../src/client/download/peerLink.js";
-import { Swarm } from "../../src/client/download/swarm.js";
+import { Swarm, type SwarmOwner } from "../../src/client/download/swarm.js";
+import { LimitTree } from "../../src/client/limits/buckets.js";
+import { ThrottledStream } from "../../src/client/limits/throttle.js";
+import type { Dialer } from "../../src/client/peers/dialer.js";
 import { pieceCountOf, pieceLength } from "../../src/client/serving/shares.js";
 import { Bitfield } from "../../src/shared/bitfield.js";
 import { SHA1_LENGTH } from "../../src/shared/constants.js";
@@ -17,7 +20,7 @@ function harness(
   pieces: number,
   sharers: Record<string, (f: MemoryFile) => MemorySharer>,
   unreachable: string[] = [],
-  window?: () => number | undefined,
+  rate?: () => number | undefined,
 ) {
   const f = memoryFile(pieces);
   const clock = new FakeClock();
@@ -29,13 +32,8 @@ function harness(
   const swarm = new Swarm(
     { clock, dialer: memoryDialer(table, dialled, new Set(unreachable)) },
     {
-      fileId: f.fileId,
-      size: f.data.length,
-      pieceCount: pieceCountOf(f.data.length),
-      pieceLength: (p) => pieceLength(f.data.length, p),
-      have: new Bitfield(pieceCountOf(f.data.length)),
-      selfAddr: "10.0.0.1:7000",
-      window,
+      ...fileOf(f),
+      rate,
       owner: {
         onVerified: (piece) => verified.push(piece),
         onCorrupt: (addr, piece) => corrupt.push(`${addr} ${piece}`),
@@ -45,11 +43,7 @@ function harness(
         onIdle: () => {},
         onServable: () => {},
         diskFull: () => false,
-        checks: (piece, data) =>
-          createHash("sha1")
-            .update(data)
-            .digest()
-            .equals(f.hashes.subarray(piece * SHA1_LENGTH, (piece + 1) * SHA1_LENGTH)),
+        checks: checksOf(f),
       },
     },
   );
@@ -64,6 +58,43 @@ function harness(
   };
   const sharer = (addr: string) => table.get(addr)!;
   return { f, clock, swarm, grant, dialled, verified, corrupt, refused, sharer, table };
+}
+
+/** A download that only checks pieces (the swarm tests that look at links, not at what it is told). */
+function quietOwner(f: MemoryFile): SwarmOwner {
+  return {
+    onVerified: () => {},
+    onCorrupt: () => {},
+    onRefused: () => {},
+    onImpostor: () => {},
+    onUnreachable: () => {},
+    onIdle: () => {},
+    onServable: () => {},
+    diskFull: () => false,
+    checks: checksOf(f),
+  };
+}
+
+/** What a swarm of `f`'s download starts from: nothing yet, at our address 10.0.0.1:7000. */
+function fileOf(f: MemoryFile) {
+  const pieceCount = pieceCountOf(f.data.length);
+  return {
+    fileId: f.fileId,
+    size: f.data.length,
+    pieceCount,
+    pieceLength: (p: number) => pieceLength(f.data.length, p),
+    have: new Bitfield(pieceCount),
+    selfAddr: "10.0.0.1:7000",
+  };
+}
+
+/** Whether a piece's data is what its SHA1 in `f` says. */
+function checksOf(f: MemoryFile): SwarmOwner["checks"] {
+  return (piece, data) =>
+    createHash("sha1")
+      .update(data)
+      .digest()
+      .equals(f.hashes.subarray(piece * SHA1_LENGTH, (piece + 1) * SHA1_LENGTH));
 }
 
 let open: Swarm[] = [];
@@ -233,6 +264,7 @@ describe("swarm: requests under a download limit", () => {
 
   it("keeps no more than the window requested, in blocks spread over its links, and puts pieces together", async () => {
     const window = 96 * 1024;
+    const rate = window / WINDOW_SECONDS;
     const h = harness(
       3,
       {
@@ -240,7 +272,7 @@ describe("swarm: requests under a download limit", () => {
         "10.0.0.3:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true }),
       },
       [],
-      () => window,
+      () => rate,
     );
     open.push(h.swarm);
     h.swarm.connect(h.grant);
@@ -265,14 +297,14 @@ describe("swarm: requests under a download limit", () => {
     for (const s of sharers) assert.ok(s.ranges.every((r) => r.length <= 16384));
   });
 
-  it("asks nothing while its window is 0, and goes on when the window opens", async () => {
-    let window = 0;
-    const h = harness(2, { "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId) }, [], () => window);
+  it("asks nothing while its share of the limit is 0, and goes on when it opens", async () => {
+    let rate = 0;
+    const h = harness(2, { "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId) }, [], () => rate);
     open.push(h.swarm);
     h.swarm.connect(h.grant);
     await settle();
     assert.deepEqual(h.sharer("10.0.0.2:1").requests, []);
-    window = 2 ** 20;
+    rate = 2 ** 20 / WINDOW_SECONDS;
     h.swarm.fillAll();
     await settle();
     assert.ok(h.swarm.complete);
@@ -287,7 +319,7 @@ describe("swarm: requests under a download limit", () => {
       1,
       { "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true }) },
       [],
-      () => 16384,
+      () => 20_000 / WINDOW_SECONDS, // a window of 20 kB: two blocks of 8 KiB
     );
     open.push(h.swarm);
     h.swarm.connect(h.grant);
@@ -346,6 +378,39 @@ describe("swarm: a slow sharer", () => {
     s.trickle(0, 100); // 100 bytes in the next 20 s: stalled
     await h.clock.advance(10_000);
     assert.equal(h.swarm.peerCount, 0);
+  });
+});
+
+describe("swarm: links under our own low download limit", () => {
+  it("are not dropped as stalled while our limit is what slows them: eight links at 1 kB/s", async () => {
+    const f = memoryFile(4);
+    const clock = new FakeClock();
+    const down = new LimitTree(clock, 1000);
+    const up = new LimitTree(clock);
+    const table = new Map<string, MemorySharer>();
+    for (let i = 2; i < 10; i++) table.set(`10.0.0.${i}:1`, new MemorySharer(f.data, f.fileId));
+    const inner = memoryDialer(table);
+    const dialer: Dialer = async (t, signal) =>
+      new ThrottledStream(
+        await inner(t, signal),
+        { up: up.root.child(), down: down.root.child() },
+        "download",
+      );
+    const swarm = new Swarm({ clock, dialer }, { ...fileOf(f), rate: () => 1000, owner: quietOwner(f) });
+    open.push(swarm);
+    swarm.connect({
+      ticket: "t",
+      peers: [...table.keys()].map((addr, i) => ({ userId: `u${i}`, addr, key: `k${i}`, complete: true })),
+    });
+    await settle();
+    assert.equal(swarm.peerCount, 8);
+    // every link's first 4 KiB block is read at once: 32 KiB of debt, 32 s in which none may read
+    for (let s = 0; s < 120; s++) await clock.advance(1000);
+    assert.equal(swarm.peerCount, 8, "no link dropped");
+    assert.ok(
+      swarm.links.every((l) => l.bytes >= 8192),
+      `each link went on: ${swarm.links.map((l) => l.bytes).join(", ")}`,
+    );
   });
 });
 

@@ -54,10 +54,10 @@ export interface DownloadComponents {
   /** how sharers are reached (reach/reachingDialer: direct, dialled back or relayed; TLS with keys proved both ways) */
   dialer: Dialer;
   /**
-   * The bytes a download of this file may keep requested under the download limits
-   * above it (SpeedLimits.window); none given, or undefined: no limit.
+   * This download's share of the download limits above it, bytes a second
+   * (SpeedLimits.share); none given, or undefined: no limit.
    */
-  requestWindow?: (file: { groupId: string; name: string }) => number | undefined;
+  limitShare?: (file: { groupId: string; name: string }) => number | undefined;
   /** default: node:fs */
   files?: PartFileSystem;
 }
@@ -491,7 +491,7 @@ export class Download {
         pieceLength: (piece) => pieceLength(file.size, piece),
         have: part.written,
         selfAddr: this.#c.selfAddr,
-        window: () => this.#c.requestWindow?.({ groupId: this.groupId, name: this.name }),
+        rate: () => this.#c.limitShare?.({ groupId: this.groupId, name: this.name }),
         owner: {
           onVerified: (piece, data) => this.#onVerified(o, piece, data),
           onCorrupt: (addr, piece) => warn({ kind: "corrupt-piece", addr, piece }),

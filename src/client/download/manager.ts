@@ -27,8 +27,8 @@ export interface DownloadManagerOptions {
   clock?: Clock;
   /** how sharers are reached (reach/reachingDialer: direct, dialled back or relayed; TLS with keys proved both ways) */
   dialer: Dialer;
-  /** what a download may keep requested under the download limits (SpeedLimits.window) */
-  requestWindow?: DownloadComponents["requestWindow"];
+  /** a download's share of the download limits above it (SpeedLimits.share) */
+  limitShare?: DownloadComponents["limitShare"];
 }
 
 /**
@@ -66,7 +66,7 @@ export class DownloadManager {
       onComplete: (share) => o.onComplete(share),
       clock: o.clock,
       dialer: o.dialer,
-      requestWindow: o.requestWindow,
+      limitShare: o.limitShare,
     };
   }
 

@@ -18,17 +18,15 @@ const CONNECT_TIMEOUT_MS = 15_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 /**
  * While requests are out, the peer must send at least STALL_BYTES of what was asked
- * in each period of this length, or the link is dropped and its pieces go back to the
- * pool. Progress, not a whole piece: a sharer whose upload limit is shared by many
- * downloaders sends each a 512 KiB piece in far more than 20 s (2 MB/s over 100 of
- * them is 20 kB/s, 26 s a piece, and the sixth piece of a pipeline waits behind five).
+ * in each period of this length (LinkOwner.patience: longer where our own download
+ * limit needs longer to let through what was asked), or the link is dropped and its
+ * pieces go back to the pool. Progress, not a whole piece: a sharer whose upload limit
+ * is shared by many downloaders sends each a 512 KiB piece in far more than 20 s (2 MB/s
+ * over 100 of them is 20 kB/s, 26 s a piece, and the sixth piece of a pipeline waits
+ * behind five).
  */
 export const REQUEST_TIMEOUT_MS = 20_000;
-/**
- * Small: our own download limit may be what slows a link (1 kB/s shared by eight links
- * is 2.5 kB each in 20 s); a peer trickling less holds its pieces only until the
- * end-game asks another peer for them.
- */
+/** Small: a peer trickling less holds its pieces only until the end-game asks another peer for them. */
 export const STALL_BYTES = 1024;
 /** Keep-alive towards a peer we are idle on (it closes idle connections after 120 s). */
 const KEEPALIVE_MS = 30_000;
@@ -102,6 +100,8 @@ export interface LinkOwner {
   mayRequest(link: PeerLink): boolean;
   /** What each link keeps requested now (the download shares a bound among its links). */
   budget(): RequestBudget;
+  /** How long a link with requests out may go without progress (ms); undefined: for now, as long as it takes. */
+  patience(): number | undefined;
   /** The next piece to ask this link for, now counted as in flight on it; undefined: none. */
   pick(link: PeerLink): number | undefined;
   /** The peer's bitfield arrived: the link is ready. */
@@ -222,6 +222,13 @@ export class PeerLink {
     return this.#blocks.size;
   }
 
+  /** Bytes requested and not received yet. */
+  get requested(): number {
+    let n = 0;
+    for (const b of this.#blocks.values()) n += b.length;
+    return n;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
@@ -251,9 +258,9 @@ export class PeerLink {
       asked.next += length;
       const at = asked.piece * PIECE_SIZE + offset;
       this.#blocks.set(at, { asked, offset, length });
-      this.#stall ??= this.#stallTimer();
       this.#wire.request(asked.piece, offset, length);
     }
+    if (this.#blocks.size > 0) this.#stall ??= this.#stallTimer();
   }
 
   /** The asked piece with bytes not requested yet (one at most: a piece is asked to its end first). */
@@ -300,11 +307,15 @@ export class PeerLink {
     return this.received + this.#wire.arriving;
   }
 
-  #stallTimer(): Timer {
+  /** The next stall check, or none while the owner has no patience limit (our own limit paused it). */
+  #stallTimer(): Timer | undefined {
+    const ms = this.#owner.patience();
+    if (ms === undefined) return undefined;
     const mark = this.#progress();
-    return this.#clock.after(REQUEST_TIMEOUT_MS, () => {
+    return this.#clock.after(ms, () => {
+      this.#stall = undefined;
       if (this.#progress() - mark >= STALL_BYTES) this.#stall = this.#stallTimer();
-      else this.close({ kind: "ended", why: `no piece data for ${REQUEST_TIMEOUT_MS / 1000} s` });
+      else this.close({ kind: "ended", why: `no piece data for ${Math.round(ms / 1000)} s` });
     });
   }
 

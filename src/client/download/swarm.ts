@@ -5,7 +5,7 @@ import { RejectCode } from "../../wire/index.js";
 import { byPath, type Dialer, type PathKind } from "../peers/dialer.js";
 import type { Grant } from "./fileTracker.js";
 import { type RequestBudget, requestBudget, StartGate } from "./gate.js";
-import { describeEnd, type LinkEnd, type LinkOwner, PeerLink } from "./peerLink.js";
+import { describeEnd, type LinkEnd, type LinkOwner, PeerLink, REQUEST_TIMEOUT_MS } from "./peerLink.js";
 import { PiecePicker } from "./picker.js";
 import { Backoff } from "./retry.js";
 
@@ -62,10 +62,10 @@ export interface SwarmInit {
   /** Our own peer address: the tracker may list us among the sharers. */
   selfAddr: string;
   /**
-   * The bytes the download may keep requested under a download limit (SpeedLimits.window),
-   * read at each request; undefined, or none given: no limit, whole pieces.
+   * The download's share of the download limits above it, bytes a second
+   * (SpeedLimits.share), read at each request; undefined, or none given: no limit.
    */
-  window?: () => number | undefined;
+  rate?: () => number | undefined;
   owner: SwarmOwner;
   /** [0, 1), like Math.random (the default): the order in which partial sharers are dialled */
   random?: () => number;
@@ -188,7 +188,17 @@ export class Swarm implements LinkOwner {
   budget(): RequestBudget {
     let ready = 0;
     for (const l of this.#links.values()) if (l.ready && !l.closed) ready++;
-    return requestBudget(ready, this.#init.window?.());
+    return requestBudget(ready, this.#init.rate?.());
+  }
+
+  patience(): number | undefined {
+    const rate = this.#init.rate?.();
+    if (rate === undefined) return REQUEST_TIMEOUT_MS;
+    if (rate <= 0) return undefined; // paused by our own limit: no peer is to blame
+    let requested = 0;
+    for (const l of this.#links.values()) if (!l.closed) requested += l.requested;
+    // what the download asked for must be able to pass our own limit twice in a period
+    return Math.max(REQUEST_TIMEOUT_MS, Math.ceil((2_000 * requested) / rate));
   }
 
   mayRequest(asker: PeerLink): boolean {

@@ -48,14 +48,6 @@ interface LinkPlace {
 
 const keyOf = (f: FileRef) => `${f.groupId}\0${f.name}`;
 
-/**
- * A download under a download limit keeps requested at most this long of its share of
- * the limit. A download limit can only read slowly, and bytes requested come at the
- * sharers' line speed into the kernel's receive buffers, so what is requested beyond the
- * round trip is what crosses the line above the limit at once: with whole pieces asked
- * of three fresh links, the first second carried 1.9 to 2.4 times the limit.
- */
-export const WINDOW_SECONDS = 0.15;
 
 /**
  * The client's speed limits: one tree per direction (client → group → download →
@@ -80,7 +72,7 @@ export class SpeedLimits {
   /** the client-wide limits given at start (--max-up, --max-down) */
   readonly #start: { readonly up: Rate; readonly down: Rate };
 
-  /** onChange: a download's request window may have changed (a rate, a pause, the downloads sharing a limit). */
+  /** onChange: a download's share of the limits may have changed (a rate, a pause, the downloads sharing a limit). */
   constructor(clock: Clock, rates: { up?: Rate; down?: Rate } = {}, onChange?: () => void) {
     this.up = new LimitTree(clock, rates.up);
     this.down = new LimitTree(clock, rates.down);
@@ -124,11 +116,11 @@ export class SpeedLimits {
   }
 
   /**
-   * The bytes a download of `file` may keep requested (WINDOW_SECONDS of the rate it
-   * gets under the tightest download limit above it, a limit shared evenly among the
-   * downloads with links under it); 0 while it is paused, undefined with no limit.
+   * The rate a download of `file` gets under the tightest download limit above it, a
+   * limit shared evenly among the downloads with links under it (bytes a second); 0
+   * while it is paused, undefined with no limit.
    */
-  window(file: FileRef): number | undefined {
+  share(file: FileRef): number | undefined {
     const key = keyOf(file);
     let rate: number | undefined;
     const under = (limit: Rate, downloads: number) => {
@@ -147,7 +139,7 @@ export class SpeedLimits {
     }
     under(this.#groupRates.down.get(file.groupId), inGroup);
     under(this.down.root.rate, all);
-    return rate === undefined ? undefined : rate * WINDOW_SECONDS;
+    return rate;
   }
 
   /** Tells onChange once, after the code under way. */

@@ -9,6 +9,17 @@ import type { LimitNode, Waiting } from "./buckets.js";
  */
 export type LinkRole = "download" | "serve";
 
+/**
+ * What a served link may send us without waiting for the download limit: 64 KiB (its
+ * handshakes, a first burst of requests) and then 1/16 of what we sent it. Requests
+ * are about 1% of what they ask for (40 bytes with TLS's for the smallest block, 4
+ * KiB), so a downloader never reaches it; a peer that sends more (keep-alives at line
+ * speed, say) waits with everyone else from then on, TCP holds it back, and it cannot
+ * put the limit into a debt that would hold our downloads for minutes.
+ */
+export const FREE_READ_START = 64 * 1024;
+export const FREE_READ_SHARE = 16;
+
 /** A link's two leaves: its node in the upload tree and in the download tree. */
 export interface LinkLimits {
   /** charged for each byte written to the transport */
@@ -31,7 +42,8 @@ export interface LinkLimits {
  * stream is behind.
  *
  * Only the direction its role's pieces flow in waits (reads for a download, writes for
- * a served link); the other is charged as it goes.
+ * a served link); the other is charged as it goes, a served link's reads only up to
+ * FREE_READ_START and FREE_READ_SHARE.
  *
  * The stream owns the two nodes: destroying it closes them, and closing either (its
  * download removed, say) destroys it.
@@ -50,6 +62,9 @@ export class ThrottledStream extends Duplex {
   #downWait: Waiting | undefined;
   #upWait: Waiting | undefined;
   #role: LinkRole;
+  /** bytes read off and written to the transport (a served link's free reads) */
+  #read = 0;
+  #written = 0;
 
   constructor(inner: Duplex, limits: LinkLimits, role: LinkRole) {
     super();
@@ -94,6 +109,7 @@ export class ThrottledStream extends Duplex {
 
   #onData(chunk: Buffer): void {
     this.#cleared = false;
+    this.#read += chunk.length;
     this.#down.debit(chunk.length);
     if (!this.push(chunk)) this.#wanted = false;
     this.#flow();
@@ -103,7 +119,7 @@ export class ThrottledStream extends Duplex {
   #flow(): void {
     if (this.destroyed) return;
     let go = this.#wanted && this.#downWait === undefined;
-    if (go && this.#role === "download" && !this.#cleared && !this.#down.ready()) {
+    if (go && this.#readsWait() && !this.#cleared && !this.#down.ready()) {
       go = false;
       this.#downWait = this.#down.wait(0, (_bytes, closed) => {
         this.#downWait = undefined;
@@ -120,6 +136,11 @@ export class ThrottledStream extends Duplex {
     this.#reading = go;
     if (go) this.#inner.resume();
     else this.#inner.pause();
+  }
+
+  /** A download's reads wait for the limit; a served link's once it has sent more than requests. */
+  #readsWait(): boolean {
+    return this.#role === "download" || this.#read > FREE_READ_START + this.#written / FREE_READ_SHARE;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
@@ -163,6 +184,7 @@ export class ThrottledStream extends Duplex {
    */
   #put(chunk: Buffer, at: number, bytes: number, done: (err?: Error | null) => void): boolean {
     if (this.destroyed) return false;
+    this.#written += bytes;
     const piece = at === 0 && bytes === chunk.length ? chunk : chunk.subarray(at, at + bytes);
     if (at + bytes === chunk.length) {
       this.#inner.write(piece, (err) => done(err));
