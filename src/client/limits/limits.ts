@@ -48,7 +48,6 @@ interface LinkPlace {
 
 const keyOf = (f: FileRef) => `${f.groupId}\0${f.name}`;
 
-
 /**
  * The client's speed limits: one tree per direction (client → group → download →
  * link; uploads have no per-download level), every peer link's ThrottledStream a leaf of
