@@ -142,9 +142,7 @@ export class Shell {
   #secretCancelled = false;
 
   /** Asks for a password with echo off; the answer never enters the history. Undefined on Ctrl-C. */
-  #askSecret(prompt: string): Promise<string | undefined> {
-    const rl = this.#rl!;
-    const out = this.#out!;
+  #askSecret(rl: WithHistory, out: TerminalOutput, prompt: string): Promise<string | undefined> {
     this.#secretCancelled = false;
     return new Promise((resolve) => {
       rl.question(prompt, (answer) => {
@@ -161,8 +159,7 @@ export class Shell {
    * Ctrl-C: a half-typed line is dropped; at an empty prompt it leaves, but with
    * downloads running or files shared only when pressed twice within SECOND_CTRL_C_MS.
    */
-  #ctrlC(): void {
-    const rl = this.#rl!;
+  #ctrlC(rl: WithHistory): void {
     if (this.#out?.muted) {
       // at a password prompt: give the command up, as a terminal's ^C does
       this.#secretCancelled = true;
@@ -198,10 +195,11 @@ export class Shell {
 
   /** Runs until quit/exit, the end of input or Ctrl-C; then says how it ended. */
   async run(history: string[] = []): Promise<Ending> {
-    this.#out = this.#tty ? new TerminalOutput() : undefined;
+    const out = this.#tty ? new TerminalOutput() : undefined;
+    this.#out = out;
     const rl = createInterface({
       input: process.stdin,
-      output: this.#out,
+      output: out,
       terminal: this.#tty,
       history,
       historySize: 1000,
@@ -215,7 +213,7 @@ export class Shell {
     }) as WithHistory;
     this.#rl = rl;
     const live = this.#tty ? setInterval(() => this.#redrawPrompt(), 1_000) : undefined;
-    rl.on("SIGINT", () => this.#ctrlC());
+    rl.on("SIGINT", () => this.#ctrlC(rl));
     if (this.#tty) {
       process.stdout.write("groupshare client: type help for the commands\n");
       this.#redrawPrompt(true);
@@ -227,7 +225,7 @@ export class Shell {
       const outcome = await runLine(
         this.#engine,
         line,
-        this.#tty ? { askSecret: (p) => this.#askSecret(p) } : {},
+        out ? { askSecret: (p) => this.#askSecret(rl, out, p) } : {},
       );
       this.#print(outcome);
       this.#busy = false;

@@ -194,7 +194,7 @@ export class PartFile {
       this.pieceCount,
       (p) => this.pieceLength(p),
       this.#written,
-      () => this.#fh!,
+      () => this.#open(),
       MAX_HELD,
       this.#hasher,
     );
@@ -241,7 +241,7 @@ export class PartFile {
       // byte must be
       let done = 0;
       while (done < data.length) {
-        const { bytesWritten } = await this.#fh!.write(
+        const { bytesWritten } = await this.#open().write(
           data,
           done,
           data.length - done,
@@ -260,6 +260,12 @@ export class PartFile {
     this.#whole.add(piece, data);
     this.#unsynced += data.length;
     this.#syncSome();
+  }
+
+  /** The open file; a use after close() is a bug, told as such rather than as a TypeError. */
+  #open(): FileHandle {
+    if (!this.#fh) throw new Error(`${this.path} used after it was closed`);
+    return this.#fh;
   }
 
   /** A background fdatasync of what is written so far, when enough is and none is running. */
@@ -281,7 +287,7 @@ export class PartFile {
 
   /** Records the file's mtime now, for a saved state to match against at resume. */
   async touch(): Promise<void> {
-    this.mtimeMs = (await this.#fh!.stat()).mtimeMs;
+    this.mtimeMs = (await this.#open().stat()).mtimeMs;
   }
 
   /**
@@ -292,7 +298,7 @@ export class PartFile {
    * name stays until dropPartName.
    */
   async finish(sha1: string): Promise<number> {
-    const fh = this.#fh!;
+    const fh = this.#open();
     await this.#syncing;
     const [whole] = await Promise.all([this.#whole.digest(), fh.sync()]);
     if (whole !== sha1) {
@@ -359,7 +365,7 @@ export class PartFile {
     const buf = Buffer.allocUnsafe(PIECE_SIZE);
     for (let i = 0; i < this.pieceCount && !stopped(); i++) {
       const len = this.pieceLength(i);
-      const { bytesRead } = await this.#fh!.read(buf, 0, len, i * PIECE_SIZE);
+      const { bytesRead } = await this.#open().read(buf, 0, len, i * PIECE_SIZE);
       if (bytesRead === len && this.checks(i, buf.subarray(0, bytesRead))) have.set(i);
     }
     return have;

@@ -422,9 +422,13 @@ class Connection {
    * shared in the ticket's group. The timer alone would leave the pieces queued
    * before it fired.
    */
-  #authorized(): boolean {
-    const file = this.#file!;
-    const access = shareFor(this.#opts.shares, this.#claims!, file.fileId, this.#now());
+  #authorized(file: SharedFile): boolean {
+    const claims = this.#claims;
+    if (!claims) {
+      this.#refuse(RejectCode.BAD_TICKET, "no ticket");
+      return false;
+    }
+    const access = shareFor(this.#opts.shares, claims, file.fileId, this.#now());
     if (access.ok && access.share === file) return true;
     if (access.ok) this.#refuse(RejectCode.NOT_SHARED, "no longer shared");
     else this.#refuse(access.code, access.reason);
@@ -450,11 +454,12 @@ class Connection {
   }
 
   #request(m: RequestMessage): void {
-    if (!this.#file) {
+    const file = this.#file;
+    if (!file) {
       this.#refuse(RejectCode.BAD_REQUEST, "request before handshake");
       return;
     }
-    if (!this.#authorized()) return;
+    if (!this.#authorized(file)) return;
     if (this.#queue.length >= MAX_QUEUED_REQUESTS) {
       this.#refuse(RejectCode.BUSY, "too many requests queued");
       return;
@@ -465,12 +470,12 @@ class Connection {
 
   /** Serves queued requests one at a time, waiting for the socket to drain between pieces. */
   async #serve(): Promise<void> {
+    const file = this.#file;
+    if (!file) return; // requests are queued only once the handshake set it
     this.#serving = true;
     try {
-      while (!this.#closed && this.#queue.length > 0) {
-        const m = this.#queue.shift()!;
-        const file = this.#file!;
-        if (!this.#authorized()) return;
+      for (let m = this.#queue.shift(); m !== undefined && !this.#closed; m = this.#queue.shift()) {
+        if (!this.#authorized(file)) return;
         if (!file.have.has(m.piece)) {
           this.#wire.reject(RejectCode.DONT_HAVE, `piece ${m.piece} not here yet`);
           continue;
@@ -488,7 +493,7 @@ class Connection {
         }
         const { bytesRead } = await fh.read(data, 0, m.length, at);
         // the read took time: the ticket may have expired meanwhile
-        if (this.#closed || !this.#authorized()) return;
+        if (this.#closed || !this.#authorized(file)) return;
         if (bytesRead !== m.length) {
           this.#opts.warn({ kind: "share-shorter", path: file.path });
           this.#opts.shares.remove(file.groupId, file.fileId);
