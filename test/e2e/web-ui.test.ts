@@ -151,6 +151,15 @@ describe("the web UI in a real browser", { timeout: 300_000 }, () => {
       await item.getByText("paused", { exact: true }).waitFor({ timeout: UI_MS });
       await pb.getByRole("button", { name: "Resume download of second.bin" }).click();
       await pb.getByRole("button", { name: "Pause download of second.bin" }).waitFor({ timeout: UI_MS });
+      // its own limit, from its Limit button: the form is set to it
+      await pb.getByRole("button", { name: "Limit download of second.bin" }).click();
+      await pb.getByLabel("Download limit").fill("300kB/s");
+      await pb.getByRole("button", { name: "Set limits" }).click();
+      await pb
+        .getByText("Download second.bin (films): download 293.0 KiB/s", { exact: true })
+        .waitFor({ timeout: UI_MS });
+      await ok(bob.proc, "show_limits", /^upload limit: /);
+      await bob.proc.expect(/^ {2}\[films\] second\.bin: download 300\.0 kB\/s$/);
       await pb.getByRole("button", { name: "Cancel download of second.bin" }).click();
       await pb.getByText("Cancelled the download of second.bin").waitFor({ timeout: UI_MS });
       await pb
@@ -169,10 +178,23 @@ describe("the web UI in a real browser", { timeout: 300_000 }, () => {
     await pb.getByLabel("Download limit").fill("40Mbit/s");
     await pb.getByRole("button", { name: "Set limits" }).click();
     // the page shows speeds in binary units, as for downloads: 2 MB/s is 1.91 MiB/s
-    const now = "Now: upload 1.91 MiB/s, download 4.77 MiB/s";
+    const now = "Every transfer together: upload 1.91 MiB/s, download 4.77 MiB/s";
     await pb.getByText(now, { exact: true }).first().waitFor({ timeout: UI_MS });
     await ok(bob.proc, "show_limits", /^upload limit: 2\.00 MB\/s$/);
     await bob.proc.expect(/^download limit: 5\.00 MB\/s$/);
+
+    // a group's limit, chosen in "Applies to", listed with a Remove button
+    await pb.getByLabel("Applies to").selectOption({ label: "Group films" });
+    await pb.getByLabel("Download limit").fill("1MB/s");
+    await pb.getByRole("button", { name: "Set limits" }).click();
+    const groupLimit = pb.getByText(/^Group films: upload unlimited, download /);
+    await groupLimit.waitFor({ timeout: UI_MS });
+    await pb.screenshot({ path: join(shots, "limits.png"), fullPage: true });
+    await ok(bob.proc, "show_limits", /^upload limit: 2\.00 MB\/s$/);
+    await bob.proc.expect(/^ {2}group films: upload unlimited, download 1\.00 MB\/s$/);
+    await pb.getByRole("button", { name: "Remove the limits of Group films" }).click();
+    await groupLimit.waitFor({ state: "detached", timeout: UI_MS });
+    await pb.getByLabel("Applies to").selectOption({ label: "Every transfer together" });
 
     await pb.getByLabel("Upload limit").fill("5Mb/s");
     await pb.getByRole("button", { name: "Set limits" }).click();

@@ -224,6 +224,7 @@ async function refreshGroups() {
 }
 
 function renderGroups(total) {
+  renderLimitScopes();
   const body = $("groups-body");
   body.replaceChildren();
   for (const g of state.groups) {
@@ -546,6 +547,7 @@ async function refreshDownloads() {
 }
 
 function renderDownloads() {
+  renderLimitScopes();
   const list = $("downloads-list");
   const all = [...state.downloads.values()];
   $("downloads-empty").hidden = all.length > 0;
@@ -629,6 +631,13 @@ function downloadItem(d) {
         "div",
         { class: "buttons" },
         pauseButton(d),
+        el("button", {
+          type: "button",
+          class: "ghost",
+          text: "Limit",
+          "aria-label": `Limit download of ${d.name}`,
+          onclick: () => limitDownload(d),
+        }),
         el("button", {
           type: "button",
           class: "ghost danger",
@@ -835,25 +844,99 @@ function refreshAll() {
 /** A limit in bytes a second, as the page shows speeds: null is none, 0 is paused. */
 const limitText = (bps) => (bps === null ? "unlimited" : bps === 0 ? "paused" : rate(bps));
 
+/** The scopes a limit can be set on: every transfer, a group of yours, an unfinished download. */
+function limitScopes() {
+  const scopes = [{ value: "", text: "Every transfer together" }];
+  for (const g of state.groups) {
+    if (g.role === "owner" || g.role === "member")
+      scopes.push({ value: JSON.stringify({ groupId: g.groupId }), text: `Group ${g.groupId}` });
+  }
+  for (const d of state.downloads.values()) {
+    if (d.state === "complete" || d.state === "failed") continue;
+    scopes.push({
+      value: JSON.stringify({ groupId: d.groupId, name: d.name }),
+      text: `Download ${d.name} (${d.groupId})`,
+    });
+  }
+  return scopes;
+}
+
+/** The scope select's options, the chosen one kept while it still exists. */
+function renderLimitScopes() {
+  const select = $("limit-scope");
+  const chosen = select.value;
+  const scopes = limitScopes();
+  select.replaceChildren(...scopes.map((sc) => el("option", { value: sc.value, text: sc.text })));
+  select.value = scopes.some((sc) => sc.value === chosen) ? chosen : "";
+}
+
 async function refreshLimits() {
   const l = await api("GET", "/limits");
-  $("limits-now").textContent = `Now: upload ${limitText(l.up)}, download ${limitText(l.down)}`;
+  $("limits-now").textContent =
+    `Every transfer together: upload ${limitText(l.up)}, download ${limitText(l.down)}`;
+  const entries = [
+    ...l.groups.map((g) => ({
+      label: `Group ${g.groupId}`,
+      text: `upload ${limitText(g.up)}, download ${limitText(g.down)}`,
+      body: { groupId: g.groupId },
+      directions: ["up", "down"].filter((dir) => g[dir] !== null),
+    })),
+    ...l.downloads.map((d) => ({
+      label: `Download ${d.name} (${d.groupId})`,
+      text: `download ${limitText(d.down)}`,
+      body: { groupId: d.groupId, name: d.name },
+      directions: ["down"],
+    })),
+  ];
+  $("limits-list").replaceChildren(
+    ...entries.map((e) =>
+      el(
+        "li",
+        {},
+        el("span", { text: `${e.label}: ${e.text}` }),
+        el("button", {
+          type: "button",
+          class: "ghost",
+          text: "Remove",
+          "aria-label": `Remove the limits of ${e.label}`,
+          onclick: (ev) =>
+            act(ev.currentTarget, async () => {
+              for (const direction of e.directions)
+                await api("PUT", "/limits", { direction, rate: "unlimited", ...e.body });
+              await refreshLimits();
+              notice(`${e.label}: no limit of its own`);
+            }),
+        }),
+      ),
+    ),
+  );
+  renderLimitScopes();
+}
+
+/** A download's Limit button: the form set to that download, its download field ready. */
+function limitDownload(d) {
+  showTab("downloads");
+  renderLimitScopes();
+  $("limit-scope").value = JSON.stringify({ groupId: d.groupId, name: d.name });
+  $("limit-down").focus();
 }
 
 $("limits-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   act(ev.submitter, async () => {
+    const scopeValue = $("limit-scope").value;
+    const scope = scopeValue === "" ? {} : JSON.parse(scopeValue);
     for (const [direction, field] of [
       ["up", "limit-up"],
       ["down", "limit-down"],
     ]) {
       const rate = $(field).value.trim();
       if (rate === "") continue;
-      await api("PUT", "/limits", { direction, rate });
+      await api("PUT", "/limits", { direction, rate, ...scope });
       $(field).value = "";
     }
     await refreshLimits();
-    notice($("limits-now").textContent);
+    notice("Speed limits set");
   });
 });
 
