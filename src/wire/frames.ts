@@ -170,6 +170,13 @@ export class FrameDecoder {
     return this.headerFilled + this.bodyFilled;
   }
 
+  /** The partial frame's piece and offset, once a piece frame's are in; undefined otherwise. */
+  get arrivingPiece(): { piece: number; offset: number; received: number } | undefined {
+    const body = this.body;
+    if (body === null || this.bodyFilled < 9 || body[0] !== MessageId.PIECE) return undefined;
+    return { piece: body.readUInt32BE(1), offset: body.readUInt32BE(5), received: this.bodyFilled - 9 };
+  }
+
   /**
    * Yields the complete frames in `chunk`, throwing WireError FRAME_TOO_LARGE on
    * an oversized length prefix before any of its body is kept. Iterate to the

@@ -111,9 +111,9 @@ export class Wire extends Duplex {
     return super.once(...args);
   }
 
-  /** Bytes of a frame from the peer still arriving (a piece on its way, mostly). */
-  get arriving(): number {
-    return this.decoder.buffered;
+  /** The piece frame from the peer still arriving: where its data goes, and how much of it is here. */
+  get arriving(): { piece: number; offset: number; received: number } | undefined {
+    return this.decoder.arrivingPiece;
   }
 
   /** The peer's handshake, once received. */

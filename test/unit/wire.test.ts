@@ -221,6 +221,20 @@ describe("frames", () => {
     for (const f of got) assert.equal(f.buffer, chunk.buffer);
   });
 
+  it("tells which piece a partial piece frame carries and how much of its data is in, and nothing for other frames", () => {
+    const d = new FrameDecoder();
+    const frame = Buffer.concat([encodePieceHeader(7, 16384, 4096), Buffer.alloc(4096, 1)]);
+    assert.deepEqual([...d.push(frame.subarray(0, 12))], []);
+    assert.equal(d.arrivingPiece, undefined, "its piece and offset are not all in yet");
+    assert.deepEqual([...d.push(frame.subarray(12, 1013))], []);
+    assert.deepEqual(d.arrivingPiece, { piece: 7, offset: 16384, received: 1000 });
+    assert.equal([...d.push(frame.subarray(1013))].length, 1);
+    assert.equal(d.arrivingPiece, undefined, "whole: nothing arriving");
+    const bits = encodeBitfield(Buffer.alloc(600));
+    assert.deepEqual([...d.push(bits.subarray(0, 400))], []);
+    assert.equal(d.arrivingPiece, undefined, "a bitfield on its way is no piece");
+  });
+
   it("refuses an oversized length before buffering any body", () => {
     const dec = new FrameDecoder();
     const header = Buffer.alloc(4);

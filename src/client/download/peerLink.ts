@@ -302,9 +302,11 @@ export class PeerLink {
     this.fill();
   }
 
-  /** Requested bytes received, with a frame still arriving: what the stall check measures. */
+  /** Requested bytes received, with what has come of a requested block still arriving: what the stall check measures. */
   #progress(): number {
-    return this.received + this.#wire.arriving;
+    const a = this.#wire.arriving;
+    const requested = a !== undefined && this.#blocks.has(a.piece * PIECE_SIZE + a.offset);
+    return this.received + (requested ? a.received : 0);
   }
 
   /** The next stall check, or none while the owner has no patience limit (our own limit paused it). */
