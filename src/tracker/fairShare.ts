@@ -30,20 +30,31 @@ export class FairShare {
     readonly what: string,
   ) {}
 
+  /** The first limit one more for the pair would break, if any. */
+  full(requester: string, sharer: string): "total" | "requester" | "pair" | "sharer" | undefined {
+    const { perRequester, perSharer, perPair, total } = this.limits;
+    if (this.#total >= total) return "total";
+    if ((this.#requesters.get(requester) ?? 0) >= perRequester) return "requester";
+    if ((this.#pairs.get(pair(requester, sharer)) ?? 0) >= perPair) return "pair";
+    if ((this.#sharers.get(sharer) ?? 0) >= perSharer) return "sharer";
+    return undefined;
+  }
+
   /** Counts one more for the pair, or throws (nothing counted). */
   take(requester: string, sharer: string): void {
     const { perRequester, perSharer, perPair, total } = this.limits;
-    if (this.#total >= total)
-      throw new GsError("BUSY", `this tracker has ${total} ${this.what} open: try again later`);
-    if ((this.#requesters.get(requester) ?? 0) >= perRequester)
-      throw new GsError("RATE_LIMITED", `you have ${perRequester} ${this.what} open: try again later`);
-    if ((this.#pairs.get(pair(requester, sharer)) ?? 0) >= perPair)
-      throw new GsError(
-        "RATE_LIMITED",
-        `you have ${perPair} ${this.what} open with '${sharer}': try again later`,
-      );
-    if ((this.#sharers.get(sharer) ?? 0) >= perSharer)
-      throw new GsError("BUSY", `'${sharer}' has ${perSharer} ${this.what} open: try again later`);
+    switch (this.full(requester, sharer)) {
+      case "total":
+        throw new GsError("BUSY", `this tracker has ${total} ${this.what} open: try again later`);
+      case "requester":
+        throw new GsError("RATE_LIMITED", `you have ${perRequester} ${this.what} open: try again later`);
+      case "pair":
+        throw new GsError("RATE_LIMITED", `you have ${perPair} ${this.what} open with '${sharer}': try again later`);
+      case "sharer":
+        throw new GsError("BUSY", `'${sharer}' has ${perSharer} ${this.what} open: try again later`);
+      case undefined:
+        break;
+    }
     add(this.#requesters, requester, 1);
     add(this.#sharers, sharer, 1);
     add(this.#pairs, pair(requester, sharer), 1);

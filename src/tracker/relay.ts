@@ -102,8 +102,13 @@ export class Relay {
     this.#total = new Bucket(this.#limits.totalRate, now());
   }
 
-  /** A new circuit between a downloader and a sharer; its id is the secret both legs name. */
+  /**
+   * A new circuit between a downloader and a sharer; its id is the secret both legs name.
+   * When the sharer's circuits are all that stands in the way, one held beyond its fair
+   * share is closed for a downloader that has fewer (#makeRoom).
+   */
   open(downloader: string, sharer: string): string {
+    if (this.#share.full(downloader, sharer) === "sharer") this.#makeRoom(downloader, sharer);
     this.#share.take(downloader, sharer);
     const id = randomBytes(16).toString("hex");
     const timer = setTimeout(() => this.#close(id), this.#limits.pairMs);
@@ -234,6 +239,32 @@ export class Relay {
     from.on("end", () => {
       if (c.paired) to.end();
     });
+  }
+
+  /**
+   * The sharer's circuits are all taken: the fair share is the sharer's circuits over the
+   * downloaders that want them (this one too). If `downloader` holds fewer and another
+   * holds more, that one's circuit still waiting for a leg, or else its idlest, is
+   * closed; its download tries again later. Without it, a few members who keep circuits
+   * open (four at the per-pair cap fill sixteen) would shut everyone else out of a
+   * sharer they can only reach through the relay. Nothing is closed when no one holds more.
+   */
+  #makeRoom(downloader: string, sharer: string): void {
+    const perSharer = this.#limits.circuits.perSharer;
+    const held = new Map<string, Circuit[]>();
+    for (const c of this.#circuits.values()) {
+      if (c.users.sharer !== sharer) continue;
+      const list = held.get(c.users.downloader) ?? [];
+      list.push(c);
+      held.set(c.users.downloader, list);
+    }
+    const fair = Math.floor(perSharer / (held.size + (held.has(downloader) ? 0 : 1)));
+    if ((held.get(downloader)?.length ?? 0) >= fair) return;
+    let top: Circuit[] = [];
+    for (const list of held.values()) if (list.length > top.length) top = list;
+    if (top.length <= fair) return;
+    const victim = top.find((c) => !c.paired) ?? top.reduce((a, b) => (a.active <= b.active ? a : b));
+    this.#close(victim.id);
   }
 
   #close(id: string): void {

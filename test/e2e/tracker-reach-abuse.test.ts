@@ -2,7 +2,7 @@
  * Members who use the paths around routers against others, on a real tracker with a
  * real sharing client and raw HTTP members: pointing a sharer's dial back at a host
  * of their choosing, asking for reversals and punches without end, and taking a
- * sharer's whole share of relay circuits.
+ * sharer's whole share of relay circuits, alone or together.
  */
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
@@ -132,6 +132,21 @@ describe("tracker: reversals, punches and relays turned against other members", 
     );
     assert.ok(opened > 0 && opened < answers.length, `${opened} circuits opened`);
     const mine = await t.call("POST", `${base}/relays`, { userId: "sharer" }, other);
+    assert.equal(mine.status, 200, JSON.stringify(mine.body));
+  });
+
+  it("members who together fill a sharer's relay circuits give one up to a member who has none", async () => {
+    const colluders = [];
+    for (const [i, name] of ["col1", "col2", "col3", "col4"].entries())
+      colluders.push(await member(name, `127.0.0.1:${6910 + i}`));
+    // each takes what it can of the sharer's circuits (its pair's share), none joining its legs
+    for (const token of colluders) {
+      for (let i = 0; i < 4; i++) await t.call("POST", `${base}/relays`, { userId: "sharer" }, token);
+    }
+    const full = await t.call("POST", `${base}/relays`, { userId: "sharer" }, colluders[0]!);
+    assert.notEqual(full.status, 200, "the sharer's circuits are all taken");
+    const late = await member("late", "127.0.0.1:6920");
+    const mine = await t.call("POST", `${base}/relays`, { userId: "sharer" }, late);
     assert.equal(mine.status, 200, JSON.stringify(mine.body));
   });
 });

@@ -256,7 +256,7 @@ describe("relay", () => {
   });
 
   it("bounds circuits per downloader, per pair, per sharer and in all: one downloader cannot take a sharer's", () => {
-    const relay = new Relay({ circuits: { perRequester: 3, perSharer: 4, perPair: 2, total: 6 } });
+    const relay = new Relay({ circuits: { perRequester: 3, perSharer: 4, perPair: 2, total: 7 } });
     const refused = (downloader: string, sharer: string, code: string) =>
       assert.throws(
         () => relay.open(downloader, sharer),
@@ -268,14 +268,48 @@ describe("relay", () => {
     refused("eve", "bob", "RATE_LIMITED");
     relay.open("ann", "bob");
     relay.open("cat", "bob");
-    refused("dan", "bob", "BUSY"); // bob is full: not dan's doing
+    // bob is full, and eve holds more than her share (4 over 4 downloaders): dan gets one of hers
+    relay.open("dan", "bob");
+    refused("fox", "bob", "BUSY"); // everyone at their share now: not fox's doing
     relay.open("eve", "fay");
-    refused("eve", "gus", "RATE_LIMITED"); // eve's own cap, whoever the sharer
+    relay.open("eve", "gus");
+    refused("eve", "hal", "RATE_LIMITED"); // eve's own cap, whoever the sharer
     relay.open("hal", "ian");
     refused("jay", "kim", "BUSY"); // the relay is full
     relay.close();
     relay.open("eve", "bob"); // closing freed them
     relay.open("eve", "bob");
+    relay.close();
+  });
+
+  it("closes a circuit held beyond its fair share for a downloader with fewer: one still waiting for a leg first", async () => {
+    const relay = new Relay({ circuits: { perRequester: 8, perSharer: 4, perPair: 4, total: 256 } });
+    // four colluding circuits fill bob's; the first two are in use, the last two wait
+    const ids = [
+      relay.open("eve", "bob"),
+      relay.open("eve", "bob"),
+      relay.open("eve", "bob"),
+      relay.open("eve", "bob"),
+    ];
+    const legs = [];
+    for (const id of ids.slice(0, 2)) {
+      const [eveRelay, eve] = await pair(server);
+      const [bobRelay, bob] = await pair(server);
+      relay.join(id, "eve", eveRelay, Buffer.alloc(0));
+      relay.join(id, "bob", bobRelay, Buffer.alloc(0));
+      legs.push(eve, bob);
+    }
+    relay.open("ann", "bob"); // fair: 4 over 2 downloaders; eve had 4
+    const [late, member] = await pair(server);
+    relay.join(ids[2]!, "eve", late, Buffer.alloc(0));
+    assert.match(await readSome(member, 12), /^HTTP\/1\.1 404 /, "eve's first circuit still waiting went");
+    relay.open("ann", "bob");
+    assert.throws(
+      () => relay.open("ann", "bob"),
+      (e: GsError) => e.code === "BUSY",
+      "ann at her share, eve at hers: nothing more to take",
+    );
+    for (const l of legs) l.destroy();
     relay.close();
   });
 
