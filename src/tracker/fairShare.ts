@@ -49,7 +49,10 @@ export class FairShare {
       case "requester":
         throw new GsError("RATE_LIMITED", `you have ${perRequester} ${this.what} open: try again later`);
       case "pair":
-        throw new GsError("RATE_LIMITED", `you have ${perPair} ${this.what} open with '${sharer}': try again later`);
+        throw new GsError(
+          "RATE_LIMITED",
+          `you have ${perPair} ${this.what} open with '${sharer}': try again later`,
+        );
       case "sharer":
         throw new GsError("BUSY", `'${sharer}' has ${perSharer} ${this.what} open: try again later`);
       case undefined:
