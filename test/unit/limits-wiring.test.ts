@@ -231,6 +231,14 @@ describe("SpeedLimits: a login's saved limits", () => {
     });
     limits.restore("not an object");
     assert.equal(limits.settings().groups.length, 0);
+    // more than a client keeps: the first MAX_SETTINGS, and the login goes on
+    const many = Array.from({ length: MAX_SETTINGS }, (_, i) => ({ groupId: `g${i}`, up: 1000, down: 1000 }));
+    limits.restore({ groups: many });
+    const kept = limits.settings().groups;
+    assert.equal(
+      kept.filter((g) => g.up !== undefined).length + kept.filter((g) => g.down !== undefined).length,
+      MAX_SETTINGS,
+    );
   });
 });
 

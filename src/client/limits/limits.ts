@@ -94,12 +94,18 @@ export class SpeedLimits {
         (x): x is Record<string, unknown> =>
           typeof x === "object" && x !== null && typeof x.groupId === "string",
       );
+    // a setting past MAX_SETTINGS, or an upload limit on a download, is skipped like the rest
+    const put = (...args: Parameters<SpeedLimits["set"]>) => {
+      try {
+        this.set(...args);
+      } catch {}
+    };
     for (const d of ["up", "down"] as const) {
-      if (this.#start[d] === undefined && isRate(s[d])) this.set(d, s[d]);
-      for (const g of entries(s.groups)) if (isRate(g[d])) this.set(d, g[d], g.groupId as string);
+      if (this.#start[d] === undefined && isRate(s[d])) put(d, s[d]);
+      for (const g of entries(s.groups)) if (isRate(g[d])) put(d, g[d], g.groupId as string);
     }
     for (const x of entries(s.downloads)) {
-      if (typeof x.name === "string" && isRate(x.down)) this.set("down", x.down, x.groupId as string, x.name);
+      if (typeof x.name === "string" && isRate(x.down)) put("down", x.down, x.groupId as string, x.name);
     }
   }
 
