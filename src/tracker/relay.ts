@@ -59,6 +59,13 @@ type Side = "downloader" | "sharer";
  */
 const MAX_QUEUED = 64 * 1024;
 
+/**
+ * A circuit another member may take (#makeRoom) is one still waiting for a leg, or one
+ * that has carried nothing for this long: a transfer under way is never cut for it, so a
+ * member cannot kill others' transfers by taking their circuits over and over.
+ */
+const EVICT_IDLE_MS = 5_000;
+
 interface Circuit {
   readonly id: string;
   readonly users: Record<Side, string>;
@@ -244,8 +251,8 @@ export class Relay {
   /**
    * The sharer's circuits are all taken: the fair share is the sharer's circuits over the
    * downloaders that want them (this one too). If `downloader` holds fewer and another
-   * holds more, that one's circuit still waiting for a leg, or else its idlest, is
-   * closed; its download tries again later. Without it, a few members who keep circuits
+   * holds more, that one's circuit still waiting for a leg, or else its idlest that has
+   * carried nothing for EVICT_IDLE_MS, is closed; its download tries again later. Without it, a few members who keep circuits
    * open (four at the per-pair cap fill sixteen) would shut everyone else out of a
    * sharer they can only reach through the relay. Nothing is closed when no one holds more.
    */
@@ -263,8 +270,10 @@ export class Relay {
     let top: Circuit[] = [];
     for (const list of held.values()) if (list.length > top.length) top = list;
     if (top.length <= fair) return;
-    const victim = top.find((c) => !c.paired) ?? top.reduce((a, b) => (a.active <= b.active ? a : b));
-    this.#close(victim.id);
+    const now = this.#now();
+    const idle = top.filter((c) => !c.paired || now - c.active >= EVICT_IDLE_MS);
+    const victim = idle.find((c) => !c.paired) ?? idle.sort((a, b) => a.active - b.active)[0];
+    if (victim) this.#close(victim.id);
   }
 
   #close(id: string): void {

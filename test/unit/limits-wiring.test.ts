@@ -200,7 +200,7 @@ describe("SpeedLimits: a login's saved limits", () => {
       groups: [{ groupId: "g", up: 2e6, down: undefined }],
       downloads: [{ groupId: "g", name: "a", down: 1e5 }],
     });
-    limits.restore(JSON.parse(JSON.stringify(limits.settings())));
+    limits.restore(JSON.parse(JSON.stringify(limits.toSave())));
     assert.deepEqual(
       limits.settings().groups,
       [{ groupId: "g", up: 2e6, down: undefined }],
@@ -208,6 +208,23 @@ describe("SpeedLimits: a login's saved limits", () => {
     );
     limits.reset();
     assert.deepEqual(limits.settings(), { up: 5e6, down: undefined, groups: [], downloads: [] });
+  });
+
+  it("saves a client-wide limit set since the start, never one only given at start", () => {
+    const limits = new SpeedLimits(new FakeClock(), { up: 5e6 });
+    assert.equal(limits.toSave().up, undefined, "--max-up is that run's");
+    limits.set("down", 3e6);
+    assert.equal(limits.toSave().down, 3e6);
+    limits.set("up", 1e6);
+    assert.equal(limits.toSave().up, 1e6, "set by the user: the login's");
+    limits.reset();
+    assert.deepEqual(limits.toSave(), { up: undefined, down: undefined, groups: [], downloads: [] });
+    limits.restore({ up: 1e6, down: 3e6 });
+    assert.deepEqual(
+      [limits.toSave().up, limits.toSave().down],
+      [undefined, 3e6],
+      "the flag still wins for up",
+    );
   });
 
   it("skips what is not a limit in a hand-edited file", () => {

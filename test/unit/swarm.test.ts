@@ -414,6 +414,29 @@ describe("swarm: links under our own low download limit", () => {
   });
 });
 
+describe("swarm: a link while our own limit is 0", () => {
+  it("is not dropped as stalled once our limit goes to 0, and is checked again when it opens", async () => {
+    let rate: number | undefined = 1e6;
+    const h = harness(
+      2,
+      { "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId, { holdPieces: true }) },
+      [],
+      () => rate,
+    );
+    open.push(h.swarm);
+    h.swarm.connect(h.grant);
+    await settle();
+    rate = 0;
+    h.swarm.fillAll();
+    for (let s = 0; s < 60; s++) await h.clock.advance(1000);
+    assert.equal(h.swarm.peerCount, 1, "kept while nothing may move");
+    rate = undefined;
+    h.swarm.fillAll();
+    await h.clock.advance(20_000);
+    assert.equal(h.swarm.peerCount, 0, "a peer that sends nothing once it may is dropped");
+  });
+});
+
 describe("swarm: a sharer no path reaches", () => {
   it("is told once, with what each path met, however often it is redialled, while the others serve", async () => {
     const h = harness(4, { "10.0.0.2:1": (f) => new MemorySharer(f.data, f.fileId) }, ["10.0.0.8:1"]);

@@ -313,6 +313,36 @@ describe("relay", () => {
     relay.close();
   });
 
+  it("never cuts a transfer under way for it: only a circuit idle for 5 s may go", async () => {
+    let now = 1_000_000;
+    const relay = new Relay(
+      { circuits: { perRequester: 8, perSharer: 2, perPair: 2, total: 256 } },
+      () => now,
+    );
+    const relaySide = [];
+    const members = [];
+    for (let i = 0; i < 2; i++) {
+      const id = relay.open("eve", "bob");
+      const [eveRelay, eve] = await pair(server);
+      const [bobRelay, bob] = await pair(server);
+      relay.join(id, "eve", eveRelay, Buffer.alloc(0));
+      relay.join(id, "bob", bobRelay, Buffer.alloc(0));
+      relaySide.push(eveRelay, bobRelay);
+      members.push(eve, bob);
+    }
+    assert.throws(
+      () => relay.open("ann", "bob"),
+      (e: GsError) => e.code === "BUSY",
+      "eve's two have just carried: ann waits",
+    );
+    assert.equal(relaySide.filter((s) => s.destroyed).length, 0);
+    now += 5_000;
+    relay.open("ann", "bob"); // idle for 5 s now: one of eve's goes
+    assert.equal(relaySide.filter((s) => s.destroyed).length, 2, "one circuit's two legs closed");
+    for (const m of members) m.destroy();
+    relay.close();
+  });
+
   it("a bucket lets a quarter second's burst through, then asks for the debt's time at its rate", () => {
     let now = 1_000;
     const b = new Bucket(1_000_000, now);

@@ -316,6 +316,8 @@ export class PeerLink {
     const mark = this.#progress();
     return this.#clock.after(ms, () => {
       this.#stall = undefined;
+      // our own limit went to 0 meanwhile: nothing is due until it opens (fill() sets a timer then)
+      if (this.#owner.patience() === undefined) return;
       if (this.#progress() - mark >= STALL_BYTES) this.#stall = this.#stallTimer();
       else this.close({ kind: "ended", why: `no piece data for ${Math.round(ms / 1000)} s` });
     });

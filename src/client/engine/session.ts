@@ -325,7 +325,7 @@ export class Session {
     if (!l) return Promise.resolve();
     l.state.downloads = this.#p.downloads.snapshot();
     l.state.maxActive = this.#p.downloads.maxActive;
-    l.state.limits = this.#p.limits.settings();
+    l.state.limits = this.#p.limits.toSave();
     // the shares' lifetime totals as they are now (a share not live, skipped at login, keeps its own)
     for (const s of l.state.shares) {
       const live = this.#p.shares.find(s.groupId, s.name);

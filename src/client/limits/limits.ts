@@ -70,6 +70,8 @@ export class SpeedLimits {
   #telling = false;
   /** the client-wide limits given at start (--max-up, --max-down) */
   readonly #start: { readonly up: Rate; readonly down: Rate };
+  /** the client-wide limits set since (set_limit, or a login's saved ones): what a login saves */
+  readonly #chosen: Record<Direction, boolean> = { up: false, down: false };
 
   /** onChange: a download's share of the limits may have changed (a rate, a pause, the downloads sharing a limit). */
   constructor(clock: Clock, rates: { up?: Rate; down?: Rate } = {}, onChange?: () => void) {
@@ -81,7 +83,7 @@ export class SpeedLimits {
   }
 
   /**
-   * A login's saved limits (its settings() when it was saved) in force, after reset(); a
+   * A login's saved limits (its toSave() when it was saved) in force, after reset(); a
    * client-wide limit given at start wins for its direction. What is not a limit in
    * `saved` (a hand-edited file) is skipped.
    */
@@ -113,6 +115,8 @@ export class SpeedLimits {
   reset(): void {
     this.up.root.setRate(this.#start.up);
     this.down.root.setRate(this.#start.down);
+    this.#chosen.up = false;
+    this.#chosen.down = false;
     for (const d of ["up", "down"] as const)
       for (const id of [...this.#groupRates[d].keys()]) this.set(d, undefined, id);
     for (const { file } of [...this.#downloadRates.values()])
@@ -216,6 +220,7 @@ export class SpeedLimits {
     if (direction === "down") this.#changed();
     if (groupId === undefined) {
       (direction === "up" ? this.up : this.down).root.setRate(rate);
+      this.#chosen[direction] = true;
       return;
     }
     if (name === undefined) {
@@ -271,6 +276,15 @@ export class SpeedLimits {
   /** Group and download nodes alive (tests check that none outlives its links and settings). */
   get nodes(): number {
     return this.#groups.up.size + this.#groups.down.size + this.#downloads.size;
+  }
+
+  /**
+   * What a login keeps: settings(), but a client-wide limit only if it was set since the
+   * start (a flag given at start is that run's, not the login's).
+   */
+  toSave(): LimitSettings {
+    const s = this.settings();
+    return { ...s, up: this.#chosen.up ? s.up : undefined, down: this.#chosen.down ? s.down : undefined };
   }
 
   settings(): LimitSettings {

@@ -861,11 +861,14 @@ function limitScopes() {
   return scopes;
 }
 
-/** The scope select's options, the chosen one kept while it still exists. */
+/** The scope select's options, the chosen one kept while it still exists; untouched when they are the same (an open list stays open). */
 function renderLimitScopes() {
   const select = $("limit-scope");
-  const chosen = select.value;
   const scopes = limitScopes();
+  const same =
+    select.options.length === scopes.length && scopes.every((sc, i) => select.options[i].value === sc.value);
+  if (same) return;
+  const chosen = select.value;
   select.replaceChildren(...scopes.map((sc) => el("option", { value: sc.value, text: sc.text })));
   select.value = scopes.some((sc) => sc.value === chosen) ? chosen : "";
 }
@@ -926,9 +929,10 @@ $("limits-form").addEventListener("submit", (ev) => {
   act(ev.submitter, async () => {
     const scopeValue = $("limit-scope").value;
     const scope = scopeValue === "" ? {} : JSON.parse(scopeValue);
+    // download first: a download has no upload limit of its own, and its refusal must not lose the other
     for (const [direction, field] of [
-      ["up", "limit-up"],
       ["down", "limit-down"],
+      ["up", "limit-up"],
     ]) {
       const rate = $(field).value.trim();
       if (rate === "") continue;
