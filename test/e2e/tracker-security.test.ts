@@ -282,7 +282,7 @@ describe("tracker: file ids, peer addresses and membership (raw HTTP)", () => {
     await tracker.expectErr(/^info: .*403 NOT_MEMBER/);
     await tracker.expectErr(/^info: .*404 GROUP_NOT_FOUND/);
     assert.ok(
-      !tracker.errLines.some((l) => /^warning: .*(403|404|401|409) /.test(l)),
+      !tracker.errLines.some((l) => /^warning: .* -> (403|404|401|409) /.test(l)),
       tracker.errLines.join("\n"),
     );
   });

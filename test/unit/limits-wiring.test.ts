@@ -281,6 +281,26 @@ describe("SpeedLimits: what a served link reads without waiting", () => {
     fetching.link.destroy();
   });
 
+  it("a served peer's few bytes a second (HAVEs) are read under a download limit of 0, however little we serve it", async () => {
+    const clock = new FakeClock();
+    const limits = new SpeedLimits(clock, { down: 0 });
+    const served = linkOf(limits);
+    // a partial sharer's HAVE (9 bytes, 31 with TLS's) for each of 100 pieces a second, for a minute
+    for (let s = 0; s < 60; s++) {
+      served.far.write(Buffer.alloc(100 * 31));
+      await clock.advance(1000);
+    }
+    await settle();
+    assert.equal(served.received(), 60 * 100 * 31);
+    // far more than that is past its allowance (64 KiB at most): held, and read as it comes back
+    for (let i = 0; i < 3; i++) served.far.write(Buffer.alloc(64 * 1024));
+    await settle();
+    const base = 60 * 100 * 31;
+    assert.ok(served.received() < base + 3 * 64 * 1024, `not all at once: ${served.received() - base}`);
+    await clock.advance(60_000);
+    assert.equal(served.received(), base + 3 * 64 * 1024, "all of it in time");
+  });
+
   it("a downloader's requests are read at once however busy the download limit is", async () => {
     const clock = new FakeClock();
     const limits = new SpeedLimits(clock, { down: 10_000 });

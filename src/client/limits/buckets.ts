@@ -180,6 +180,11 @@ export class LimitNode {
     return c;
   }
 
+  /** Its tree's clock. */
+  get clock(): Clock {
+    return this.#tree.clock;
+  }
+
   get parent(): LimitNode | undefined {
     return this.#parent;
   }

@@ -1,4 +1,5 @@
 import { Duplex } from "node:stream";
+import type { Timer } from "../peers/clock.js";
 import type { LimitNode, Waiting } from "./buckets.js";
 
 /**
@@ -10,15 +11,20 @@ import type { LimitNode, Waiting } from "./buckets.js";
 export type LinkRole = "download" | "serve";
 
 /**
- * What a served link may send us without waiting for the download limit: 64 KiB (its
- * handshakes, a first burst of requests) and then 1/16 of what we sent it. Requests
- * are about 1% of what they ask for (40 bytes with TLS's for the smallest block, 4
- * KiB), so a downloader never reaches it; a peer that sends more (keep-alives at line
- * speed, say) waits with everyone else from then on, TCP holds it back, and it cannot
- * put the limit into a debt that would hold our downloads for minutes.
+ * What a served link may send us unheld: an allowance that starts at 16 KiB (its TLS
+ * and wire handshakes take some 3 KB), grows by 1/16 of what we send it and by 4 kB a
+ * second, and holds at most 64 KiB. Requests are about 1% of what they ask for (40
+ * bytes with TLS's for the smallest block, 4 KiB), and the rest a downloader sends (a
+ * partial sharer's HAVE for each piece it gets) a few bytes a second, so a downloader
+ * stays within it, even one we serve little under `set_limit down 0`. A peer past it
+ * (keep-alives at line speed, say) is not read until the allowance is back above 0:
+ * TCP holds it back, and it cannot put the download limit into a debt that would hold
+ * our downloads for minutes.
  */
-export const FREE_READ_START = 64 * 1024;
+export const FREE_READ_START = 16 * 1024;
 export const FREE_READ_SHARE = 16;
+export const FREE_READ_RATE = 4_000;
+export const FREE_READ_MOST = 64 * 1024;
 
 /** A link's two leaves: its node in the upload tree and in the download tree. */
 export interface LinkLimits {
@@ -42,8 +48,8 @@ export interface LinkLimits {
  * stream is behind.
  *
  * Only the direction its role's pieces flow in waits (reads for a download, writes for
- * a served link); the other is charged as it goes, a served link's reads only up to
- * FREE_READ_START and FREE_READ_SHARE.
+ * a served link); the other is charged as it goes, a served link's reads within an
+ * allowance (FREE_READ_START and the rest).
  *
  * The stream owns the two nodes: destroying it closes them, and closing either (its
  * download removed, say) destroys it.
@@ -62,9 +68,11 @@ export class ThrottledStream extends Duplex {
   #downWait: Waiting | undefined;
   #upWait: Waiting | undefined;
   #role: LinkRole;
-  /** bytes read off and written to the transport (a served link's free reads) */
-  #read = 0;
-  #written = 0;
+  /** a served link's allowance of unheld reads (bytes), as of #freeAt */
+  #free = FREE_READ_START;
+  #freeAt: number;
+  /** set while a served link past its allowance waits for it */
+  #freeWait: Timer | undefined;
 
   constructor(inner: Duplex, limits: LinkLimits, role: LinkRole) {
     super();
@@ -77,6 +85,7 @@ export class ThrottledStream extends Duplex {
     this.#inner = inner;
     this.#up = limits.up;
     this.#down = limits.down;
+    this.#freeAt = limits.down.clock.now();
     // A net.Socket ends its own writing when the peer's FIN comes, unless half-open: TLS
     // over it would then lose what it still had to send (EPIPE). TLS ends it when done.
     inner.allowHalfOpen = true;
@@ -95,6 +104,8 @@ export class ThrottledStream extends Duplex {
   /** An accepted link (served until then) turns out to be a download's: its reads wait from now on. */
   set role(role: LinkRole) {
     this.#role = role;
+    this.#freeWait?.cancel();
+    this.#freeWait = undefined;
     this.#flow();
   }
 
@@ -109,7 +120,7 @@ export class ThrottledStream extends Duplex {
 
   #onData(chunk: Buffer): void {
     this.#cleared = false;
-    this.#read += chunk.length;
+    if (this.#role === "serve") this.#earn(-chunk.length);
     this.#down.debit(chunk.length);
     if (!this.push(chunk)) this.#wanted = false;
     this.#flow();
@@ -118,8 +129,16 @@ export class ThrottledStream extends Duplex {
   /** Reads from the transport while our reader wants bytes and no bucket on the way up is in debt. */
   #flow(): void {
     if (this.destroyed) return;
-    let go = this.#wanted && this.#downWait === undefined;
-    if (go && this.#readsWait() && !this.#cleared && !this.#down.ready()) {
+    let go = this.#wanted && this.#downWait === undefined && this.#freeWait === undefined;
+    if (go && this.#role === "serve" && this.#earn(0) < 0) {
+      go = false;
+      const ms = Math.ceil((-this.#free * 1000) / FREE_READ_RATE);
+      this.#freeWait = this.#down.clock.after(ms, () => {
+        this.#freeWait = undefined;
+        this.#flow();
+      });
+    }
+    if (go && this.#role === "download" && !this.#cleared && !this.#down.ready()) {
       go = false;
       this.#downWait = this.#down.wait(0, (_bytes, closed) => {
         this.#downWait = undefined;
@@ -138,9 +157,13 @@ export class ThrottledStream extends Duplex {
     else this.#inner.pause();
   }
 
-  /** A download's reads wait for the limit; a served link's once it has sent more than requests. */
-  #readsWait(): boolean {
-    return this.#role === "download" || this.#read > FREE_READ_START + this.#written / FREE_READ_SHARE;
+  /** A served link's allowance, earned since it was last counted, plus `bytes` (negative: read); what it is now. */
+  #earn(bytes: number): number {
+    const now = this.#down.clock.now();
+    this.#free =
+      Math.min(FREE_READ_MOST, this.#free + ((now - this.#freeAt) * FREE_READ_RATE) / 1000) + bytes;
+    this.#freeAt = now;
+    return this.#free;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
@@ -184,7 +207,7 @@ export class ThrottledStream extends Duplex {
    */
   #put(chunk: Buffer, at: number, bytes: number, done: (err?: Error | null) => void): boolean {
     if (this.destroyed) return false;
-    this.#written += bytes;
+    if (this.#role === "serve") this.#free = Math.min(FREE_READ_MOST, this.#free + bytes / FREE_READ_SHARE);
     const piece = at === 0 && bytes === chunk.length ? chunk : chunk.subarray(at, at + bytes);
     if (at + bytes === chunk.length) {
       this.#inner.write(piece, (err) => done(err));
@@ -213,6 +236,7 @@ export class ThrottledStream extends Duplex {
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
     this.#downWait?.cancel();
+    this.#freeWait?.cancel();
     this.#upWait?.cancel();
     this.#up.close();
     this.#down.close();
