@@ -208,7 +208,7 @@ describe("ThrottledStream: TLS over a rate-limited socket on loopback", () => {
     assert.equal(await got, request.length);
     assert.equal(p.trees.clientUp.root.bytes, p.clientTcp.bytesWritten, "counted all the same");
     // the server's end turns out to be a download's (a reversal): at 0 its socket is no longer read
-    p.served.role = "download";
+    p.served.toDownload();
     assert.ok(p.serverTcp.isPaused(), "a paused download's socket is not read");
     const more = new Promise<void>((resolve) => p.serverTls.once("data", () => resolve()));
     p.clientTls.write(randomBytes(5_000));

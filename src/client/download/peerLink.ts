@@ -217,11 +217,6 @@ export class PeerLink {
     return this.#ready;
   }
 
-  /** Requests on their way. */
-  get inFlight(): number {
-    return this.#blocks.size;
-  }
-
   /** Bytes requested and not received yet. */
   get requested(): number {
     let n = 0;

@@ -209,7 +209,7 @@ export class SpeedLimits {
     place.down.moveTo(held[2].node);
     this.#release(place);
     place.held = held;
-    place.stream.role = "download";
+    place.stream.toDownload();
   }
 
   /**

@@ -102,15 +102,11 @@ export class ThrottledStream extends Duplex {
   }
 
   /** An accepted link (served until then) turns out to be a download's: its reads wait from now on. */
-  set role(role: LinkRole) {
-    this.#role = role;
+  toDownload(): void {
+    this.#role = "download";
     this.#freeWait?.cancel();
     this.#freeWait = undefined;
     this.#flow();
-  }
-
-  get role(): LinkRole {
-    return this.#role;
   }
 
   override _read(): void {
